@@ -1,0 +1,50 @@
+# The two commands a user types on a fresh machine: `make demo` and `make test`.
+# Both create the virtual environment first if it is missing (or older than pyproject.toml).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hmrm-installed
+# torch and torchvision must be a pair that imports together; see ../shared/ENVIRONMENT.md or the README.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# Downloads (face bank photos) and derived data live in git-ignored folders of the repository.
+export HMRM_CACHE ?= $(CURDIR)/.cache/hmrm
+export MPLBACKEND ?= Agg
+SYNTHME ?= data/synthme
+
+.PHONY: venv demo test test-fast figures doctor clean-data help
+
+help:
+	@echo "make demo   - set up .venv if needed, build SynthME, draw its figures"
+	@echo "make test   - set up .venv if needed, run every test and notebook"
+	@echo "make figures, make doctor, make test-fast (no notebooks), make clean-data"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# facenet-pytorch pins torch<2.3, numpy<2 and Pillow<10.3 in its metadata but works with
+	# current releases: install it without its pins (never run `pip check` here).
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hmrm synthme --out $(SYNTHME) --figure figures/synthme_montage.png
+
+figures: $(STAMP)
+	$(VENV)/bin/hmrm synthme --out $(SYNTHME) --figure figures/synthme_montage.png
+
+test: $(STAMP)
+	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -p no:cacheprovider
+
+doctor: $(STAMP)
+	$(VENV)/bin/hmrm doctor
+
+clean-data:
+	rm -rf $(SYNTHME) .cache

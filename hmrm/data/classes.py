@@ -1,0 +1,103 @@
+"""Emotion class schemes: how raw emotion words map to the classes a benchmark uses.
+
+A sample carries its raw emotion (``"happiness"``, ``"repression"``, ``"fear"``...). A scheme maps
+each raw emotion to one of its classes, or to ``None`` when the scheme leaves it out; rows outside
+a scheme are dropped (and counted) by the loaders.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Spelling variants seen in the data sets' annotation files, mapped to one word each.
+_ALIASES = {
+    "happy": "happiness",
+    "happiness": "happiness",
+    "positive": "positive",
+    "negative": "negative",
+    "surprise": "surprise",
+    "surprised": "surprise",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "repression": "repression",
+    "fear": "fear",
+    "sad": "sadness",
+    "sadness": "sadness",
+    "anger": "anger",
+    "angry": "anger",
+    "contempt": "contempt",
+    "other": "others",
+    "others": "others",
+    "tense": "tense",
+}
+
+NEGATIVE_EMOTIONS = ("disgust", "repression", "anger", "contempt", "fear", "sadness", "negative")
+
+
+def normalise_emotion(raw: str) -> str:
+    """Lower-case, trimmed, with known spelling variants merged (``"Other"`` -> ``"others"``)."""
+    key = str(raw).strip().lower()
+    return _ALIASES.get(key, key)
+
+
+@dataclass(frozen=True)
+class ClassScheme:
+    name: str
+    classes: tuple[str, ...]
+    mapping: dict[str, str | None] = field(hash=False)
+    description: str = ""
+
+    def label(self, emotion: str) -> str | None:
+        """The class of a raw emotion under this scheme, or ``None`` when it is outside it."""
+        return self.mapping.get(normalise_emotion(emotion))
+
+    def index(self, label: str) -> int:
+        return self.classes.index(label)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+COMPOSITE3 = ClassScheme(
+    "composite3",
+    ("negative", "positive", "surprise"),
+    {
+        "happiness": "positive",
+        "positive": "positive",
+        "surprise": "surprise",
+        **{e: "negative" for e in NEGATIVE_EMOTIONS},
+        "others": None,
+        "tense": None,
+    },
+    "MEGC2019 composite: negative (disgust, repression, anger, contempt, fear, sadness), "
+    "positive (happiness), surprise; 'others' left out.",
+)
+
+CASME2_5 = ClassScheme(
+    "casme2_5",
+    ("happiness", "disgust", "repression", "surprise", "others"),
+    {
+        "happiness": "happiness",
+        "disgust": "disgust",
+        "repression": "repression",
+        "surprise": "surprise",
+        "others": "others",
+        # CASME II files fear and sadness under 'others' in the 5-class setting
+        "fear": "others",
+        "sadness": "others",
+        "anger": "others",
+        "contempt": "others",
+    },
+    "CASME II 5-class: happiness, disgust, repression, surprise, others (fear and sadness join others).",
+)
+
+SCHEMES: dict[str, ClassScheme] = {s.name: s for s in (COMPOSITE3, CASME2_5)}
+
+
+def get_scheme(name: str | ClassScheme) -> ClassScheme:
+    if isinstance(name, ClassScheme):
+        return name
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise ValueError(f"unknown class scheme {name!r}; choose one of {sorted(SCHEMES)}") from None

@@ -1,0 +1,99 @@
+"""The sample record every data set loader returns, SynthME and the licensed sets alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Sample:
+    """One micro-expression clip.
+
+    ``frames`` is the ordered list of frame files; ``onset``, ``apex`` and ``offset`` are
+    0-based indices into it (the data sets' own frame numbers stay in ``meta['frame_numbers']``
+    where they differ). ``emotion`` is the raw annotation; ``label`` / ``label_index`` are its
+    class under the scheme the loader was asked for.
+    """
+
+    dataset: str
+    subject: str
+    sample_id: str
+    frames: tuple[Path, ...]
+    onset: int
+    apex: int
+    offset: int
+    emotion: str
+    label: str | None = None
+    label_index: int | None = None
+    aus: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.frames = tuple(Path(f) for f in self.frames)
+        n = len(self.frames)
+        if not (0 <= self.onset <= self.apex <= self.offset < n):
+            raise ValueError(
+                f"{self.key}: need 0 <= onset <= apex <= offset < n_frames, got "
+                f"onset={self.onset} apex={self.apex} offset={self.offset} n_frames={n}"
+            )
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.subject}/{self.sample_id}"
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def onset_path(self) -> Path:
+        return self.frames[self.onset]
+
+    @property
+    def apex_path(self) -> Path:
+        return self.frames[self.apex]
+
+    @property
+    def offset_path(self) -> Path:
+        return self.frames[self.offset]
+
+
+class DataError(RuntimeError):
+    """Bad input: a missing root, a malformed annotation file, missing frames. Messages name the
+    file and the fix."""
+
+
+class SampleSet(list):
+    """A list of :class:`Sample` that also remembers what the loader left out.
+
+    ``skipped``: (sample key, reason) for rows whose frames are missing or unreadable.
+    ``dropped``: raw emotion -> count of rows outside the chosen class scheme.
+    """
+
+    def __init__(self, samples=(), skipped=None, dropped=None, scheme=None):
+        super().__init__(samples)
+        self.skipped: list[tuple[str, str]] = list(skipped or [])
+        self.dropped: dict[str, int] = dict(dropped or {})
+        self.scheme = scheme
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({s.subject for s in self})
+
+    def class_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if self.scheme is not None:
+            counts = {c: 0 for c in self.scheme.classes}
+        for s in self:
+            counts[s.label] = counts.get(s.label, 0) + 1
+        return counts
+
+    def summary(self) -> str:
+        parts = [f"{len(self)} samples, {len(self.subjects)} subjects"]
+        if self.scheme is not None:
+            parts.append(", ".join(f"{k} {v}" for k, v in self.class_counts().items()))
+        if self.dropped:
+            parts.append(f"dropped outside scheme: {sum(self.dropped.values())} ({', '.join(f'{k} {v}' for k, v in sorted(self.dropped.items()))})")
+        if self.skipped:
+            parts.append(f"skipped (missing frames): {len(self.skipped)}")
+        return "; ".join(parts)

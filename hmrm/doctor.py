@@ -1,0 +1,115 @@
+"""``hmrm doctor``: one OK / FAIL / INFO line per component, to paste into bug reports."""
+from __future__ import annotations
+
+import platform
+import sys
+
+
+def _check(name: str, fn, required: bool = True) -> bool:
+    try:
+        detail = fn()
+        print(f"OK    {name:<18} {detail}")
+        return True
+    except Exception as exc:  # noqa: BLE001 - the point is to report anything
+        tag = "FAIL " if required else "INFO "
+        print(f"{tag} {name:<18} {type(exc).__name__}: {exc}")
+        return not required
+
+
+def _torch():
+    import torch
+
+    return f"torch {torch.__version__} (threads {torch.get_num_threads()})"
+
+
+def _torchvision():
+    import torch
+    import torchvision
+    from torchvision.ops import nms
+
+    nms(torch.zeros(1, 4), torch.ones(1), 0.5)  # the operator facenet-pytorch needs
+    return f"torchvision {torchvision.__version__}, nms operator works"
+
+
+def _cuda():
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("not available; everything runs on the CPU (GPU is optional)")
+    return f"{torch.cuda.device_count()} device(s): {torch.cuda.get_device_name(0)}"
+
+
+def _mamba():
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("mamba-ssm kernel needs CUDA; the pure-PyTorch scan is used instead (optional)")
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
+
+    import mamba_ssm
+
+    return f"mamba-ssm {mamba_ssm.__version__} kernel importable"
+
+
+def _opencv():
+    import cv2
+
+    cv2.optflow.DualTVL1OpticalFlow_create()
+    return f"opencv {cv2.__version__} with contrib (TV-L1, DIS, Farneback)"
+
+
+def _dlib():
+    import dlib
+
+    from .face.landmarks import model_path
+
+    path = model_path()
+    return f"dlib {dlib.__version__}; 68-point model {path} ({path.stat().st_size // 2**20} MB)"
+
+
+def _mtcnn():
+    import os
+
+    import facenet_pytorch
+
+    data = os.path.join(os.path.dirname(facenet_pytorch.__file__), "data")
+    found = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if os.path.isfile(os.path.join(data, n))]
+    if len(found) != 3:
+        raise RuntimeError(f"MTCNN weights missing in {data}: reinstall with `pip install --no-deps facenet-pytorch==2.6.0`")
+    from .face.detect import _mtcnn
+
+    _mtcnn()
+    return f"facenet-pytorch {getattr(facenet_pytorch, '__version__', '2.6')}; weights {', '.join(found)}"
+
+
+def _bank():
+    from .data.facebank import PHOTOS, bank_dir, fetch_face_bank, subjects
+
+    photos = fetch_face_bank(offline=True, verbose=False)
+    n_people = len({p.person for p in PHOTOS})
+    got = len(subjects(photos))
+    msg = f"{len(photos)}/{len(PHOTOS)} photos, {got}/{n_people} subjects cached in {bank_dir()}"
+    if got < n_people:
+        raise RuntimeError(msg + "; run `hmrm facebank` to fetch the rest")
+    return msg
+
+
+def run_doctor() -> int:
+    from . import __version__
+
+    print(f"hmrm {__version__} | Python {sys.version.split()[0]} | {platform.platform()}")
+    import warnings
+
+    ok = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok &= _check("torch", _torch)
+        ok &= _check("torchvision", _torchvision)
+        _check("CUDA", _cuda, required=False)
+        _check("mamba-ssm kernel", _mamba, required=False)
+        ok &= _check("opencv-contrib", _opencv)
+        ok &= _check("dlib model", _dlib)
+        ok &= _check("MTCNN weights", _mtcnn)
+        _check("face bank", _bank, required=False)
+    print("all required components work" if ok else "some required component FAILED (see above)")
+    return 0 if ok else 1
