@@ -38,7 +38,7 @@ figures: $(STAMP)
 	$(VENV)/bin/hmrm synthme --out $(SYNTHME) --figure figures/synthme_montage.png
 
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -p no:cacheprovider

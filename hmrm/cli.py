@@ -8,6 +8,15 @@ from pathlib import Path
 DEFAULT_SYNTHME = Path("data/synthme")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where there is one worth showing (not None, not a False flag)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _cmd_doctor(args) -> int:
     from .doctor import run_doctor
 
@@ -73,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Renders synthetic micro-expression clips from the face bank's real photos, with "
                        "exact ground-truth optical flow onset->apex. Resumes an interrupted build; the same seed "
                        "gives the same bytes.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     s.add_argument("--out", type=Path, default=DEFAULT_SYNTHME, help="folder to write the data set into")
     s.add_argument("--preset", default="default", choices=["default", "hard", "tiny"],
                    help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; tiny: 4 short clips per subject")
     s.add_argument("--subjects", type=int, default=None, help="use only the first N bank subjects (default: all)")
     s.add_argument("--clips-per-subject", type=int, default=None, help="override the preset's clips per subject (default preset: 16)")
-    s.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    s.add_argument("--seed", type=int, default=None, help="random seed (default: 0, or the preset's)")
     s.add_argument("--format", choices=["png", "jpg"], default=None, help="frame file format (default png, lossless)")
     s.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
     s.add_argument("--offline", action="store_true", help="do not download the face bank; use what is cached")

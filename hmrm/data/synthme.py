@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -442,12 +443,13 @@ def _annotation_row(spec: ClipSpec, motion: ClipMotion) -> dict:
 _WORKER: dict = {}
 
 
-def _init_worker(faces: list[BankFace], size: int) -> None:
-    import cv2
-    import torch
+def _init_worker(faces: list[BankFace], size: int, single_thread: bool = True) -> None:
+    if single_thread:  # only inside pool workers: never change the caller's thread settings
+        import cv2
+        import torch
 
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
     _WORKER["faces"] = {f.photo_id: f for f in faces}
     _WORKER["size"] = size
     _WORKER["render"] = {}
@@ -531,11 +533,14 @@ def build_synthme(
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="SynthME clips", unit="clip", disable=not progress)
     jobs = [(s, str(out), config.image_format) for s in todo]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(faces, config.size)) as pool:
+        # "spawn", not fork: forking a process whose torch/OpenMP threads already ran (a Jupyter
+        # kernel, a test session) can deadlock the children.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(faces, config.size)) as pool:
             for _ in pool.map(_build_clip, jobs, chunksize=2):
                 bar.update()
     else:
-        _init_worker(faces, config.size)
+        _init_worker(faces, config.size, single_thread=False)
         for job in jobs:
             _build_clip(job)
             bar.update()

@@ -1,0 +1,36 @@
+"""Every chapter is committed without outputs and opens with a papermill `parameters` cell of literals."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_chapters_exist_and_are_numbered():
+    names = [p.name for p in NOTEBOOKS]
+    assert "00_course_map.ipynb" in names and "01_faces_and_synthme.ipynb" in names
+    for n in names:
+        assert n[:2].isdigit() and n[2] == "_", n
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    first = cells[0]
+    assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", []), (
+        f"{path.name}: the first cell must be a code cell tagged 'parameters'"
+    )
+    tree = ast.parse("".join(first["source"]))
+    for node in tree.body:
+        assert isinstance(node, ast.Assign), f"{path.name}: parameters cell holds only assignments"
+        ast.literal_eval(node.value)  # raises if a value is not a literal papermill can override
+    for c in cells:
+        if c["cell_type"] == "code":
+            assert c.get("outputs") == [] and c.get("execution_count") is None, (
+                f"{path.name}: commit notebooks without outputs (clear them before committing)"
+            )
+    assert any(c["cell_type"] == "markdown" and c["source"] for c in cells), path.name
