@@ -4,10 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from hmrm.data.records import DataError
+from hmrm.flow import warp_array
 from hmrm.data.synthme import (
     ClipMotion, SynthConfig, build_synthme, class_counts, load_gt_flow, load_synthme, make_specs,
     render_clip, temporal_profile,
@@ -38,12 +37,7 @@ def test_specs_are_heterogeneous_and_balanced(bank_faces):
 
 
 def _warp(image, flow):
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    gx, gy = xs + flow[..., 0], ys + flow[..., 1]
-    g = torch.from_numpy(np.stack([2 * gx / (w - 1) - 1, 2 * gy / (h - 1) - 1], -1)).float()[None]
-    t = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
-    return F.grid_sample(t, g, mode="bicubic", align_corners=True)[0].permute(1, 2, 0).numpy()
+    return warp_array(image, flow, mode="bicubic")
 
 
 def test_gt_flow_is_exact(render_face, bank_faces):

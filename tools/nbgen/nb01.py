@@ -209,25 +209,17 @@ plt.show()
 ### Check: warping apex by the ground truth gives back onset
 
 We render the same clip without noise and lighting drift, warp the apex frame by the ground-truth
-flow (bicubic sampling at $x + F(x)$), and compare with onset on face pixels. A small residual is
+flow (`hmrm.flow.warp_array`: bicubic sampling at $x + F(x)$), and compare with onset on face pixels. A small residual is
 left by the bicubic re-interpolation of the image itself; warping with a wrong flow (80 % of the
 truth, or none at all) does visibly worse.
 '''),
 ("code", '''
-import torch
-import torch.nn.functional as F
-
-def warp(image, flow):
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    g = np.stack([2 * (xs + flow[..., 0]) / (w - 1) - 1, 2 * (ys + flow[..., 1]) / (h - 1) - 1], -1)
-    t = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
-    return F.grid_sample(t, torch.from_numpy(g).float()[None], mode="bicubic", align_corners=True)[0].permute(1, 2, 0).numpy()
+from hmrm.flow import warp_array   # samples the image at x + F(x) (torch grid_sample)
 
 clean, flow, _ = render_clip(face, spec, noise=False, lighting=False)
 on, ap = clean[spec.onset].astype(np.float32), clean[spec.apex]
 mask = face.fields.face
-residual = {name: float(np.abs(warp(ap, f) - on)[mask].mean())
+residual = {name: float(np.abs(warp_array(ap, f, mode="bicubic") - on)[mask].mean())
             for name, f in [("ground truth", flow), ("0.8 x truth", 0.8 * flow), ("no motion", 0 * flow)]}
 for name, r in residual.items():
     print(f"mean |warped apex - onset| on the face, {name:>12}: {r:.3f} grey levels")
