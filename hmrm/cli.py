@@ -59,6 +59,40 @@ def _cmd_synthme(args) -> int:
     return 0
 
 
+def _cmd_prepare(args) -> int:
+    from .data.apex import ApexCache
+    from .data.datasets import WHERE_TO_REQUEST, load_dataset
+    from .data.prepare import prepare_samples
+
+    kwargs = {}
+    if args.dataset != "synthme":
+        kwargs["estimate_apex"] = not args.no_apex_estimate
+        kwargs["apex_cache"] = ApexCache(args.apex_cache or Path(args.out) / "apex_estimates.json")
+    if args.dataset == "casme2":
+        kwargs["frames"] = args.frames
+    if args.dataset == "composite":
+        kwargs.update(casme2_root=args.casme2_root, samm_root=args.samm_root, smic_root=args.smic_root, casme2_frames=args.frames)
+    if args.root is None and not (args.dataset == "composite" and args.casme2_root and args.samm_root and args.smic_root):
+        hint = WHERE_TO_REQUEST.get(args.dataset, "")
+        print(f"hmrm prepare: error: --root is required for {args.dataset}." + (f" The data set is requested from {hint}." if hint else ""),
+              file=sys.stderr)
+        return 2
+    samples = load_dataset(args.dataset, args.root or Path("."), scheme=args.scheme, **kwargs)
+    print(f"{args.dataset}: {samples.summary()}")
+    for key, what, why in samples.fixes:
+        print(f"  fix  {key}: {what}  ({why})")
+    for key, why in samples.skipped:
+        print(f"  skip {key}: {why}")
+    if args.list:
+        return 0
+    todo = samples[: args.limit] if args.limit else samples
+    res = prepare_samples(todo, args.out, size=args.size, progress=not args.quiet)
+    print(f"prepared {res['done']} new, {res['cached']} already cached, {len(res['failed'])} failed -> {args.out}")
+    for key, file, why in res["failed"]:
+        print(f"  fail {key}: {why}")
+    return 1 if res["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hmrm",
@@ -94,6 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--offline", action="store_true", help="do not download the face bank; use what is cached")
     s.add_argument("--figure", type=Path, default=None, help="also write the montage figure to this PNG")
     s.set_defaults(func=_cmd_synthme)
+
+    r = sub.add_parser(
+        "prepare", help="parse a data set and cache aligned onset/apex face crops per sample",
+        description="Reads a data set as it was distributed (CASME II, SAMM, SMIC-HS, the MEGC2019 composite, or "
+        "SynthME), prints its sample and class counts, the annotation fixes it applied and the samples it skipped, "
+        "then detects, landmarks and aligns the onset frame of every sample and warps onset and apex with the same "
+        "transform into <out>/<dataset>/<subject>/<sample>/. Interrupted runs resume; failures are listed in "
+        "<out>/<dataset>/failures.csv and retried next time. Exit status 1 when some samples failed.",
+        formatter_class=_Help,
+        epilog="Layouts: casme2: ROOT/CASME2-coding-*.xlsx + ROOT/CASME2_RAW_selected/subXX/EPxx_yy/imgN.jpg (or Cropped/); "
+        "samm: ROOT/SAMM_Micro_FACS_Codes_v2.xlsx + ROOT/SAMM/006/006_1_2/006_NNNNN.jpg; "
+        "smic: ROOT/HS/s1/micro/negative/s1_ne_01/*.bmp; composite: ROOT/casme2, ROOT/samm, ROOT/smic "
+        "(or the three --*-root options); synthme: the folder `hmrm synthme` wrote.")
+    r.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "composite", "synthme"], help="which data set")
+    r.add_argument("--root", type=Path, default=None, help="the data set's folder as it was distributed (see the layouts below)")
+    r.add_argument("--out", type=Path, default=Path("data/prepared"), help="cache folder for the aligned crops")
+    r.add_argument("--scheme", default=None, choices=["casme2_5", "samm5", "smic3", "composite3"],
+                   help="class scheme (default: the data set's own: casme2_5, samm5, smic3, composite3 for composite and synthme)")
+    r.add_argument("--frames", default="auto", choices=["auto", "raw", "cropped"],
+                   help="CASME II frames: CASME2_RAW_selected (raw) or Cropped; auto takes raw when present")
+    r.add_argument("--size", type=int, default=256, help="side of the aligned square crop in pixels")
+    r.add_argument("--casme2-root", type=Path, default=None, help="composite only: the CASME II folder (default ROOT/casme2)")
+    r.add_argument("--samm-root", type=Path, default=None, help="composite only: the SAMM folder (default ROOT/samm)")
+    r.add_argument("--smic-root", type=Path, default=None, help="composite only: the SMIC folder (default ROOT/smic)")
+    r.add_argument("--apex-cache", type=Path, default=None,
+                   help="JSON file of apex estimates (default: OUT/apex_estimates.json)")
+    r.add_argument("--no-apex-estimate", action="store_true",
+                   help="skip samples without an annotated apex instead of estimating it from motion")
+    r.add_argument("--list", action="store_true", help="only parse and print counts, fixes and skipped samples; align nothing")
+    r.add_argument("--limit", type=int, default=None, help="prepare only the first N samples (for a quick look)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_prepare)
     return p
 
 

@@ -82,20 +82,44 @@ CASME2_5 = ClassScheme(
         "repression": "repression",
         "surprise": "surprise",
         "others": "others",
-        # CASME II files fear and sadness under 'others' in the 5-class setting
-        "fear": "others",
-        "sadness": "others",
-        "anger": "others",
-        "contempt": "others",
+        # fear (2 clips) and sadness (7) are too rare in CASME II: the 5-class literature leaves them out
+        "fear": None,
+        "sadness": None,
     },
-    "CASME II 5-class: happiness, disgust, repression, surprise, others (fear and sadness join others).",
+    "CASME II 5-class as in the MER literature: happiness, disgust, repression, surprise, others; "
+    "fear and sadness (9 clips) left out.",
 )
 
-SCHEMES: dict[str, ClassScheme] = {s.name: s for s in (COMPOSITE3, CASME2_5)}
+SAMM5 = ClassScheme(
+    "samm5",
+    ("happiness", "anger", "contempt", "surprise", "others"),
+    {
+        "happiness": "happiness",
+        "anger": "anger",
+        "contempt": "contempt",
+        "surprise": "surprise",
+        "others": "others",
+        "disgust": None,
+        "fear": None,
+        "sadness": None,
+    },
+    "SAMM 5-class as in the MER literature: the five largest classes (anger, contempt, happiness, "
+    "surprise, other); disgust, fear and sadness (23 clips) left out.",
+)
+
+SMIC3 = ClassScheme(
+    "smic3",
+    ("negative", "positive", "surprise"),
+    {"negative": "negative", "positive": "positive", "surprise": "surprise"},
+    "SMIC-HS 3-class: negative, positive, surprise (the folder names).",
+)
+
+SCHEMES: dict[str, ClassScheme] = {s.name: s for s in (COMPOSITE3, CASME2_5, SAMM5, SMIC3)}
 
 
-def get_scheme(name: str | ClassScheme) -> ClassScheme:
-    if isinstance(name, ClassScheme):
+def get_scheme(name):
+    """A scheme by name, or the object itself when it already behaves like one."""
+    if not isinstance(name, str):
         return name
     try:
         return SCHEMES[name]

@@ -42,6 +42,12 @@ class Sample:
         return f"{self.dataset}/{self.subject}/{self.sample_id}"
 
     @property
+    def group(self) -> str:
+        """The LOSO group: one person. ``dataset/subject``, so that subjects of different data
+        sets never merge in the composite set."""
+        return f"{self.dataset}/{self.subject}"
+
+    @property
     def n_frames(self) -> int:
         return len(self.frames)
 
@@ -68,13 +74,20 @@ class SampleSet(list):
 
     ``skipped``: (sample key, reason) for rows whose frames are missing or unreadable.
     ``dropped``: raw emotion -> count of rows outside the chosen class scheme.
+    ``fixes``: (sample key, what was changed, why / source) for annotation errors corrected on load.
     """
 
-    def __init__(self, samples=(), skipped=None, dropped=None, scheme=None):
+    def __init__(self, samples=(), skipped=None, dropped=None, scheme=None, fixes=None):
         super().__init__(samples)
         self.skipped: list[tuple[str, str]] = list(skipped or [])
         self.dropped: dict[str, int] = dict(dropped or {})
         self.scheme = scheme
+        self.fixes: list[tuple[str, str, str]] = list(fixes or [])
+
+    @property
+    def groups(self) -> list[str]:
+        """LOSO groups (``dataset/subject``), sorted."""
+        return sorted({s.group for s in self})
 
     @property
     def subjects(self) -> list[str]:
@@ -89,11 +102,13 @@ class SampleSet(list):
         return counts
 
     def summary(self) -> str:
-        parts = [f"{len(self)} samples, {len(self.subjects)} subjects"]
+        parts = [f"{len(self)} samples, {len(self.groups)} subjects"]
         if self.scheme is not None:
             parts.append(", ".join(f"{k} {v}" for k, v in self.class_counts().items()))
         if self.dropped:
             parts.append(f"dropped outside scheme: {sum(self.dropped.values())} ({', '.join(f'{k} {v}' for k, v in sorted(self.dropped.items()))})")
+        if self.fixes:
+            parts.append(f"annotation fixes: {len(self.fixes)}")
         if self.skipped:
             parts.append(f"skipped (missing frames): {len(self.skipped)}")
         return "; ".join(parts)

@@ -1,0 +1,71 @@
+"""One entry point for every data set: ``load_dataset(name, root)``.
+
+=========  =======================================  ===============  ======================
+name       root holds                               default scheme   other schemes
+=========  =======================================  ===============  ======================
+synthme    annotations.csv, frames/ (hmrm synthme)  composite3       casme2_5
+casme2     CASME2-coding-*.xlsx, CASME2_RAW_selected casme2_5        composite3
+samm       SAMM_Micro_FACS_Codes_v2.xlsx, SAMM/     samm5            composite3
+smic       HS/s1/micro/<class>/...                  smic3            composite3
+composite  casme2/, samm/, smic/ (one root each)    composite3       (fixed by the protocol)
+=========  =======================================  ===============  ======================
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .records import DataError, SampleSet
+
+DEFAULT_SCHEME = {"synthme": "composite3", "casme2": "casme2_5", "samm": "samm5", "smic": "smic3", "composite": "composite3"}
+DATASET_NAMES = tuple(DEFAULT_SCHEME)
+#: where each licensed set is requested (the owners' pages; a signed licence agreement is needed)
+WHERE_TO_REQUEST = {
+    "casme2": "CASME II: Institute of Psychology, Chinese Academy of Sciences (Fu Xiaolan's group), http://casme.psych.ac.cn/casme/e2",
+    "samm": "SAMM: Manchester Metropolitan University (Moi Hoon Yap's group), http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php",
+    "smic": "SMIC: University of Oulu, Center for Machine Vision and Signal Analysis (Guoying Zhao's group); request it from the SMIC page of the University of Oulu",
+}
+
+
+def _sub_root(root: Path, name: str) -> Path:
+    for p in root.iterdir() if root.is_dir() else ():
+        if p.is_dir() and p.name.lower().replace("-", "").replace("_", "") in {name, {"casme2": "casmeii"}.get(name, name)}:
+            return p
+    raise DataError(
+        f"composite: no {name} folder in {root}. Put (or link) the three data sets as {root}/casme2, {root}/samm and "
+        f"{root}/smic, or pass --casme2-root / --samm-root / --smic-root."
+    )
+
+
+def load_dataset(name: str, root: str | Path, scheme: str | None = None, **kwargs) -> SampleSet:
+    """Samples of data set ``name`` under ``root``, labelled under ``scheme`` (its default if None).
+
+    Extra keyword arguments go to the parser (``frames="cropped"`` for CASME II, ``apex_cache``,
+    ``casme2_root=`` ... for the composite set)."""
+    name = name.lower()
+    if name not in DEFAULT_SCHEME:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    scheme = scheme or DEFAULT_SCHEME[name]
+    root = Path(root)
+    if name == "synthme":
+        from .synthme import load_synthme
+
+        return load_synthme(root, scheme=scheme)
+    if name == "casme2":
+        from .casme2 import load_casme2
+
+        return load_casme2(root, scheme=scheme, **kwargs)
+    if name == "samm":
+        from .samm import load_samm
+
+        return load_samm(root, scheme=scheme, **kwargs)
+    if name == "smic":
+        from .smic import load_smic
+
+        return load_smic(root, scheme=scheme, **kwargs)
+    from .composite import load_composite
+
+    if scheme != "composite3":
+        raise ValueError("the composite set has one scheme, composite3 (its labels come from the MEGC2019 list)")
+    roots = {k: kwargs.pop(f"{k}_root", None) for k in ("casme2", "samm", "smic")}
+    roots = {k: Path(v) if v else _sub_root(root, k) for k, v in roots.items()}
+    return load_composite(roots["casme2"], roots["samm"], roots["smic"], **kwargs)

@@ -1,0 +1,115 @@
+"""Shared machinery of the licensed data-set parsers (CASME II, SAMM, SMIC-HS).
+
+A parser turns each annotation row into a :class:`RawRow` (ids, frame folder, frame numbers as
+the file gives them, raw emotion, AUs) and hands the rows to :func:`build_samples`, which
+
+* drops rows outside the class scheme (counted in ``SampleSet.dropped``);
+* lists the clip's frame files and skips rows whose frames are missing (``SampleSet.skipped``,
+  plus one warning naming the first few);
+* corrects annotation errors it can prove from the frames on disk, recording each in
+  ``SampleSet.fixes`` with its reason: an offset before the onset or past the last frame of the
+  folder becomes the folder's last frame; a missing apex (blank, ``/``, ``-1``) or one outside
+  onset..offset is estimated from motion (:mod:`hmrm.data.apex`);
+* returns :class:`~hmrm.data.records.Sample` records with 0-based indices into the frames from
+  onset to offset (the file's frame numbers stay in ``meta['frame_numbers']``).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apex import ApexCache
+from .classes import get_scheme
+from .records import DataError, Sample, SampleSet
+from .tables import list_frames
+
+
+@dataclass
+class RawRow:
+    dataset: str
+    subject: str
+    sample_id: str
+    folder: Path
+    onset: int | None  # frame numbers as the data set names its files; None = "first frame"
+    apex: int | None  # None = not annotated
+    offset: int | None  # None = "last frame"
+    emotion: str
+    aus: str = ""
+    where: str = ""  # "file, line N" for messages
+    meta: dict = field(default_factory=dict)
+
+
+def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = None, estimate_apex: bool = True,
+                  what: str = "", fix_hint: str = "") -> SampleSet:
+    sch = get_scheme(scheme)
+    cache = apex_cache if apex_cache is not None else (ApexCache() if estimate_apex else None)
+    samples, skipped, dropped, fixes = [], [], {}, []
+    for r in rows:
+        key = f"{r.dataset}/{r.subject}/{r.sample_id}"
+        label = sch.label(r.emotion)
+        if label is None:
+            dropped[r.emotion] = dropped.get(r.emotion, 0) + 1
+            continue
+        frames = list_frames(r.folder)
+        if not frames:
+            skipped.append((key, f"no frame files in {r.folder}"))
+            continue
+        numbers = list(frames)
+        onset = numbers[0] if r.onset is None else r.onset
+        offset = numbers[-1] if r.offset is None else r.offset
+        if onset not in frames:
+            skipped.append((key, f"onset frame {onset} not in {r.folder} (it holds {numbers[0]}..{numbers[-1]})"))
+            continue
+        if offset < onset or offset > numbers[-1]:
+            fixes.append((key, f"offset {offset} -> {numbers[-1]}",
+                          f"{r.where}: offset {'before the onset' if offset < onset else 'past the last frame'} of the "
+                          f"folder; set to the folder's last frame"))
+            offset = numbers[-1]
+        span = [n for n in numbers if onset <= n <= offset]
+        gaps = offset - onset + 1 - len(span)
+        if gaps:
+            missing = [n for n in range(onset, offset + 1) if n not in frames]
+            skipped.append((key, f"{gaps} missing frame(s) between onset {onset} and offset {offset} in {r.folder}, first {missing[0]}"))
+            continue
+        paths = [frames[n] for n in span]
+        apex = r.apex
+        if apex is not None and not onset <= apex <= offset:
+            fixes.append((key, f"apex {apex} outside onset..offset {onset}..{offset}: estimated", f"{r.where}"))
+            apex = None
+        if apex is None:
+            if cache is None:
+                skipped.append((key, "no apex annotated and estimation turned off"))
+                continue
+            try:
+                idx = cache.get(key, paths)
+            except DataError as exc:
+                skipped.append((key, str(exc)))
+                continue
+            if r.apex is None and r.dataset != "smic":
+                fixes.append((key, f"apex missing -> {span[idx]} (estimated)", f"{r.where}: no apex in the file; estimated from motion"))
+            apex = span[idx]
+            apex_estimated = True
+        else:
+            apex_estimated = False
+        samples.append(Sample(
+            dataset=r.dataset, subject=r.subject, sample_id=r.sample_id, frames=tuple(paths),
+            onset=0, apex=span.index(apex), offset=len(span) - 1, emotion=r.emotion, label=label,
+            label_index=sch.index(label), aus=r.aus,
+            meta={"frame_numbers": [onset, apex, offset], "apex_estimated": apex_estimated, "source": r.where, **r.meta},
+        ))
+    if skipped:
+        warnings.warn(
+            f"{what or 'data set'}: {len(skipped)} sample(s) skipped: "
+            + "; ".join(f"{k} ({why})" for k, why in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+            + (f". {fix_hint}" if fix_hint else ""),
+            stacklevel=3,
+        )
+    return SampleSet(samples, skipped, dropped, sch, fixes)
+
+
+def require_dir(path: Path, what: str, expect: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{what} folder {path} does not exist. Expected {expect}. Pass the folder you were sent with --root.")
+    return path
