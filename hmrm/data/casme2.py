@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .apex import ApexCache
 from .records import DataError, SampleSet
-from .realsets import RawRow, build_samples, require_dir
-from .tables import frame_number, id_text, read_sheet
+from .realsets import build_samples, require_dir, rows_from_sheet
+from .tables import id_text
 
 COLUMNS = {
     "subject": ("Subject",),
@@ -60,20 +60,7 @@ def load_casme2(root: str | Path, scheme: str = "casme2_5", frames: str = "auto"
     root = require_dir(Path(root), "CASME II", EXPECT)
     ann = Path(annotation) if annotation else find_annotation(root)
     fr = frame_root(root, frames)
-    rows = []
-    for r in read_sheet(ann, COLUMNS, "CASME II", f"Expected the coding sheet of CASME II ({EXPECT})."):
-        where = f"{ann.name}, line {r['_line']}"
-        if r["subject"] is None or r["filename"] is None:
-            raise DataError(f"{ann}, line {r['_line']}: empty Subject or Filename. Fix or delete the row.")
-        subject = id_text(r["subject"], 2, "sub")
-        try:
-            onset, apex, offset = (frame_number(r[k]) for k in ("onset", "apex", "offset"))
-        except ValueError as exc:
-            raise DataError(f"{ann}, line {r['_line']}: {exc}. Fix the cell.") from None
-        if onset is None or offset is None:
-            raise DataError(f"{ann}, line {r['_line']}: onset and offset frames are required, got {r['onset']!r}, {r['offset']!r}.")
-        sample = str(r["filename"]).strip()
-        rows.append(RawRow("casme2", subject, sample, fr / subject / sample, onset, apex, offset,
-                           str(r["emotion"] or "").strip(), str(r["aus"] or "").strip(), where))
+    rows = rows_from_sheet(ann, COLUMNS, "casme2", "CASME II", fr, lambda v: id_text(v, 2, "sub"),
+                           f"the coding sheet of CASME II ({EXPECT})")
     return build_samples(rows, scheme, apex_cache, estimate_apex, "CASME II",
                          f"Check that {fr} holds every clip folder of the coding sheet.")

@@ -108,6 +108,28 @@ def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = Non
     return SampleSet(samples, skipped, dropped, sch, fixes)
 
 
+def rows_from_sheet(ann: Path, columns: dict, dataset: str, what: str, frame_root: Path, subject_id, expect: str) -> list[RawRow]:
+    """Annotation rows of a coding sheet (CASME II, SAMM) as :class:`RawRow`; ``subject_id`` turns
+    the Subject cell into the folder name. Malformed cells raise :class:`DataError` naming the line."""
+    from .tables import frame_number, read_sheet
+
+    rows = []
+    for r in read_sheet(ann, columns, what, f"Expected {expect}."):
+        line = f"{ann}, line {r['_line']}"
+        if r["subject"] is None or r["filename"] is None:
+            raise DataError(f"{line}: empty Subject or Filename. Fix or delete the row.")
+        try:
+            onset, apex, offset = (frame_number(r[k]) for k in ("onset", "apex", "offset"))
+        except ValueError as exc:
+            raise DataError(f"{line}: {exc}. Fix the cell.") from None
+        if onset is None or offset is None:
+            raise DataError(f"{line}: onset and offset frames are required, got {r['onset']!r}, {r['offset']!r}.")
+        subject, sample = subject_id(r["subject"]), str(r["filename"]).strip()
+        rows.append(RawRow(dataset, subject, sample, frame_root / subject / sample, onset, apex, offset,
+                           str(r["emotion"] or "").strip(), str(r["aus"] or "").strip(), f"{ann.name}, line {r['_line']}"))
+    return rows
+
+
 def require_dir(path: Path, what: str, expect: str) -> Path:
     path = Path(path)
     if not path.is_dir():

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .apex import ApexCache
 from .records import DataError, SampleSet
-from .realsets import RawRow, build_samples, require_dir
-from .tables import frame_number, id_text, read_sheet
+from .realsets import build_samples, require_dir, rows_from_sheet
+from .tables import id_text
 
 COLUMNS = {
     "subject": ("Subject",),
@@ -45,19 +45,5 @@ def load_samm(root: str | Path, scheme: str = "samm5", annotation: str | Path | 
     fr = root / "SAMM"
     if not fr.is_dir():
         raise DataError(f"{fr} does not exist. Expected {EXPECT}.")
-    rows = []
-    for r in read_sheet(ann, COLUMNS, "SAMM", f"Expected SAMM's FACS code sheet ({EXPECT})."):
-        where = f"{ann.name}, line {r['_line']}"
-        if r["subject"] is None or r["filename"] is None:
-            raise DataError(f"{ann}, line {r['_line']}: empty Subject or Filename. Fix or delete the row.")
-        subject = id_text(r["subject"], 3)
-        try:
-            onset, apex, offset = (frame_number(r[k]) for k in ("onset", "apex", "offset"))
-        except ValueError as exc:
-            raise DataError(f"{ann}, line {r['_line']}: {exc}. Fix the cell.") from None
-        if onset is None or offset is None:
-            raise DataError(f"{ann}, line {r['_line']}: onset and offset frames are required, got {r['onset']!r}, {r['offset']!r}.")
-        sample = str(r["filename"]).strip()
-        rows.append(RawRow("samm", subject, sample, fr / subject / sample, onset, apex, offset,
-                           str(r["emotion"] or "").strip(), str(r["aus"] or "").strip(), where))
+    rows = rows_from_sheet(ann, COLUMNS, "samm", "SAMM", fr, lambda v: id_text(v, 3), f"SAMM's FACS code sheet ({EXPECT})")
     return build_samples(rows, scheme, apex_cache, estimate_apex, "SAMM", f"Check that {fr} holds every clip folder of the sheet.")

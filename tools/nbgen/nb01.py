@@ -264,6 +264,58 @@ fig = synthme_montage(root, n=min(4, len(samples)))
 plt.show()
 '''),
 ("md", '''
+## 7. The real data sets, and the same record
+
+The licensed sets come as folders of frames and a hand-written annotation sheet. `hmrm.data`
+reads each as distributed and returns the same `Sample` records as SynthME:
+
+| data set | as distributed | subjects / clips | apex |
+|---|---|---|---|
+| CASME II | `CASME2-coding-*.xlsx`, `CASME2_RAW_selected/sub01/EP02_01f/img46.jpg` | 26 / 255 | annotated, `/` in 21 rows |
+| SAMM | `SAMM_Micro_FACS_Codes_v2.xlsx` (preamble rows above the header), `SAMM/006/006_1_2/006_05562.jpg` | 32 / 159 | annotated, `-1` in 3 rows |
+| SMIC-HS | `HS/s1/micro/negative/s1_ne_01/*.bmp`, no sheet | 16 / 164 | none |
+| MEGC2019 composite | a list of 442 clips of the three (shipped with `hmrm`) | 68 / 442 | from the three |
+
+`hmrm prepare --dataset casme2 --root DIR --list` prints the counts, every annotation fix it made
+(each with the sheet's line) and every clip it skipped; without `--list` it caches aligned onset
+and apex crops per clip.
+
+**Where no apex is annotated** we estimate it as the annotators define it, the frame that moved
+most away from onset: dense flow (OpenCV's DIS) onset -> every frame, minus the best-fitting affine
+flow (the head moving as a whole), averaged over the centre of the image, smoothed over 3 frames,
+maximum. SynthME knows the true apex, so we can measure the estimator before trusting it.
+'''),
+("code", '''
+from hmrm.data.apex import estimate_apex, motion_curve
+
+errors = [estimate_apex(x.frames, x.onset, x.offset) - x.apex for x in samples]
+print("apex error (estimated - true, frames):", errors)
+print(f"mean |error| {np.mean(np.abs(errors)):.1f} frames over {len(errors)} clips")
+
+x = samples[0]
+curve = motion_curve(x.frames, x.onset)
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot(curve, marker="o")
+ax.axvline(x.apex, color="green", label="true apex")
+ax.axvline(estimate_apex(x.frames, x.onset, x.offset), color="red", ls="--", label="estimated")
+ax.set_xlabel("frame"); ax.set_ylabel("non-rigid motion (px)"); ax.legend()
+plt.show()
+assert len(errors) == len(samples)
+'''),
+("md", '''
+**LOSO subjects.** Every evaluation in this course leaves one *person* out at a time: a model never
+sees the test subject's face in training. `Sample.group` is `dataset/subject`, so in the composite
+set CASME II's `sub01` and SMIC's `s01` are different people, and the 442 clips form 68 folds.
+'''),
+("code", '''
+groups = samples.groups
+print(len(groups), "LOSO folds:", groups)
+for g in groups:
+    test = [x for x in samples if x.group == g]
+    train = [x for x in samples if x.group != g]
+    print(f"hold out {g}: train {len(train)} clips, test {len(test)} clips")
+'''),
+("md", '''
 ## What SynthME is, and is not
 
 * It **is** a benchmark with exact motion: flow estimators can be scored in pixels, and recognition
