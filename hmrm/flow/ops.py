@@ -57,3 +57,30 @@ def endpoint_error(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.T
             raise ValueError("mask selects no pixel")
         err = err[m]
     return float(err.mean())
+
+
+def angular_error(pred, target, mask=None) -> float:
+    """Mean angular error in degrees between space-time vectors (u, v, 1) (Barron et al. 1994)."""
+    p = np.asarray(pred, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    num = p[..., 0] * t[..., 0] + p[..., 1] * t[..., 1] + 1.0
+    den = np.sqrt((p ** 2).sum(-1) + 1.0) * np.sqrt((t ** 2).sum(-1) + 1.0)
+    ang = np.degrees(np.arccos(np.clip(num / den, -1.0, 1.0)))
+    return float(ang[mask].mean() if mask is not None else ang.mean())
+
+
+def optical_strain(flow: np.ndarray) -> np.ndarray:
+    """Optical strain magnitude of a (H, W, 2) flow: sqrt(exx^2 + eyy^2 + 2 exy^2), with
+    exx = du/dx, eyy = dv/dy, exy = (du/dy + dv/dx) / 2 (central differences)."""
+    f = np.asarray(flow, dtype=np.float32)
+    du_dy, du_dx = np.gradient(f[..., 0])
+    dv_dy, dv_dx = np.gradient(f[..., 1])
+    exy = 0.5 * (du_dy + dv_dx)
+    return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2 * exy ** 2).astype(np.float32)
+
+
+def flow_features(flow: np.ndarray) -> np.ndarray:
+    """The four input channels HMRM-style recognisers use: u, v, magnitude, optical strain, (4, H, W)."""
+    f = np.asarray(flow, dtype=np.float32)
+    mag = np.sqrt((f ** 2).sum(-1))
+    return np.stack([f[..., 0], f[..., 1], mag, optical_strain(f)], 0)
