@@ -93,6 +93,21 @@ def _cmd_prepare(args) -> int:
     return 1 if res["failed"] else 0
 
 
+def _cmd_flow_train(args) -> int:
+    from .flow.train import load_config, train
+
+    cfg = load_config(args.config)
+    if args.steps:
+        cfg["train"]["steps"] = args.steps
+    cmd = f"hmrm flow train --config {args.config} --out {args.out}" + (f" --steps {args.steps}" if args.steps else "")
+    res = train(cfg, args.out, max_minutes=args.max_minutes, progress=not args.quiet, command=cmd)
+    if res["finished"]:
+        print(f"done: {res['step']} steps in {res['seconds'] / 60:.1f} min; weights {res['weights']}")
+    else:
+        print(f"stopped at step {res['step']} (--max-minutes); run the same command again to continue")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hmrm",
@@ -160,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=None, help="prepare only the first N samples (for a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_prepare)
+
+    fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
+    fsub = fl.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND")
+    ft = fsub.add_parser("train", help="pretrain GRU-AOFE on generated pairs (resumable)", formatter_class=_Help,
+                         description="Pretrains the GRU-AOFE flow network on FlyingChairs-like pairs generated on the "
+                         "fly (hmrm.flow.synthetic; no downloads, no SynthME motion). Checkpoints every train.save_every "
+                         "steps into OUT; the same command resumes. Writes OUT/gru_aofe.pt and gru_aofe.json at the end.")
+    ft.add_argument("--config", type=Path, default=Path("configs/flow_pretrain.yaml"), help="YAML config")
+    ft.add_argument("--out", type=Path, default=Path("runs/flow_pretrain"), help="run folder (checkpoint, log, weights)")
+    ft.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
+    ft.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
+    ft.add_argument("--quiet", action="store_true", help="no progress bar")
+    ft.set_defaults(func=_cmd_flow_train)
+    fl.set_defaults(func=lambda a: (fl.print_help(), 0)[1])
     return p
 
 

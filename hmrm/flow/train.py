@@ -1,0 +1,115 @@
+"""Pretraining GRU-AOFE on generated pairs: resumable, fixed step budget, atomic checkpoints.
+
+``hmrm flow train --config configs/flow_pretrain.yaml --out runs/flow_pretrain`` trains for
+``train.steps`` steps on :mod:`hmrm.flow.synthetic` pairs (pair ``i`` of step ``s`` is always
+the same, so a resumed run sees the data an uninterrupted one would). Every ``save_every`` steps
+``checkpoint.pt`` is replaced atomically (model, optimiser, schedule, step, elapsed time) and a
+line is added to ``log.csv``. ``--max-minutes`` stops early with a checkpoint; run the same
+command again to continue. At the end ``gru_aofe.pt`` (weights only) and ``gru_aofe.json`` (sha256,
+config, steps, wall time, command) are written: copy both into ``hmrm/flow/weights/`` to ship them.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..utils import atomic_path, atomic_write_text, sha256_file
+from .classic import classic_flow
+from .gru_aofe import GRUAOFE, FlowConfig, sequence_loss
+from .synthetic import PairConfig, PairDataset
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {path} not found; the shipped one is configs/flow_pretrain.yaml")
+    cfg = yaml.safe_load(path.read_text())
+    for section in ("model", "data", "train"):
+        if section not in cfg:
+            raise ValueError(f"{path}: missing section '{section}:' (see configs/flow_pretrain.yaml)")
+    return cfg
+
+
+def _warm(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch.Tensor | None:
+    if not method:
+        return None
+    flows = [classic_flow(a[0].numpy(), b[0].numpy(), method) for a, b in zip(f1, f2)]
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
+
+
+def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress: bool = True, command: str = "") -> dict:
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tr, mc = cfg["train"], FlowConfig(**cfg["model"])
+    torch.manual_seed(tr.get("seed", 0))
+    model = GRUAOFE(mc)
+    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, tr["lr"], total_steps=tr["steps"] + 1, pct_start=0.05,
+                                                anneal_strategy="linear", cycle_momentum=False)
+    ckpt_path = out / "checkpoint.pt"
+    step, elapsed = 0, 0.0
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=True)
+        if ck["cfg"] != cfg:
+            raise ValueError(f"{ckpt_path} was made with another config; use another --out or delete it")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        step, elapsed = ck["step"], ck["elapsed"]
+    atomic_write_text(out / "config.json", json.dumps(cfg, indent=1))
+    data = PairDataset(PairConfig(size=cfg["data"]["size"]), seed=cfg["data"]["seed"])
+    log = out / "log.csv"
+    if not log.exists():
+        log.write_text("step,loss,epe_last,seconds\n")
+    t_start, running = time.perf_counter(), []
+    bar = tqdm(total=tr["steps"], initial=step, desc="GRU-AOFE pretraining", unit="step", disable=not progress)
+
+    def save():
+        with atomic_path(ckpt_path) as part:
+            torch.save({"cfg": cfg, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step, "elapsed": elapsed + time.perf_counter() - t_start}, part)
+
+    model.train()
+    while step < tr["steps"]:
+        f1, f2, flow, valid = data.batch(step * tr["batch"], tr["batch"])
+        init = _warm(f1, f2, mc.warm_start)
+        preds = model(f1, f2, init)
+        loss = sequence_loss(preds, flow, valid, tr["gamma"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])
+        opt.step()
+        sched.step()
+        step += 1
+        with torch.no_grad():
+            epe = torch.linalg.vector_norm(preds[-1] - flow, dim=1)[valid].mean().item()
+        running.append((loss.item(), epe))
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.3f}", epe=f"{epe:.3f}")
+        if step % tr["save_every"] == 0 or step == tr["steps"]:
+            lo, ep = np.mean(running, axis=0)
+            running = []
+            with open(log, "a") as f:
+                f.write(f"{step},{lo:.5f},{ep:.5f},{elapsed + time.perf_counter() - t_start:.1f}\n")
+            save()
+        if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes:
+            save()
+            bar.close()
+            return {"finished": False, "step": step}
+    bar.close()
+    total = elapsed + time.perf_counter() - t_start
+    weights = out / "gru_aofe.pt"
+    with atomic_path(weights) as part:
+        torch.save(model.to_checkpoint(), part)
+    meta = {"file": weights.name, "sha256": sha256_file(weights), "config": cfg, "steps": step, "train_seconds": round(total),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "command": command or " ".join(sys.argv)}
+    atomic_write_text(out / "gru_aofe.json", json.dumps(meta, indent=1))
+    return {"finished": True, "step": step, "weights": str(weights), "seconds": total}

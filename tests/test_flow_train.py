@@ -1,0 +1,58 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hmrm.flow.pretrained import load_pretrained, weight_info
+from hmrm.flow.train import load_config, train
+
+
+def _tiny_cfg():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain.yaml")
+    cfg["model"].update(feature_dim=16, hidden=16, context=16, width=8, iters=2)
+    cfg["data"]["size"] = 32
+    cfg["train"].update(steps=4, batch=2, save_every=2)
+    return cfg
+
+
+def test_train_resumes_and_exports_loadable_weights(tmp_path):
+    cfg = _tiny_cfg()
+    out = tmp_path / "run"
+    res = train(cfg, out, max_minutes=0, progress=False)  # stops after the first step, with a checkpoint
+    assert res == {"finished": False, "step": 1}
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1
+    res = train(cfg, out, progress=False)
+    assert res["finished"] and res["step"] == 4
+    lines = (out / "log.csv").read_text().splitlines()
+    assert lines[0] == "step,loss,epe_last,seconds" and [l.split(",")[0] for l in lines[1:]] == ["2", "4"]
+    info = weight_info("gru_aofe", out)
+    assert info["steps"] == 4 and len(info["sha256"]) == 64
+    model = load_pretrained("gru_aofe", out)
+    assert not model.training and model.config.hidden == 16
+    # a different config does not silently continue an old run
+    cfg2 = _tiny_cfg()
+    cfg2["train"]["lr"] = 1e-3
+    with pytest.raises(ValueError, match="another config"):
+        train(cfg2, out, progress=False)
+
+
+def test_weights_are_hash_checked(tmp_path):
+    cfg = _tiny_cfg()
+    cfg["train"]["steps"] = 1
+    train(cfg, tmp_path, progress=False)
+    meta = json.loads((tmp_path / "gru_aofe.json").read_text())
+    meta["sha256"] = "0" * 64
+    (tmp_path / "gru_aofe.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="corrupt or was replaced"):
+        load_pretrained("gru_aofe", tmp_path)
+    with pytest.raises(FileNotFoundError, match="hmrm flow train"):
+        load_pretrained("nothing", tmp_path)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="configs/flow_pretrain.yaml"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("model: {}\n")
+    with pytest.raises(ValueError, match="missing section 'data:'"):
+        load_config(tmp_path / "bad.yaml")
