@@ -40,15 +40,12 @@ def _cuda():
 
 
 def _mamba():
-    import torch
+    from .ssm import available_backends
 
-    if not torch.cuda.is_available():
-        raise RuntimeError("mamba-ssm kernel needs CUDA; the pure-PyTorch scan is used instead (optional)")
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
-
-    import mamba_ssm
-
-    return f"mamba-ssm {mamba_ssm.__version__} kernel importable"
+    info = {b.name: b for b in available_backends()}["mamba_ssm"]
+    if not info.available:
+        raise RuntimeError(f"{info.detail}; the pure-PyTorch parallel scan is used instead (optional)")
+    return info.detail
 
 
 def _opencv():
@@ -94,6 +91,14 @@ def _bank():
     return msg
 
 
+def _flow_weights():
+    from .flow.pretrained import load_pretrained, weight_info
+
+    info = weight_info()
+    load_pretrained()  # checks the sha256 and loads with weights_only=True
+    return f"GRU-AOFE weights ok (sha256 {info['sha256'][:12]}..., {info['steps']} training steps)"
+
+
 def run_doctor() -> int:
     from . import __version__
 
@@ -111,5 +116,6 @@ def run_doctor() -> int:
         ok &= _check("dlib model", _dlib)
         ok &= _check("MTCNN weights", _mtcnn)
         _check("face bank", _bank, required=False)
+        _check("GRU-AOFE weights", _flow_weights, required=False)
     print("all required components work" if ok else "some required component FAILED (see above)")
     return 0 if ok else 1

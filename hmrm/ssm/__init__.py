@@ -1,0 +1,31 @@
+"""State-space models for HMRM: the selective scan and (bidirectional) Mamba blocks.
+
+* :mod:`hmrm.ssm.scan` - ``selective_scan`` with a readable sequential loop, a fast pure-PyTorch
+  parallel scan, and mamba-ssm's fused CUDA kernel when it is installed;
+* :mod:`hmrm.ssm.mamba` - the Mamba block and its bidirectional variant used by HMRM's encoder.
+"""
+from .mamba import BiMamba, Mamba, SelectiveSSM
+from .scan import (
+    BACKENDS,
+    BackendInfo,
+    available_backends,
+    linear_scan_,
+    parallel_scan,
+    resolve_backend,
+    selective_scan,
+    sequential_scan,
+)
+
+__all__ = [
+    "BACKENDS",
+    "BackendInfo",
+    "BiMamba",
+    "Mamba",
+    "SelectiveSSM",
+    "available_backends",
+    "linear_scan_",
+    "parallel_scan",
+    "resolve_backend",
+    "selective_scan",
+    "sequential_scan",
+]

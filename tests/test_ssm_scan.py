@@ -1,0 +1,216 @@
+"""hmrm.ssm.scan: the parallel scan against the readable loop, against mambapy, and the kernel."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hmrm.ssm import scan
+from hmrm.ssm.scan import BACKENDS, available_backends, linear_scan_, selective_scan
+
+# the tolerance of mamba-ssm's own tests of selective_scan in fp32
+TOL = dict(rtol=6e-4, atol=2e-3)
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def make_inputs(batch: int, dim: int, length: int, n: int, seed: int = 0, dtype=torch.float32,
+                device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Random inputs whose per-step log-decays delta*A span from -1e-3 (long memory) to about -100."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
+    log_uniform = lambda lo, hi, *s: torch.exp(torch.empty(*s, dtype=dtype).uniform_(math.log(lo), math.log(hi), generator=g))  # noqa: E731
+    t = {"u": r(batch, dim, length), "delta": log_uniform(1e-3, 5.0, batch, dim, length),
+         "A": -log_uniform(0.5, 20.0, dim, n), "B": r(batch, n, length), "C": r(batch, n, length),
+         "D": r(dim), "z": r(batch, dim, length), "delta_bias": 0.5 * r(dim)}
+    return {k: v.to(device).requires_grad_() for k, v in t.items()}
+
+
+def run(inputs: dict[str, torch.Tensor], backend: str, D: bool, z: bool, bias: bool, softplus: bool, seed: int = 1):
+    """Output and gradients of every input that takes part (random upstream gradient)."""
+    used = ["u", "delta", "A", "B", "C"] + ["D"] * D + ["z"] * z + ["delta_bias"] * bias
+    out = selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"],
+                         D=inputs["D"] if D else None, z=inputs["z"] if z else None,
+                         delta_bias=inputs["delta_bias"] if bias else None, delta_softplus=softplus, backend=backend)
+    up = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype).to(out.device)
+    grads = torch.autograd.grad(out, [inputs[k] for k in used], up)
+    return out, dict(zip(used, grads))
+
+
+CASES = [  # (batch, D, L, N), D/z/delta_bias/softplus switches
+    ((2, 3, 1, 4), (True, True, True, True)),
+    ((2, 3, 2, 4), (False, False, False, False)),
+    ((1, 5, 7, 3), (True, False, True, False)),
+    ((2, 4, 37, 5), (False, True, False, True)),
+    ((2, 4, 64, 4), (True, True, False, False)),
+    ((1, 3, 1200, 4), (True, True, True, True)),
+]
+
+
+CASE_IDS = ["x".join(map(str, shape)) + "-" + "".join(n for n, on in zip(("D", "z", "bias", "softplus"), flags) if on)
+            for shape, flags in CASES]
+
+
+@pytest.mark.parametrize("shape,flags", CASES, ids=CASE_IDS)
+def test_parallel_matches_sequential(shape, flags):
+    inputs = make_inputs(*shape)
+    ref, ref_grads = run(inputs, "sequential", *flags)
+    out, grads = run(inputs, "parallel", *flags)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, ref, **TOL)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], **TOL, msg=lambda m: f"grad of {name}: {m}")
+
+
+def test_long_sequence_keeps_memory_and_strong_decay():
+    """L = 2000 with channels that forget within a step and channels that remember ~1000 steps."""
+    inputs = make_inputs(1, 2, 2000, 2, seed=3)
+    with torch.no_grad():
+        inputs["delta"][:, 0] = 3.0                      # delta*A in [-60, -1.5]: exp(-cumsum) overflows
+        inputs["delta"][:, 1] = 1e-3                     # delta*A in [-0.02, -5e-4]: long memory
+        inputs["u"][:, :, 1:] = 0.0                      # only an impulse at t = 0
+    out, grads = run(inputs, "parallel", False, False, False, False)
+    ref, ref_grads = run(inputs, "sequential", False, False, False, False)
+    torch.testing.assert_close(out, ref, **TOL)
+    for name in ref_grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], **TOL)
+    # the slow channel still carries the impulse at the end, the fast one has forgotten it
+    assert out[0, 1, -1].abs() > 1e-6 and out[0, 0, -1].abs() == 0
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_linear_scan_every_length(reverse):
+    """Chunks, carries and the tail: all lengths 1..40 against the plain recurrence."""
+    g = torch.Generator().manual_seed(0)
+    for length in range(1, 41):
+        a, x = torch.rand(length, 3, generator=g), torch.randn(length, 3, generator=g)
+        expect, h = torch.empty_like(x), torch.zeros(3)
+        for i in (range(length - 1, -1, -1) if reverse else range(length)):
+            h = a[i] * h + x[i]
+            expect[i] = h
+        torch.testing.assert_close(linear_scan_(x.clone(), a.clone(), reverse=reverse), expect, msg=f"L={length}")
+
+
+def test_gradcheck_hand_written_backward():
+    inputs = make_inputs(2, 3, 11, 2, seed=5, dtype=torch.float64)
+    core = [inputs[k] for k in ("u", "delta", "A", "B", "C")]
+    assert torch.autograd.gradcheck(scan.parallel_scan, core)
+    full = lambda *t: selective_scan(*t[:5], D=t[5], z=t[6], delta_bias=t[7], delta_softplus=True, backend="parallel")  # noqa: E731
+    assert torch.autograd.gradcheck(full, [inputs[k] for k in NAMES])
+
+
+def mambapy_reference(t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The same scan built on mambapy's independent Blelloch pscan (h_t = A_t h_{t-1} + X_t)."""
+    from mambapy.pscan import pscan
+
+    delta = F.softplus(t["delta"] + t["delta_bias"][:, None]).transpose(1, 2)           # (b, l, d)
+    deltaA = torch.exp(delta.unsqueeze(-1) * t["A"])                                     # (b, l, d, n)
+    deltaB_u = (delta * t["u"].transpose(1, 2)).unsqueeze(-1) * t["B"].transpose(1, 2).unsqueeze(2)
+    hs = pscan(deltaA, deltaB_u)
+    y = (hs @ t["C"].transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)          # (b, d, l)
+    return (y + t["D"][:, None] * t["u"]) * F.silu(t["z"])
+
+
+@pytest.mark.parametrize("length", [16, 45])
+def test_parallel_matches_mambapy_pscan(length):
+    inputs = make_inputs(2, 6, length, 4, seed=7)
+    ref = mambapy_reference(inputs)
+    out = selective_scan(*(inputs[k] for k in NAMES[:5]), D=inputs["D"], z=inputs["z"],
+                         delta_bias=inputs["delta_bias"], delta_softplus=True, backend="parallel")
+    torch.testing.assert_close(out, ref, **TOL)
+    up = torch.randn_like(out)
+    g_ref = torch.autograd.grad(ref, [inputs[k] for k in NAMES], up)
+    g_out = torch.autograd.grad(out, [inputs[k] for k in NAMES], up)
+    for name, a, b in zip(NAMES, g_out, g_ref):
+        torch.testing.assert_close(a, b, **TOL, msg=lambda m: f"grad of {name}: {m}")
+
+
+def test_low_precision_inputs_return_their_dtype():
+    inputs = make_inputs(1, 4, 20, 3)
+    args = [inputs[k].detach() for k in NAMES[:5]]
+    out = selective_scan(*(a.bfloat16() for a in args), backend="parallel")
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), selective_scan(*args, backend="parallel"), rtol=5e-2, atol=5e-2)
+
+
+def test_errors_are_clear():
+    t = {k: v.detach() for k, v in make_inputs(2, 3, 5, 4).items()}
+    core = [t[k] for k in NAMES[:5]]
+    with pytest.raises(ValueError, match="unknown selective_scan backend"):
+        selective_scan(*core, backend="cuda")
+    with pytest.raises(ValueError, match="u must be"):
+        selective_scan(t["u"][0], *core[1:])
+    with pytest.raises(ValueError, match="A must be"):
+        selective_scan(core[0], core[1], t["A"][:2], *core[3:])
+    with pytest.raises(ValueError, match="B must have shape"):
+        selective_scan(*core[:3], t["B"].transpose(1, 2), core[4])
+    with pytest.raises(ValueError, match="delta_bias must have shape"):
+        selective_scan(*core, delta_bias=torch.zeros(4))
+    with pytest.raises(ValueError, match="z must have shape"):
+        selective_scan(*core, z=t["z"][:, :, :3])
+    if not any(b.name == "mamba_ssm" and b.available for b in available_backends()):
+        with pytest.raises(RuntimeError, match="mamba_ssm"):
+            selective_scan(*core, backend="mamba_ssm")
+
+
+def test_auto_reports_its_choice_once(monkeypatch, capsys):
+    monkeypatch.setattr(scan, "_reported", set())
+    t = {k: v.detach() for k, v in make_inputs(1, 2, 3, 2).items()}
+    for _ in range(3):
+        selective_scan(*(t[k] for k in NAMES[:5]))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "'parallel'" in lines[0]
+
+
+def test_auto_prefers_the_kernel_only_where_it_can_run(monkeypatch, capsys):
+    """Dispatch logic with a stand-in kernel: CUDA float32 -> mamba_ssm; CPU or float64 -> parallel."""
+    monkeypatch.setattr(scan, "_mamba_ssm_kernel", lambda: (lambda *a, **k: None, ""))
+    monkeypatch.setattr(scan, "_reported", set())
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert scan.resolve_backend("auto", cuda) == "mamba_ssm"
+    assert scan.resolve_backend("auto", cuda, torch.float64) == "parallel"
+    assert scan.resolve_backend("auto", cpu) == "parallel"
+    assert scan.resolve_backend("sequential", cuda) == "sequential"
+    with pytest.raises(RuntimeError, match="needs CUDA"):
+        scan.resolve_backend("mamba_ssm", cpu)
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2   # one line per choice made
+
+
+def test_available_backends():
+    info = {b.name: b for b in available_backends()}
+    assert tuple(info) == BACKENDS
+    assert info["sequential"].available and info["parallel"].available
+    if not torch.cuda.is_available():
+        assert not info["mamba_ssm"].available and info["mamba_ssm"].detail
+
+
+@pytest.mark.gpu
+def test_mamba_ssm_kernel_matches_parallel():
+    if not torch.cuda.is_available() or not any(b.name == "mamba_ssm" and b.available for b in available_backends()):
+        pytest.skip("needs CUDA and the mamba-ssm kernel")
+    # gradient tolerances as in mamba-ssm's tests/ops/test_selective_scan.py: looser for delta
+    # (it sits in an exponential) and for the weights summed over batch and length (A, delta_bias)
+    grad_tol = {"delta": dict(rtol=5 * 6e-4, atol=10 * 2e-3), "A": dict(rtol=1e-3, atol=5 * 2e-3),
+                "delta_bias": dict(rtol=1e-3, atol=5 * 2e-3)}
+    for shape in [(2, 8, 1, 4), (2, 16, 196, 16), (1, 8, 1000, 8)]:
+        inputs = make_inputs(*shape, device="cuda")
+        ref, ref_grads = run(inputs, "parallel", True, True, True, True)
+        out, grads = run(inputs, "mamba_ssm", True, True, True, True)
+        torch.testing.assert_close(out, ref, **TOL)
+        for name in ref_grads:
+            torch.testing.assert_close(grads[name], ref_grads[name], **grad_tol.get(name, TOL),
+                                       msg=lambda m: f"grad of {name}: {m}")
+
+
+@pytest.mark.gpu
+def test_parallel_on_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cpu = make_inputs(2, 8, 50, 4)
+    gpu = make_inputs(2, 8, 50, 4, device="cuda")
+    out_c, g_c = run(cpu, "parallel", True, True, True, True)
+    out_g, g_g = run(gpu, "parallel", True, True, True, True)
+    torch.testing.assert_close(out_g.cpu(), out_c, **TOL)
+    for name in g_c:
+        torch.testing.assert_close(g_g[name].cpu(), g_c[name], **TOL)
