@@ -46,11 +46,14 @@ def test_model_shapes_and_warm_start_passthrough():
     assert len(out) == 3 and out[-1].shape == (2, 2, 64, 48)
     with pytest.raises(ValueError, match="multiples of 16"):
         m(a[..., :60, :], b[..., :60, :])
-    # with the flow head silenced, the output is exactly the warm start
-    torch.nn.init.zeros_(m.update.flow_head[-1].weight)
-    torch.nn.init.zeros_(m.update.flow_head[-1].bias)
+    # the flow head starts at zero: an untrained model returns exactly its warm start ...
     init = torch.randn(2, 2, 64, 48)
     assert torch.allclose(m(a, b, init)[-1], init, atol=1e-6)
+    # ... and one gradient step moves it away (the zero layer does not block learning)
+    opt = torch.optim.SGD(m.parameters(), lr=1e-2)
+    m(a, b, init)[-1].sub(init + 1).abs().mean().backward()
+    opt.step()
+    assert not torch.allclose(m(a, b, init)[-1], init, atol=1e-6)
 
 
 def test_estimate_pads_and_loss_trains():

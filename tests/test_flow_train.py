@@ -25,7 +25,7 @@ def test_train_resumes_and_exports_loadable_weights(tmp_path):
     res = train(cfg, out, progress=False)
     assert res["finished"] and res["step"] == 4
     lines = (out / "log.csv").read_text().splitlines()
-    assert lines[0] == "step,loss,epe_last,seconds" and [l.split(",")[0] for l in lines[1:]] == ["2", "4"]
+    assert lines[0] == "step,loss,epe_last,epe_warm_start,seconds" and [l.split(",")[0] for l in lines[1:]] == ["2", "4"]
     info = weight_info("gru_aofe", out)
     assert info["steps"] == 4 and len(info["sha256"]) == 64
     model = load_pretrained("gru_aofe", out)

@@ -7,15 +7,21 @@ sub-pixel.
 
 A pair is made of a background layer and 1-4 foreground layers (random ellipses and polygons), each
 textured with a crop of a scikit-image photograph (coffee, chelsea, brick, gravel, the Hubble deep
-field, ...; no faces, so SynthME stays a fair test) or a procedural multi-scale noise texture.
+field, ...; no faces, so SynthME stays a fair test) or a procedural multi-scale noise texture; 40%
+of the layers are faded to 3-25% of their contrast, weakly textured surfaces where sensor noise
+dominates and classical flow drifts (the situation of flat skin).
 Each layer moves by its own random affine map ``A`` (frame-1 pixel ``x`` goes to ``A x`` in frame
-2). Both frames are rendered through the same bicubic resampling (a random sub-pixel offset is
+2); half of the layers also bend under a smooth random field ``d`` (a sum of 1-4 Gaussian bumps of
+random width, direction and sub-pixel to 1 px height), so frame-1 pixel ``x`` goes to
+``A (x + d(x))``: frame 1 is rendered through ``x + d(x)``, frame 2 through ``A^-1``, and the flow
+stays exact. Both frames are rendered through the same bicubic resampling (a random sub-pixel offset is
 applied to both), so sharpness does not tell them apart. The ground-truth flow at ``x`` is the
 motion of the top layer at ``x`` in frame 1; pixels that the top layer does not cover in frame 2
-are marked in the ``valid`` mask (occluded or out of view). Photometric noise (gain, bias,
-Gaussian noise) is added per frame.
+are marked in the ``valid`` mask (occluded or out of view). Photometric noise (gain, a left-right
+gain gradient, bias, Gaussian noise) is added per frame.
 
-Nothing here uses SynthME's deformation model (action units, thin-plate splines).
+Nothing here uses SynthME's deformation model (action units, thin-plate splines, faces): the bumps
+are placed at random on random textures.
 """
 from __future__ import annotations
 
@@ -40,6 +46,11 @@ class PairConfig:
     noise_sigma: tuple[float, float] = (0.0, 3.0)
     gain: float = 0.05
     bias: float = 5.0
+    illum_gradient: float = 0.04  # max relative left-right gain gradient per frame
+    nonrigid_share: float = 0.5  # share of layers that also bend under a smooth random field
+    nonrigid_px: tuple[float, float] = (0.05, 1.0)  # peak displacement of one bump
+    flat_share: float = 0.4  # share of layers whose texture is faded to low contrast (weak texture)
+    flat_contrast: tuple[float, float] = (0.03, 0.25)  # remaining share of the texture's contrast
 
 
 @lru_cache(maxsize=1)
@@ -114,6 +125,21 @@ def _affine(rng: np.random.Generator, cfg: PairConfig) -> np.ndarray:
     return np.hstack([lin, (c - lin @ c + t)[:, None]])
 
 
+def _bend(rng: np.random.Generator, cfg: PairConfig, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """A smooth random displacement field (H, W, 2): 1-4 Gaussian bumps at random places."""
+    n = cfg.size
+    d = np.zeros(xs.shape + (2,))
+    for _ in range(int(rng.integers(1, 5))):
+        cx, cy = rng.uniform(0, n, 2)
+        sigma = rng.uniform(0.06, 0.3) * n
+        amp = np.exp(rng.uniform(np.log(cfg.nonrigid_px[0]), np.log(cfg.nonrigid_px[1])))
+        ang = rng.uniform(0, 2 * np.pi)
+        bump = amp * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2))
+        d[..., 0] += bump * np.cos(ang)
+        d[..., 1] += bump * np.sin(ang)
+    return d
+
+
 def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """2x3 affine a after b."""
     return (np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]]))[:2]
@@ -138,6 +164,10 @@ def make_pair(rng: np.random.Generator, cfg: PairConfig = PairConfig(), noise: b
     n_fg = int(rng.integers(1, cfg.max_layers + 1))
     for layer in range(n_fg + 1):
         tex = _texture(rng, n)
+        if rng.random() < cfg.flat_share:
+            # weakly textured surface: where brightness constancy has little to hold on to, noise wins
+            mean = float(tex.mean())
+            tex = mean + (tex - mean) * np.float32(rng.uniform(*cfg.flat_contrast))
         mask = np.ones_like(tex) if layer == 0 else _mask(rng, n)
         # texture coordinates of frame-1 pixel x: place the (2n)^2 texture around the view, sub-pixel offset
         place = np.array([[1.0, 0, n / 2 + rng.uniform(-0.5, 0.5)], [0, 1.0, n / 2 + rng.uniform(-0.5, 0.5)]])
@@ -145,14 +175,25 @@ def make_pair(rng: np.random.Generator, cfg: PairConfig = PairConfig(), noise: b
             place[:, 2] += rng.uniform(-0.3, 0.3, 2) * n
         motion = _affine(rng, cfg)
         motions.append(motion)
-        for t, m in enumerate((place, _compose(place, _invert(motion)))):
-            # frame t pixel y shows texture point m y
-            img = cv2.warpAffine(tex, m, (n, n), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
-            cov = cv2.warpAffine(mask, m, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT) > 0.5
+        # frame-1 pixel x shows the layer point h(x) = x + d(x) (d = 0 for rigid layers); frame 2 shows A^-1 y
+        src = pts.copy()
+        if rng.random() < cfg.nonrigid_share:
+            src[..., :2] += _bend(rng, cfg, xs, ys)
+        for t in range(2):
+            if t == 0:
+                tc = src @ np.vstack([place, [0, 0, 1]]).T
+                mx, my = tc[..., 0].astype(np.float32), tc[..., 1].astype(np.float32)
+                img = cv2.remap(tex, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+                cov = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 0.5
+            else:
+                # frame 2 pixel y shows texture point place A^-1 y
+                m = _compose(place, _invert(motion))
+                img = cv2.warpAffine(tex, m, (n, n), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+                cov = cv2.warpAffine(mask, m, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT) > 0.5
             frames[t][cov] = img[cov]
             top[t][cov] = layer
         covered = top[0] == layer
-        moved = pts @ motion.T
+        moved = src @ motion.T
         flow[covered] = (moved[..., :2] - pts[..., :2])[covered]
     # valid: the top layer at x in frame 1 is also the top layer at x + flow in frame 2, inside the view
     tx, ty = xs + flow[..., 0], ys + flow[..., 1]
@@ -162,7 +203,8 @@ def make_pair(rng: np.random.Generator, cfg: PairConfig = PairConfig(), noise: b
     valid = inside & (top[1][iy, ix] == top[0])
     if noise:
         for t in range(2):
-            frames[t] = frames[t] * (1 + rng.uniform(-cfg.gain, cfg.gain)) + rng.uniform(-cfg.bias, cfg.bias)
+            grad = rng.uniform(-cfg.illum_gradient, cfg.illum_gradient) * (2 * xs / (n - 1) - 1)
+            frames[t] = frames[t] * (1 + rng.uniform(-cfg.gain, cfg.gain) + grad.astype(np.float32)) + rng.uniform(-cfg.bias, cfg.bias)
             frames[t] += rng.normal(0, rng.uniform(*cfg.noise_sigma), frames[t].shape).astype(np.float32)
     return np.clip(frames[0], 0, 255), np.clip(frames[1], 0, 255), flow, valid
 

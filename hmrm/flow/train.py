@@ -68,7 +68,7 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
     data = PairDataset(PairConfig(size=cfg["data"]["size"]), seed=cfg["data"]["seed"])
     log = out / "log.csv"
     if not log.exists():
-        log.write_text("step,loss,epe_last,seconds\n")
+        log.write_text("step,loss,epe_last,epe_warm_start,seconds\n")
     t_start, running = time.perf_counter(), []
     bar = tqdm(total=tr["steps"], initial=step, desc="GRU-AOFE pretraining", unit="step", disable=not progress)
 
@@ -91,14 +91,15 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         step += 1
         with torch.no_grad():
             epe = torch.linalg.vector_norm(preds[-1] - flow, dim=1)[valid].mean().item()
-        running.append((loss.item(), epe))
+            epe0 = torch.linalg.vector_norm(init - flow, dim=1)[valid].mean().item() if init is not None else float("nan")
+        running.append((loss.item(), epe, epe0))
         bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}", epe=f"{epe:.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", epe=f"{epe:.3f}", warm=f"{epe0:.3f}")
         if step % tr["save_every"] == 0 or step == tr["steps"]:
-            lo, ep = np.mean(running, axis=0)
+            lo, ep, ep0 = np.mean(running, axis=0)
             running = []
             with open(log, "a") as f:
-                f.write(f"{step},{lo:.5f},{ep:.5f},{elapsed + time.perf_counter() - t_start:.1f}\n")
+                f.write(f"{step},{lo:.5f},{ep:.5f},{ep0:.5f},{elapsed + time.perf_counter() - t_start:.1f}\n")
             save()
         if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes:
             save()

@@ -91,6 +91,10 @@ class UpdateBlock(nn.Module):
         self.gru = SepConvGRU(hidden, context + 2 * motion)
         self.flow_head = nn.Sequential(nn.Conv2d(hidden, 96, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(96, 2, 3, padding=1))
         self.mask_head = nn.Sequential(nn.Conv2d(hidden, 96, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(96, 9 * stride ** 2, 1))
+        # the last flow layer starts at zero: an untrained model returns its starting flow unchanged
+        # (with a warm start, exactly the classical estimate), and training can only learn to improve it
+        nn.init.zeros_(self.flow_head[-1].weight)
+        nn.init.zeros_(self.flow_head[-1].bias)
 
     def forward(self, h, context, corr, flow, attn):
         m = self.encoder(corr, flow)
