@@ -108,6 +108,23 @@ def _cmd_flow_train(args) -> int:
     return 0
 
 
+def _cmd_efficiency(args) -> int:
+    import torch
+
+    from .efficiency import write_efficiency
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cmd = "hmrm efficiency " + " ".join(
+        [f"--out {args.out}", "--batch " + " ".join(str(b) for b in args.batch), f"--repeats {args.repeats}",
+         f"--warmup {args.warmup}", f"--input-size {args.input_size}"] + ([f"--threads {args.threads}"] if args.threads else []))
+    text = write_efficiency(args.out, input_size=args.input_size, batches=args.batch, repeats=args.repeats,
+                            warmup=args.warmup, command=cmd, progress=None if args.quiet else print)
+    print(text)
+    print(f"written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hmrm",
@@ -175,6 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=None, help="prepare only the first N samples (for a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_prepare)
+
+    e = sub.add_parser(
+        "efficiency", help="parameters, FLOPs and CPU latency of HMRM, its ablations and the baselines",
+        formatter_class=_Help,
+        description="Builds HMRM (default configuration), every ablation (single grain, unidirectional Mamba, no "
+        "RFFS, plain cross-entropy; no_motionmix is the same network) and the baselines (STSTNet), and measures "
+        "each: trainable parameters; forward FLOPs per sample (one multiply-add = 2 FLOPs; dense operations by "
+        "torch's FlopCounterMode, each selective scan counted explicitly as 9*B*L*D*N per direction, never twice; "
+        "optical flow not included); CPU latency of one forward pass (median of --repeats runs after --warmup "
+        "runs, the models taking turns, at each --batch size). Writes a markdown table atomically to --out and "
+        "prints it. Latency depends on the machine and its load: compare rows of one table only.")
+    e.add_argument("--out", type=Path, default=Path("figures/efficiency.md"), help="markdown file to write")
+    e.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes to time (one column each)")
+    e.add_argument("--repeats", type=int, default=5, help="timed forward passes per model and batch size (the median is reported)")
+    e.add_argument("--warmup", type=int, default=2, help="untimed forward passes before timing")
+    e.add_argument("--input-size", type=int, default=112, help="side S of the flow maps (3 x S x S)")
+    e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice, reported in the table)")
+    e.add_argument("--quiet", action="store_true", help="do not print one line per model while measuring")
+    e.set_defaults(func=_cmd_efficiency)
 
     fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
     fsub = fl.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND")

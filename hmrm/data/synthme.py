@@ -663,3 +663,14 @@ def load_frame(path: str | Path) -> np.ndarray:
     from ..face import load_image
 
     return load_image(path)
+
+
+def tiny_synthme(root: str | Path | None = None, seed: int = 0, subjects: int = 2, scheme: str = "composite3") -> "SampleSet":
+    """The small SynthME the chapters and quick runs use: the ``tiny`` preset (4 clips a subject)
+    for ``subjects`` bank subjects, built once into ``root`` (default: the hmrm cache) and loaded.
+    An existing build is reused; a build with another configuration is refused by :func:`build_synthme`."""
+    from ..utils import cache_dir
+
+    root = Path(root) if root else cache_dir(f"synthme_tiny_s{subjects}_seed{seed}")
+    build_synthme(root, SynthConfig.preset("tiny", seed=seed), max_subjects=subjects, progress=False)
+    return load_synthme(root, scheme)
