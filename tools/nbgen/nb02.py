@@ -140,9 +140,11 @@ print("outputs:", len(preds), "iterations of", tuple(preds[-1].shape))
 
 There is no FlyingChairs here, so `hmrm.flow.synthetic` generates pairs of the same kind: textured
 layers (photographs from scikit-image, no faces) flying under random affine motions, mostly small
-and often sub-pixel, with occlusions and noise, and exact ground truth. A few steps on tiny pairs
-show the loss going down; the shipped weights come from `hmrm flow train` (its command and time
-are in `hmrm/flow/weights/gru_aofe.json`).
+and often sub-pixel, some bent by smooth bumps, some faded to weak texture, with occlusions and
+noise, and exact ground truth. The flow head's last layer starts at zero, so an untrained model
+returns its starting flow unchanged. A few steps on tiny pairs (here without warm start) show the
+loss going down; full pretraining is `hmrm flow train --config configs/flow_pretrain.yaml`, and
+weights it ships carry their command and time in `hmrm/flow/weights/gru_aofe.json`.
 '''),
 ("code", '''
 from hmrm.flow.synthetic import PairConfig, PairDataset
@@ -191,7 +193,8 @@ explorer
 ("md", '''
 **Exercises.** (1) Set `METHODS` to include only the DIS variants and change `hmrm.flow.classic`'s
 `DIS_TUNED` (patch size, refinement iterations): which matters most below 1 px? (2) In section 3,
-pass `init=None`: how far is the untrained model's first iteration from the warm start?
+compare `preds[-1]` with `init`: the untrained model returns its warm start exactly. Why is that a
+good place for training to begin, and what must training then achieve to be worth its cost?
 (3) In the explorer, find a blink: what does each method do with it?
 '''),
 ]
