@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -125,6 +126,98 @@ def _cmd_efficiency(args) -> int:
     return 0
 
 
+def _parse_sets(items) -> dict:
+    """``KEY=VALUE`` pairs of --set: Python literals (32, 0.1, (8,), True) or plain words."""
+    import ast
+
+    out = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"hmrm loso: error: --set needs KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = text.strip()
+    return out
+
+
+def _default_run_dir(args) -> Path:
+    name = "-".join([args.dataset, args.model] + ([args.ablation] if args.ablation else [])
+                    + [args.flow, f"e{args.epochs}", f"seed{args.seed}"])
+    return Path("runs/loso") / name
+
+
+def _cmd_loso(args) -> int:
+    from .data.datasets import WHERE_TO_REQUEST, load_dataset
+    from .train.loso import LOSOConfig, run_loso
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    try:
+        config = LOSOConfig(
+            model=args.model, ablation=args.ablation, model_overrides=_parse_sets(args.set), epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            motionmix=not args.no_motionmix, motionmix_p=args.motionmix_p, flow=args.flow, input_size=args.input_size,
+            seed=args.seed, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every, folds=args.folds,
+            record_test_curve=not args.no_test_curve)
+    except (TypeError, ValueError) as exc:
+        print(f"hmrm loso: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from .utils import pick_device
+
+        pick_device(config.device)
+    except RuntimeError as exc:  # --device cuda without CUDA
+        print(f"hmrm loso: error: {exc}", file=sys.stderr)
+        return 2
+    root = args.data_root
+    if root is None:
+        if args.dataset != "synthme":
+            hint = WHERE_TO_REQUEST.get(args.dataset, "")
+            print(f"hmrm loso: error: --data-root is required for {args.dataset}."
+                  + (f" The data set is requested from {hint}." if hint else ""), file=sys.stderr)
+            return 2
+        root = DEFAULT_SYNTHME
+    if args.dataset != "synthme" and args.prepared is None:
+        print(f"hmrm loso: error: {args.dataset} needs --prepared, the --out folder of `hmrm prepare --dataset "
+              f"{args.dataset} --root {root}` (aligned onset/apex crops).", file=sys.stderr)
+        return 2
+    kwargs = {}
+    if args.dataset != "synthme":
+        from .data.apex import ApexCache
+
+        kwargs["apex_cache"] = ApexCache(Path(args.prepared) / "apex_estimates.json")  # the estimates prepare made
+    samples = load_dataset(args.dataset, root, scheme=args.scheme, **kwargs)
+    run_dir = args.run_dir or _default_run_dir(args)
+    n_subjects = len(samples.groups)
+    scope = (f"first {min(args.folds, n_subjects)} of {n_subjects} subjects: a quick look, NOT a full LOSO"
+             if args.folds and args.folds < n_subjects else f"all {n_subjects} subjects")
+    print(f"{args.dataset}: {samples.summary()}")
+    print(f"LOSO {config.model}" + (f" ({config.ablation})" if config.ablation else "")
+          + f", flow {config.flow}, {config.epochs} epochs, {scope} -> {run_dir}")
+    try:
+        res = run_loso(samples, config, run_dir, progress=not args.quiet, max_minutes=args.max_minutes,
+                       cache_dir=args.cache_dir, prepared=args.prepared)
+    except ValueError as exc:  # model options that do not build a network, inputs that do not fit the options
+        print(f"hmrm loso: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to continue from the last checkpoint in {run_dir}",
+              file=sys.stderr)
+        return 130
+    env = json.loads((Path(run_dir) / "config.json").read_text())["environment"]
+    print(f"device {env['device']}, selective scan {env['scan_backend'] or 'none (no Mamba)'}, amp {env['amp']}")
+    print(res.table())
+    if not res.finished:
+        print(f"\nstopped (--max-minutes) before every fold finished; run the same command again to continue.")
+    print(f"\nrun folder: {run_dir} (metrics.json, predictions.csv, training.png, confusion.png)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hmrm",
@@ -211,6 +304,59 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice, reported in the table)")
     e.add_argument("--quiet", action="store_true", help="do not print one line per model while measuring")
     e.set_defaults(func=_cmd_efficiency)
+
+    lo = sub.add_parser(
+        "loso", help="train and score a model with leave-one-subject-out cross-validation (resumable)",
+        formatter_class=_Help,
+        description="Leave-one-subject-out evaluation: for every subject, a fresh model is trained on all the other "
+        "subjects for a fixed number of epochs and predicts the held-out subject once, after the last epoch. The "
+        "predictions of all subjects are pooled and scored with UF1 and UAR (MEGC definition), accuracy and a "
+        "confusion matrix. Input standardisation, class weights and MotionMix partners come from the training fold "
+        "only. No epoch is chosen by looking at a test subject; the 'best epoch on test' figure some repositories "
+        "report is printed beside the honest one, labelled as optimistic. Everything is written atomically to "
+        "--run-dir: running the same command again skips finished folds and continues an interrupted fold from its "
+        "last checkpoint; a run folder made with other options is refused.",
+        epilog="Quick look on SynthME with its exact flow: hmrm loso --flow gt --epochs 20 --folds 3. "
+        "Licensed sets: run `hmrm prepare --dataset casme2 --root /data/CASME2 --out data/prepared` first, then "
+        "hmrm loso --dataset casme2 --data-root /data/CASME2 --prepared data/prepared. "
+        "Model options: --set d_model=64 --set depth=2 (any HMRMConfig field, or STSTNet argument).")
+    lo.add_argument("--dataset", default="synthme", choices=["synthme", "casme2", "samm", "smic", "composite"], help="data set")
+    lo.add_argument("--data-root", type=Path, default=None,
+                    help=f"the data set's folder (default for synthme: {DEFAULT_SYNTHME}; composite: a folder holding casme2/, samm/, smic/)")
+    lo.add_argument("--scheme", default=None, choices=["composite3", "casme2_5", "samm5", "smic3"],
+                    help="class scheme (default: the data set's own; composite3 for synthme and composite)")
+    lo.add_argument("--prepared", type=Path, default=None,
+                    help="licensed sets: the --out folder of `hmrm prepare` (aligned crops and apex estimates)")
+    lo.add_argument("--flow", default="dis_tuned", choices=["dis_tuned", "tvl1", "farneback", "dis", "gru_aofe", "gt"],
+                    help="optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)")
+    lo.add_argument("--input-size", type=int, default=112, help="side of the flow maps the network sees")
+    lo.add_argument("--model", default="hmrm", choices=["hmrm", "ststnet"], help="network")
+    lo.add_argument("--ablation", default=None,
+                    choices=["full", "no_motionmix", "single_grain", "unidirectional", "no_rffs", "plain_ce"],
+                    help="HMRM ablation of the paper's study (default: none, the full network)")
+    lo.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="model option, repeatable, e.g. --set d_model=32 --set depth=1 --set 'patch_sizes=(8,)'")
+    lo.add_argument("--epochs", type=int, default=100, help="epochs per fold, fixed (no early stopping; the paper trains 1000)")
+    lo.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    lo.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (the paper's)")
+    lo.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    lo.add_argument("--no-motionmix", action="store_true", help="train without MotionMix")
+    lo.add_argument("--motionmix-p", type=float, default=0.5, help="probability that a training sample is mixed")
+    lo.add_argument("--seed", type=int, default=0, help="seed of weights, shuffles, MotionMix and dropout (default: 0)")
+    lo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    lo.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bfloat16 where supported); ignored on the CPU")
+    lo.add_argument("--folds", type=int, default=None,
+                    help="train only the first N subjects' folds: a quick look, NOT a full LOSO (the output says so)")
+    lo.add_argument("--run-dir", type=Path, default=None,
+                    help="run folder (default: runs/loso/<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<seed>)")
+    lo.add_argument("--checkpoint-every", type=int, default=5, help="write a resumable checkpoint every N epochs")
+    lo.add_argument("--max-minutes", type=float, default=None, help="pause (with a checkpoint) after this many minutes")
+    lo.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: $HMRM_CACHE/features)")
+    lo.add_argument("--no-test-curve", action="store_true",
+                    help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
+    lo.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    lo.add_argument("--quiet", action="store_true", help="no progress bars")
+    lo.set_defaults(func=_cmd_loso)
 
     fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
     fsub = fl.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND")

@@ -1,0 +1,85 @@
+"""Figures of a LOSO run: the confusion matrix and the training curves.
+
+Both functions draw on a :class:`matplotlib.figure.Figure` they create themselves (no pyplot, so
+they never change the backend of a notebook) and return it; ``out`` also writes it atomically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _save(fig, out: str | Path | None, dpi: int = 120) -> None:
+    if out is None:
+        return
+    from ..utils import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(out).suffix.lstrip(".") or "png")
+
+
+def plot_confusion(cm, classes: Sequence[str], title: str = "", out: str | Path | None = None):
+    """Confusion matrix: counts in the cells, colour = fraction of the true class (row)."""
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(cm, dtype=np.int64)
+    rows = cm.sum(1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    k = len(classes)
+    fig = Figure(figsize=(1.8 + 0.9 * k, 1.2 + 0.8 * k), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", color="white" if frac[i, j] > 0.6 else "black")
+    ax.set_xticks(range(k), classes, rotation=30, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
+    _save(fig, out)
+    return fig
+
+
+def plot_training(losses: Mapping[str, Sequence[float]], curve: Mapping[str, Sequence[float]] | None = None,
+                  honest: float | None = None, title: str = "", out: str | Path | None = None):
+    """Left: training loss per epoch of every fold (thin) and their mean (thick). Right, when
+    ``curve`` is given: pooled scores of the held-out subjects at every epoch ({name: values}),
+    a diagnostic that is labelled as such; ``honest`` marks the reported final-epoch UF1."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10 if curve else 5.5, 3.8), layout="constrained")
+    ax = fig.add_subplot(1, 2 if curve else 1, 1)
+    series = [np.asarray(v, dtype=float) for v in losses.values() if len(v)]
+    for v in series:
+        ax.plot(np.arange(1, len(v) + 1), v, lw=0.7, alpha=0.35, color="tab:blue")
+    if series:
+        n = min(len(v) for v in series)
+        ax.plot(np.arange(1, n + 1), np.mean([v[:n] for v in series], 0), lw=2, color="tab:blue", label="mean over folds")
+        ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title("training loss (each fold thin)", fontsize=9)
+    if curve:
+        ax2 = fig.add_subplot(1, 2, 2)
+        for name, values in curve.items():
+            ax2.plot(np.arange(1, len(values) + 1), values, label=f"pooled {name.upper()} of the held-out subjects")
+        if honest is not None:
+            n = max(len(v) for v in curve.values())
+            ax2.plot([n], [honest], "k*", ms=11, label=f"reported: UF1 of the final epoch, {honest:.3f}")
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax2.set_xlabel("epoch")
+        ax2.set_ylim(0, 1)
+        ax2.set_title("held-out subjects per epoch: diagnostic only,\nnever used to pick an epoch", fontsize=9)
+        ax2.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, out)
+    return fig

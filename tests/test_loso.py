@@ -1,0 +1,228 @@
+"""`hmrm.train.loso`: folds, no leak from the held-out subject, exact resume, refused mismatches, a tiny run."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hmrm.train import LOSOConfig, LOSOData, RunMismatchError, fold_dirname, loso_splits, read_run, run_loso
+
+SIZE = 32
+TINY = {"d_model": 16, "depth": 1, "n_heads": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # also makes CPU results reproducible bit for bit
+    yield
+    torch.set_num_threads(before)
+
+
+def _data(seed=0, subjects=3, per_subject=6):
+    """Synthetic flow maps: class c shifts channel u by (c - 1) / 10 on top of noise; 4 fixed boxes."""
+    rng = np.random.default_rng(seed)
+    n = subjects * per_subject
+    y = np.arange(n) % 3
+    x = rng.normal(0, 0.1, (n, 3, SIZE, SIZE)).astype(np.float32)
+    x[:, 0] += ((y - 1) * 0.1)[:, None, None]
+    boxes = np.tile(np.array([[4, 4, 14, 12], [18, 4, 28, 12], [10, 10, 22, 20], [6, 20, 26, 30]]), (n, 1, 1))
+    groups = [f"syn/s{i // per_subject}" for i in range(n)]
+    keys = [f"syn/s{i // per_subject}/c{i:02d}" for i in range(n)]
+    return LOSOData(x, boxes, y, groups, keys, ("negative", "positive", "surprise"), {"flow": "gt"})
+
+
+def _config(**kw):
+    base = dict(model_overrides=TINY, epochs=3, batch_size=8, flow="gt", input_size=SIZE, checkpoint_every=2)
+    return LOSOConfig(**{**base, **kw})
+
+
+def _run(data, cfg, run_dir, **kw):
+    return run_loso(data, cfg, run_dir, progress=False, figures=False, **kw)
+
+
+def _weights(run_dir, subject):
+    ckpt = torch.load(run_dir / "folds" / fold_dirname(subject) / "checkpoint.pt", weights_only=True)
+    assert ckpt["final"]
+    return ckpt["model"]
+
+
+def _result(run_dir, subject):
+    return json.loads((run_dir / "folds" / fold_dirname(subject) / "result.json").read_text())
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 3-fold run, shared by the tests that compare against it."""
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp("loso_ref")
+    return run_dir, _run(_data(), _config(), run_dir)
+
+
+def test_folds_never_share_a_subject(reference):
+    groups = _data().groups
+    splits = loso_splits(groups)
+    assert [s for s, _, _ in splits] == ["syn/s0", "syn/s1", "syn/s2"]
+    g = np.asarray(groups)
+    for subject, tr, te in splits:
+        assert set(g[te]) == {subject} and subject not in set(g[tr])
+        assert sorted(np.r_[tr, te].tolist()) == list(range(len(g)))
+    run_dir, res = reference
+    assert res.finished and res.complete
+    for subject in ("syn/s0", "syn/s1", "syn/s2"):
+        r = _result(run_dir, subject)
+        assert all(k.startswith(subject + "/") for k in r["keys"]) and len(r["keys"]) == 6
+        assert r["train_side"]["n_train"] == 12 and r["train_side"]["train_subjects"] == 2
+    with open(run_dir / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["key"] for r in rows) == sorted(_data().keys)
+    assert all(r["key"].startswith(r["subject"] + "/") for r in rows)
+
+
+def test_held_out_subject_is_never_read_by_training(tmp_path):
+    """Change everything about subject s0 (inputs, boxes, labels): its fold trains the same weights,
+    with the same scale and class weights, and only its predictions change."""
+    a = _data()
+    b = _data()
+    held = np.array([g == "syn/s0" for g in b.groups])
+    b.x[held] = b.x[held] * 50 + 3.0
+    b.boxes[held] = b.boxes[held] // 2
+    b.labels[held] = 0  # changes the class counts of the whole set, not those of the training fold
+    cfg = _config(folds=1, motionmix_p=1.0)  # every training sample is mixed: partners must come from the fold
+    ra, rb = _run(a, cfg, tmp_path / "a"), _run(b, cfg, tmp_path / "b")
+    assert ra.metrics["subjects_done"] == ["syn/s0"] == rb.metrics["subjects_done"]
+    assert _same_weights(_weights(tmp_path / "a", "syn/s0"), _weights(tmp_path / "b", "syn/s0"))
+    res_a, res_b = _result(tmp_path / "a", "syn/s0"), _result(tmp_path / "b", "syn/s0")
+    assert res_a["train_side"] == res_b["train_side"]
+    assert [h["loss"] for h in res_a["history"]] == [h["loss"] for h in res_b["history"]]
+    assert res_a["probs"] != res_b["probs"] and res_a["true"] != res_b["true"]
+
+
+def test_test_curve_does_not_change_training(tmp_path, reference):
+    run_dir, res = reference
+    res_off = _run(_data(), _config(record_test_curve=False), tmp_path)
+    for s in ("syn/s0", "syn/s1", "syn/s2"):
+        assert _same_weights(_weights(run_dir, s), _weights(tmp_path, s))
+    assert res_off.metrics["honest"] == res.metrics["honest"]
+    assert res_off.metrics["best_epoch_on_test"] is None and res.metrics["best_epoch_on_test"]["warning"]
+
+
+def test_resume_equals_uninterrupted(tmp_path, reference):
+    ref_dir, ref = reference
+    data, cfg = _data(), _config()
+    # 1) a pause asked for after epoch 1 of the second fold (checkpoint_every=2: the pause itself checkpoints)
+    res = _run(data, cfg, tmp_path, stop=lambda subject, epoch: subject == "syn/s1" and epoch == 1)
+    assert not res.finished and res.metrics["subjects_done"] == ["syn/s0"]
+    assert (tmp_path / "folds" / "syn-s1" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "folds" / "syn-s1" / "result.json").exists()
+
+    # 2) a crash in the third fold just after its epoch-2 checkpoint (checkpoint_every=1 may change between calls)
+    def crash(subject, epoch):
+        if subject == "syn/s2" and epoch == 2:
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(data, _config(epochs=3, checkpoint_every=1), tmp_path, stop=crash)
+    assert _result(tmp_path, "syn/s1")["resumed_from_epoch"] == 1
+    # 3) the same command again finishes; fold s2 continues from its epoch-2 checkpoint
+    res = _run(data, cfg, tmp_path)
+    assert res.finished and _result(tmp_path, "syn/s2")["resumed_from_epoch"] == 2
+    assert res.metrics == ref.metrics
+    assert (tmp_path / "predictions.csv").read_text() == (ref_dir / "predictions.csv").read_text()
+    for s in ("syn/s0", "syn/s1", "syn/s2"):
+        assert _same_weights(_weights(ref_dir, s), _weights(tmp_path, s))
+    # 4) and once more: every fold is skipped, nothing changes
+    again = _run(data, cfg, tmp_path, stop=lambda *a: pytest.fail("a finished fold was trained again"))
+    assert again.metrics == ref.metrics and read_run(tmp_path).metrics == ref.metrics
+
+
+def test_other_configuration_or_data_is_refused(reference, tmp_path):
+    run_dir, _ = reference
+    with pytest.raises(RunMismatchError) as e:
+        _run(_data(), _config(epochs=4, lr=1e-3), run_dir)
+    msg = str(e.value)
+    assert "epochs: 3 there, 4 here" in msg and "lr:" in msg and "--run-dir" in msg and "config.json" in msg
+    other = _data()
+    other.x[0, 0, 0, 0] += 1.0
+    with pytest.raises(RunMismatchError, match="inputs differ"):
+        _run(other, _config(), run_dir)
+    # fields that do not change what a fold computes may change
+    res = _run(_data(), _config(folds=1, checkpoint_every=7, device="cpu"), run_dir)
+    assert res.metrics["folds_done"] == 3
+
+
+def test_partial_run_says_so(tmp_path):
+    res = _run(_data(), _config(epochs=1, folds=2, model="ststnet", model_overrides={}), tmp_path)
+    m = res.metrics
+    assert res.finished and not res.complete and m["folds_done"] == 2 and m["folds_total"] == 3
+    assert "PARTIAL" in m["partial_note"] and "PARTIAL" in res.table()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["environment"]["device"] == "cpu" and cfg["environment"]["scan_backend"] is None
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="HMRM only"):
+        LOSOConfig(model="ststnet", ablation="no_rffs")
+    with pytest.raises(ValueError, match="unknown ablation"):
+        LOSOConfig(ablation="nope")
+    with pytest.raises(ValueError, match="flow"):
+        LOSOConfig(flow="magic")
+    assert not LOSOConfig(ablation="no_motionmix").mixes and LOSOConfig().mixes
+    with pytest.raises(ValueError, match="input_size"):
+        _run(_data(), _config(input_size=64), "unused")
+    with pytest.raises(ValueError, match="do not build a hmrm network"):
+        _run(_data(), _config(model_overrides={"d_modle": 16}), "unused")
+
+
+def test_tiny_synthme_end_to_end(tiny_synthme, tmp_path, capsys):
+    """Real files: the tiny SynthME (2 subjects x 4 clips), exact flow, through the API and the CLI."""
+    from hmrm.cli import main
+    from hmrm.data.synthme import load_synthme
+
+    samples = load_synthme(tiny_synthme)
+    cfg = LOSOConfig(model_overrides=TINY, epochs=2, batch_size=4, flow="gt", input_size=SIZE)
+    res = run_loso(samples, cfg, tmp_path / "api", progress=False, cache_dir=tmp_path / "cache")
+    m = res.metrics
+    assert res.complete and m["folds_done"] == 2 and m["honest"]["n"] == len(samples)
+    assert np.sum(m["honest"]["confusion"]) == len(samples)
+    for name in ("config.json", "metrics.json", "predictions.csv", "training.png", "confusion.png"):
+        assert (tmp_path / "api" / name).stat().st_size > 0
+    env = json.loads((tmp_path / "api" / "config.json").read_text())["environment"]
+    assert env["device"] == "cpu" and env["scan_backend"] == "parallel"
+
+    rc = main(["loso", "--data-root", str(tiny_synthme), "--flow", "gt", "--input-size", str(SIZE), "--set", "d_model=16",
+               "--set", "depth=1", "--set", "n_heads=2", "--epochs", "2", "--batch-size", "4", "--folds", "1",
+               "--run-dir", str(tmp_path / "cli"), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "NOT a full LOSO" in out and "honest: final epoch" in out and "best epoch on test" in out
+    # the CLI's fold equals the API's first fold: same seed, same data, same configuration
+    first = res.metrics["per_fold"][0]
+    assert read_run(tmp_path / "cli").metrics["per_fold"][0] == first
+    # the same run folder with other options: refused with what differs, exit status 2
+    rc = main(["loso", "--data-root", str(tiny_synthme), "--flow", "gt", "--input-size", str(SIZE), "--set", "d_model=16",
+               "--set", "depth=1", "--set", "n_heads=2", "--epochs", "3", "--batch-size", "4",
+               "--run-dir", str(tmp_path / "cli"), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "epochs: 2 there, 3 here" in err
+
+
+def test_cli_help_and_missing_inputs(capsys, tmp_path):
+    from hmrm.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["loso", "--help"])
+    out = capsys.readouterr().out
+    for opt in ("--dataset", "--data-root", "--scheme", "--flow", "--model", "--ablation", "--epochs", "--batch-size",
+                "--lr", "--seed", "--device", "--folds", "--run-dir", "--prepared", "NOT a full LOSO"):
+        assert opt in out
+    assert main(["loso", "--dataset", "casme2"]) == 2
+    assert "--data-root is required" in capsys.readouterr().err
+    assert main(["loso", "--dataset", "samm", "--data-root", str(tmp_path)]) == 2
+    assert "--prepared" in capsys.readouterr().err
