@@ -56,3 +56,36 @@ def test_config_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: {}\n")
     with pytest.raises(ValueError, match="missing section 'data:'"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_loader_workers_do_not_change_the_run(tmp_path):
+    """Pairs and warm starts made in a worker process give bit-identical training."""
+    cfg = _tiny_cfg()
+    train(cfg, tmp_path / "a", progress=False, device="cpu", workers=0)
+    train(cfg, tmp_path / "b", progress=False, device="cpu", workers=1)
+    a = torch.load(tmp_path / "a" / "gru_aofe.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "gru_aofe.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    meta = json.loads((tmp_path / "b" / "gru_aofe.json").read_text())
+    assert meta["device"] == "cpu" and meta["workers"] == 1
+
+
+def test_step_batches_match_the_pair_stream():
+    from hmrm.flow.train import StepBatches
+    from hmrm.flow.synthetic import PairConfig, PairDataset
+
+    cfg = _tiny_cfg()
+    f1, f2, flow, valid, init = StepBatches(cfg)[3]
+    ref = PairDataset(PairConfig(size=32), seed=cfg["data"]["seed"]).batch(3 * 2, 2)
+    assert torch.equal(f1, ref[0]) and torch.equal(flow, ref[2]) and torch.equal(valid, ref[3])
+    assert init.shape == flow.shape
+
+
+def test_cuda_request_without_cuda_is_explained():
+    from hmrm.flow.train import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"

@@ -43,21 +43,53 @@ def _warm(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch.Tenso
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 
-def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress: bool = True, command: str = "") -> dict:
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``k`` is the whole batch of step ``k`` (frames, flow, valid, warm start), so data loader
+    workers can make batches ahead of the model while a resumed run still sees exactly the data an
+    uninterrupted one would."""
+
+    def __init__(self, cfg: dict):
+        self.data = PairDataset(PairConfig(size=cfg["data"]["size"]), seed=cfg["data"]["seed"])
+        self.batch, self.warm = cfg["train"]["batch"], cfg["model"].get("warm_start")
+        self.steps = cfg["train"]["steps"]
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int):
+        f1, f2, flow, valid = self.data.batch(step * self.batch, self.batch)
+        init = _warm(f1, f2, self.warm)
+        return f1, f2, flow, valid, (torch.zeros(0) if init is None else init)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device} asked for, but torch sees no CUDA device; use --device cpu")
+    return torch.device(device)
+
+
+def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress: bool = True, command: str = "",
+          device: str = "auto", workers: int = 0) -> dict:
+    """Train (or continue) the run in ``out``. ``device``: auto / cpu / cuda; ``workers``: data
+    loader processes generating pairs and warm starts ahead of the model (0: in this process).
+    Neither changes the data or the maths, so a run may be continued on another device."""
     from tqdm.auto import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
     tr, mc = cfg["train"], FlowConfig(**cfg["model"])
     torch.manual_seed(tr.get("seed", 0))
-    model = GRUAOFE(mc)
+    model = GRUAOFE(mc).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, tr["lr"], total_steps=tr["steps"] + 1, pct_start=0.05,
                                                 anneal_strategy="linear", cycle_momentum=False)
     ckpt_path = out / "checkpoint.pt"
     step, elapsed = 0, 0.0
     if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=True)
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if ck["cfg"] != cfg:
             raise ValueError(f"{ckpt_path} was made with another config; use another --out or delete it")
         model.load_state_dict(ck["model"])
@@ -65,7 +97,11 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         sched.load_state_dict(ck["sched"])
         step, elapsed = ck["step"], ck["elapsed"]
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=1))
-    data = PairDataset(PairConfig(size=cfg["data"]["size"]), seed=cfg["data"]["seed"])
+    batches = StepBatches(cfg)
+    loader = torch.utils.data.DataLoader(
+        batches, batch_size=None, sampler=range(step, tr["steps"]), num_workers=workers,
+        multiprocessing_context="spawn" if workers else None, prefetch_factor=4 if workers else None,
+        pin_memory=dev.type == "cuda")
     log = out / "log.csv"
     if not log.exists():
         log.write_text("step,loss,epe_last,epe_warm_start,seconds\n")
@@ -78,9 +114,9 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
                         "step": step, "elapsed": elapsed + time.perf_counter() - t_start}, part)
 
     model.train()
-    while step < tr["steps"]:
-        f1, f2, flow, valid = data.batch(step * tr["batch"], tr["batch"])
-        init = _warm(f1, f2, mc.warm_start)
+    for f1, f2, flow, valid, init in loader:
+        f1, f2, flow, valid = (t.to(dev, non_blocking=True) for t in (f1, f2, flow, valid))
+        init = init.to(dev, non_blocking=True) if init.numel() else None
         preds = model(f1, f2, init)
         loss = sequence_loss(preds, flow, valid, tr["gamma"])
         opt.zero_grad(set_to_none=True)
@@ -101,16 +137,18 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
             with open(log, "a") as f:
                 f.write(f"{step},{lo:.5f},{ep:.5f},{ep0:.5f},{elapsed + time.perf_counter() - t_start:.1f}\n")
             save()
-        if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes:
+        if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes and step < tr["steps"]:
             save()
             bar.close()
             return {"finished": False, "step": step}
     bar.close()
     total = elapsed + time.perf_counter() - t_start
     weights = out / "gru_aofe.pt"
+    model.cpu()
     with atomic_path(weights) as part:
         torch.save(model.to_checkpoint(), part)
     meta = {"file": weights.name, "sha256": sha256_file(weights), "config": cfg, "steps": step, "train_seconds": round(total),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "command": command or " ".join(sys.argv)}
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers, "command": command or " ".join(sys.argv)}
     atomic_write_text(out / "gru_aofe.json", json.dumps(meta, indent=1))
     return {"finished": True, "step": step, "weights": str(weights), "seconds": total}
