@@ -101,7 +101,12 @@ def _cmd_flow_train(args) -> int:
     if args.steps:
         cfg["train"]["steps"] = args.steps
     cmd = f"hmrm flow train --config {args.config} --out {args.out}" + (f" --steps {args.steps}" if args.steps else "")
-    res = train(cfg, args.out, max_minutes=args.max_minutes, progress=not args.quiet, command=cmd)
+    try:
+        res = train(cfg, args.out, max_minutes=args.max_minutes, progress=not args.quiet, command=cmd,
+                    device=args.device, workers=args.workers)
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if res["finished"]:
         print(f"done: {res['step']} steps in {res['seconds'] / 60:.1f} min; weights {res['weights']}")
     else:
@@ -216,6 +221,16 @@ def _cmd_loso(args) -> int:
         print(f"\nstopped (--max-minutes) before every fold finished; run the same command again to continue.")
     print(f"\nrun folder: {run_dir} (metrics.json, predictions.csv, training.png, confusion.png)")
     return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .train.reproduce import reproduce
+
+    runs = reproduce(args.configs, args.out, data_root=args.data_root, prepared=args.prepared, device=args.device,
+                     epochs=args.epochs, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"\nexecuted notebooks and run folders under {args.out}")
+    return 0 if args.dry_run or all(r.state == "done" for r in runs) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -358,6 +373,33 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--quiet", action="store_true", help="no progress bars")
     lo.set_defaults(func=_cmd_loso)
 
+    rp = sub.add_parser(
+        "reproduce", help="run the LOSO notebook (chapter 06) once per YAML config with papermill (resumable)",
+        formatter_class=_Help,
+        description="For each CONFIG (a YAML of configs/, its keys the parameters of notebooks/06_loso_training.ipynb "
+        "in either case: epochs: 1000 sets EPOCHS), executes that notebook with papermill into OUT/<config name>/: "
+        "the executed 06_loso_training.ipynb and the run's files beside it (config.json, folds/, predictions.csv, "
+        "metrics.json, confusion.png, training.png). A config whose metrics.json already covers every fold asked "
+        "for, with the same epochs, is skipped; an interrupted one continues from its finished folds and checkpoints. "
+        "Everything is checked before any training: an unknown config key, a missing config file, a licensed data "
+        "set without --data-root or --prepared.",
+        epilog="Configs: loso_synthme_quick (SynthME, STSTNet, 20 epochs: under a minute on a CPU), loso_casme2_5, "
+        "loso_samm5, loso_smic3, loso_composite3 (HMRM at the paper's settings: AdamW, lr 5e-4, 1000 epochs; a GPU "
+        "job). Licensed sets: `hmrm prepare --dataset casme2 --root /data/CASME2 --out data/prepared`, then "
+        "hmrm reproduce configs/loso_casme2_5.yaml --data-root /data/CASME2 --prepared data/prepared. "
+        "Plan only: --dry-run.")
+    rp.add_argument("configs", nargs="+", type=Path, metavar="CONFIG", help="YAML config(s), e.g. configs/loso_casme2_5.yaml")
+    rp.add_argument("--data-root", type=Path, default=None,
+                    help="the licensed data set's folder as distributed (composite: a folder holding casme2/, samm/, "
+                    "smic/); applies to the configs of licensed sets, SynthME configs keep theirs")
+    rp.add_argument("--prepared", type=Path, default=None, help="licensed sets: the --out folder of `hmrm prepare`")
+    rp.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="parent of the per-config run folders")
+    rp.add_argument("--device", default=None, help="override DEVICE of every config: auto, cpu, cuda or cuda:N")
+    rp.add_argument("--epochs", type=int, default=None,
+                    help="override EPOCHS of every config (a run folder made with other epochs is refused: use another --out)")
+    rp.add_argument("--dry-run", action="store_true", help="list the planned runs and their state (todo, resume, done); run nothing")
+    rp.set_defaults(func=_cmd_reproduce)
+
     fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
     fsub = fl.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND")
     ft = fsub.add_parser("train", help="pretrain GRU-AOFE on generated pairs (resumable)", formatter_class=_Help,
@@ -368,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", type=Path, default=Path("runs/flow_pretrain"), help="run folder (checkpoint, log, weights)")
     ft.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
     ft.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
+    ft.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda; the data and maths do not change, "
+                    "so a run can be continued on another device")
+    ft.add_argument("--workers", type=int, default=0,
+                    help="data loader processes that generate pairs and warm starts ahead of the model (use most CPU cores on a GPU machine)")
     ft.add_argument("--quiet", action="store_true", help="no progress bar")
     ft.set_defaults(func=_cmd_flow_train)
     fl.set_defaults(func=lambda a: (fl.print_help(), 0)[1])

@@ -1,0 +1,245 @@
+"""``hmrm reproduce``: run chapter 06 (the parameterised LOSO notebook) once per YAML config, with papermill.
+
+::
+
+    for each configs/<name>.yaml:
+        parameters <- the YAML, each key mapped onto a parameter of notebooks/06_loso_training.ipynb
+        parameters <- command-line overrides (--data-root, --prepared, --device, --epochs)
+        <out>/<name>/metrics.json complete (and for the same epochs)?  -> skip, already done
+        papermill: notebooks/06 -> <out>/<name>/06_loso_training.ipynb, RUN_DIR = <out>/<name>
+                   (run_loso writes config.json, folds/, metrics.json, ... beside the notebook)
+
+Key mapping
+-----------
+A YAML key names a notebook parameter, in upper or lower case: ``epochs: 1000`` and
+``EPOCHS: 1000`` both set ``EPOCHS``. Every key must be a parameter of the notebook's first cell
+(the one tagged ``parameters``); an unknown key (a typo) is an error that lists the known ones.
+Values are passed as they are (YAML ``null`` is Python ``None``).
+
+Resuming
+--------
+A config whose run folder holds a ``metrics.json`` that covers every fold asked for (all subjects,
+or the first ``FOLDS``) with the same number of epochs is skipped. Otherwise the notebook runs
+again and :func:`hmrm.train.loso.run_loso` continues from the finished folds and checkpoints.
+``--data-root`` and ``--prepared`` apply to the configs of the licensed data sets only; a SynthME
+config keeps its own ``DATA_ROOT`` (None: the tiny SynthME build in the hmrm cache).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..data.records import DataError
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO / "notebooks" / "06_loso_training.ipynb"
+CONFIG_DIR = REPO / "configs"
+LICENSED = ("casme2", "samm", "smic", "composite")
+
+
+class ReproduceError(DataError):
+    """A config that cannot be run as given, or a notebook that failed."""
+
+
+# ----------------------------------------------------------------------------- parameters
+def notebook_parameters(notebook: str | Path = NOTEBOOK) -> dict:
+    """Name -> default of the assignments in the notebook's cell tagged ``parameters``."""
+    nb = json.loads(Path(notebook).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            tree = ast.parse(src)
+            return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    raise ReproduceError(f"{notebook} has no cell tagged 'parameters'")
+
+
+def _available_configs() -> str:
+    names = sorted(p.relative_to(REPO).as_posix() for p in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
+    return ", ".join(names) or "(none)"
+
+
+def load_config(path: str | Path, parameters: dict | None = None) -> dict:
+    """The notebook parameters a YAML config sets (keys mapped to the notebook's upper-case names)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReproduceError(f"config {path} does not exist. Available configs: {_available_configs()}")
+    parameters = notebook_parameters() if parameters is None else parameters
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ReproduceError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ReproduceError(f"config {path} must be a mapping of notebook parameters, got {type(raw).__name__}")
+    out: dict = {}
+    for key, value in raw.items():
+        name = str(key).upper()
+        if name not in parameters:
+            raise ReproduceError(f"config {path}: {key!r} is not a parameter of {NOTEBOOK.name}; known (either case): "
+                                 + ", ".join(k.lower() for k in parameters))
+        if name == "RUN_DIR":
+            raise ReproduceError(f"config {path}: {key!r} is set by hmrm reproduce (OUT/<config name>); use --out")
+        if name in out:
+            raise ReproduceError(f"config {path}: {name} is set twice (keys are case-insensitive)")
+        out[name] = value
+    return out
+
+
+# ----------------------------------------------------------------------------- data (the notebook calls this)
+def where_to_request(dataset: str) -> str:
+    from ..data.datasets import WHERE_TO_REQUEST
+
+    if dataset == "composite":
+        return "; ".join(WHERE_TO_REQUEST[k] for k in ("casme2", "samm", "smic"))
+    return WHERE_TO_REQUEST.get(dataset, "")
+
+
+def check_data(dataset: str, data_root, prepared, where: str = "") -> None:
+    """A licensed data set needs its folder and the output of ``hmrm prepare``; say where to get them."""
+    dataset = dataset.lower()
+    if dataset not in LICENSED:
+        return
+    what = f"{where}: " if where else ""
+    if data_root is None:
+        raise ReproduceError(
+            f"{what}{dataset} is a licensed data set and needs its folder as distributed (--data-root, or DATA_ROOT "
+            f"in the config). It cannot be shipped; it is requested from {where_to_request(dataset)} (README, "
+            "'The licensed data sets').")
+    if prepared is None:
+        raise ReproduceError(
+            f"{what}{dataset} needs the aligned crops of `hmrm prepare --dataset {dataset} --root {data_root} --out "
+            "data/prepared` (--prepared, or PREPARED in the config).")
+
+
+def loso_samples(dataset: str = "synthme", data_root=None, prepared=None, scheme: str | None = None, seed: int = 0):
+    """The samples a LOSO run trains on: SynthME (``data_root`` None: the tiny build in the cache) or a
+    licensed set read from ``data_root`` with the apex estimates ``hmrm prepare`` saved in ``prepared``."""
+    from ..data.datasets import load_dataset
+
+    dataset = dataset.lower()
+    if dataset == "synthme" and data_root is None:
+        from ..data.synthme import tiny_synthme
+
+        return tiny_synthme(seed=seed, scheme=scheme or "composite3")
+    check_data(dataset, data_root, prepared)
+    kwargs = {}
+    if dataset in LICENSED:
+        from ..data.apex import ApexCache
+
+        kwargs["apex_cache"] = ApexCache(Path(prepared) / "apex_estimates.json")
+    return load_dataset(dataset, data_root, scheme=scheme, **kwargs)
+
+
+# ----------------------------------------------------------------------------- planning and running
+@dataclass
+class PlannedRun:
+    """One config: its name, YAML, run folder, executed-notebook path, parameters and state
+    (``todo``, ``resume`` (a run folder exists) or ``done``)."""
+
+    name: str
+    config: Path
+    run_dir: Path
+    notebook: Path
+    parameters: dict = field(default_factory=dict)
+    state: str = "todo"
+    metrics: dict | None = None
+
+    def describe(self) -> str:
+        p = self.parameters
+        folds = "all subjects" if p.get("FOLDS") is None else f"first {p['FOLDS']} subjects"
+        return (f"{self.name}: {p.get('DATASET')} {p.get('MODEL')} ({p.get('ABLATION')}), flow {p.get('FLOW_METHOD')}, "
+                f"{p.get('EPOCHS')} epochs, {folds}, device {p.get('DEVICE')} -> {self.run_dir} [{self.state}]")
+
+
+def _is_done(metrics: dict | None, params: dict) -> bool:
+    if not metrics or metrics.get("epochs") != params.get("EPOCHS"):
+        return False
+    folds = params.get("FOLDS")
+    return bool(metrics.get("complete")) or (folds is not None and metrics.get("folds_done", 0) >= folds)
+
+
+def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
+         device: str | None = None, epochs: int | None = None) -> list[PlannedRun]:
+    """Resolve every config into a :class:`PlannedRun` (nothing runs; errors come before any training)."""
+    if not configs:
+        raise ReproduceError(f"no config given. Available configs: {_available_configs()}")
+    parameters = notebook_parameters()
+    out = Path(out).resolve()
+    runs, names = [], set()
+    for cfg in configs:
+        cfg = Path(cfg)
+        params = {**parameters, **load_config(cfg, parameters)}
+        dataset = str(params["DATASET"]).lower()
+        if dataset in LICENSED:
+            if data_root is not None:
+                params["DATA_ROOT"] = str(data_root)
+            if prepared is not None:
+                params["PREPARED"] = str(prepared)
+        if device is not None:
+            params["DEVICE"] = device
+        if epochs is not None:
+            params["EPOCHS"] = int(epochs)
+        check_data(dataset, params["DATA_ROOT"], params["PREPARED"], where=f"config {cfg}")
+        for key in ("DATA_ROOT", "PREPARED"):  # the kernel may start elsewhere
+            if params[key] is not None:
+                params[key] = str(Path(params[key]).resolve())
+        name = cfg.stem
+        if name in names:
+            raise ReproduceError(f"two configs are named {name}; their run folders would collide")
+        names.add(name)
+        run_dir = out / name
+        params["RUN_DIR"] = str(run_dir)
+        metrics_path = run_dir / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+        nb_path = run_dir / NOTEBOOK.name
+        state = "done" if _is_done(metrics, params) and nb_path.is_file() else (
+            "resume" if (run_dir / "config.json").is_file() else "todo")
+        runs.append(PlannedRun(name, cfg, run_dir, nb_path, params, state, metrics))
+    return runs
+
+
+def _score_line(metrics: dict | None) -> str:
+    if not metrics or not metrics.get("honest"):
+        return "no scores"
+    h = metrics["honest"]
+    scope = "" if metrics.get("complete") else f" (PARTIAL: {metrics['folds_done']}/{metrics['folds_total']} subjects)"
+    return f"UF1 {h['uf1']:.4f}, UAR {h['uar']:.4f}, accuracy {h['accuracy']:.4f}{scope}"
+
+
+def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
+              device: str | None = None, epochs: int | None = None, dry_run: bool = False,
+              log: Callable[[str], None] = print) -> list[PlannedRun]:
+    """Run notebook 06 for every config not yet done (see the module docstring); return the plan
+    with each run's metrics. A failing notebook raises :class:`ReproduceError` naming the executed
+    notebook, which holds the traceback."""
+    runs = plan(configs, out, data_root, prepared, device, epochs)
+    for r in runs:
+        log(("plan " if dry_run else "") + r.describe())
+    if dry_run:
+        return runs
+    import papermill as pm
+
+    for r in runs:
+        if r.state == "done":
+            log(f"{r.name}: already done, skipped ({_score_line(r.metrics)})")
+            continue
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        log(f"{r.name}: running {NOTEBOOK.name} -> {r.notebook}")
+        try:
+            pm.execute_notebook(str(NOTEBOOK), str(r.notebook), parameters=r.parameters, cwd=os.getcwd(),
+                                progress_bar=False, report_mode=False)
+        except pm.PapermillExecutionError as exc:
+            raise ReproduceError(f"{r.name}: the notebook failed ({exc.ename}: {exc.evalue}). The executed notebook "
+                                 f"with the traceback is {r.notebook}; fix the cause and run the same command again "
+                                 "(finished folds are kept).") from None
+        path = r.run_dir / "metrics.json"
+        r.metrics = json.loads(path.read_text()) if path.is_file() else None
+        r.state = "done" if _is_done(r.metrics, r.parameters) else "stopped"
+        log(f"{r.name}: {r.state}, {_score_line(r.metrics)}")
+    return runs
