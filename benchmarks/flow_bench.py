@@ -92,8 +92,10 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        axes[0].bar(methods, [np.mean(stats[m]["epe"]) for m in methods], label="face")
-        axes[0].bar(methods, [np.nanmean(stats[m]["epe_move"]) for m in methods], alpha=0.6, label="expression pixels")
+        pos = np.arange(len(methods))
+        axes[0].bar(pos - 0.2, [np.mean(stats[m]["epe"]) for m in methods], 0.4, label="face")
+        axes[0].bar(pos + 0.2, [np.nanmean(stats[m]["epe_move"]) for m in methods], 0.4, label="expression pixels")
+        axes[0].set_xticks(pos, methods)
         axes[0].set_ylabel("EPE (px)")
         axes[0].legend()
         axes[1].bar(methods, [1e3 * np.mean(stats[m]["t"]) for m in methods], color="grey")
