@@ -36,12 +36,12 @@ raw frames or a SynthME clip
 | --- | --- | --- |
 | 00 course map | this page, and a check of your installation | ready |
 | 01 faces and SynthME | face alignment, facial regions, action units, the synthetic data set with exact flow | ready |
-| 02 optical flow with GRU attention | correlation volumes, recurrent refinement, sub-pixel accuracy | planned |
-| 03 MotionMix | region mixing between flow maps of one class | planned |
-| 04 Mamba and the selective scan | state-space models, sequential and parallel scans | planned |
-| 05 encoder and RFFS | multi-grain patches, bidirectional Mamba, region fusion | planned |
-| 06 LOSO training | the papermill-parameterised training run | planned |
-| 07 results and efficiency | the paper's tables beside ours | planned |
+| 02 optical flow with GRU attention | correlation volumes, recurrent refinement, sub-pixel accuracy | ready (pretrained weights not yet shipped) |
+| 03 MotionMix | region mixing between flow maps of one class | ready |
+| 04 Mamba and the selective scan | state-space models, sequential and parallel scans | ready |
+| 05 encoder and RFFS | multi-grain patches, bidirectional Mamba, region fusion | ready |
+| 06 LOSO training | the papermill-parameterised training run | ready |
+| 07 results and efficiency | the paper's tables beside ours | ready |
 
 ## Data
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU check for anyone with a CUDA GPU (about 3 to 6 minutes on one modern GPU):
+#   1. the GPU-marked tests (pytest.ini marker "gpu": the CUDA selective-scan backends against the
+#      pure-PyTorch scan; they skip themselves where the mamba-ssm kernel is not installed);
+#   2. benchmarks/gpu_fold_timing.py: the first FOLDS folds of a LOSO on random inputs of the
+#      MEGC2019 composite's size (442 samples, 3 classes, 68 subjects) at the paper's settings
+#      (default HMRM, batch 32, AdamW lr 5e-4) for EPOCHS epochs each; prints seconds per epoch and
+#      the extrapolated seconds per fold at 1000 epochs and for the whole LOSO.
+# Usage, from the repository root:  bash benchmarks/gpu_check.sh [EPOCHS] [FOLDS]   (defaults 5 and 2)
+# PYTHON (default .venv/bin/python, else python3) picks the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY="$(command -v python3)"
+EPOCHS="${1:-5}"
+FOLDS="${2:-2}"
+
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    echo "gpu_check: no CUDA GPU visible to torch ($("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'torch not importable')); nothing to check. Run this on a machine with a CUDA GPU." >&2
+    exit 2
+fi
+"$PY" -c 'import torch; print("gpu_check:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)'
+
+echo "== 1/2 GPU-marked tests (pytest -m gpu)"
+status=0
+timeout 240 "$PY" -m pytest -m gpu -p no:cacheprovider -q tests || status=$?
+
+echo "== 2/2 LOSO fold timing: composite size, paper settings, ${EPOCHS} epochs x ${FOLDS} folds"
+timeout 300 "$PY" benchmarks/gpu_fold_timing.py --device cuda --epochs "$EPOCHS" --folds "$FOLDS" || status=$?
+
+if [ "$status" -ne 0 ]; then
+    echo "gpu_check: FAILED (exit $status; 124 = a step ran past its time limit)" >&2
+fi
+exit "$status"

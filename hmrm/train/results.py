@@ -1,0 +1,250 @@
+"""Results tables: gather LOSO run folders into a paper-style table, an ablation table, and read the efficiency table.
+
+::
+
+    run folders  <- every folder under the roots holding config.json + metrics.json (run_loso's files):
+                    runs/reproduce/<config>/ (hmrm reproduce) and runs/loso/<name>/ (hmrm loso)
+    one row each <- data set, class scheme, model, flow, ablation, epochs, folds done / total,
+                    honest UF1 / UAR (final epoch, pooled over folds),
+                    best-epoch-on-test UF1 / UAR (OPTIMISTIC, in their own labelled columns),
+                    the paper's UF1 / UAR where ../shared/PAPER.md reports them (HMRM, full network)
+    PARTIAL      <- a run whose metrics.json does not cover every subject (an interrupted run, or FOLDS=N)
+
+The paper's figures (:data:`PAPER_RESULTS`) are copied from ``PAPER.md`` ("Results reported (UF1 /
+UAR)"): one pair per data set for the full HMRM. PAPER.md reports no ablation or baseline figures,
+so those cells stay blank. The paper figure is put beside a run only when the run is HMRM, full
+network, on that data set with the class scheme of our paper config (``configs/loso_*.yaml``);
+PAPER.md names no class scheme, no input size and no batch size, and the paper used GRU-AOFE flow,
+so even then the two numbers come from set-ups that may differ (the table says which flow we used).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from ..data.records import DataError
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_ROOTS = ("runs/reproduce", "runs/loso")
+EFFICIENCY_MD = REPO / "figures" / "efficiency.md"
+
+#: UF1 / UAR of the full HMRM as reported by the paper, copied from ../shared/PAPER.md,
+#: section "Results reported (UF1 / UAR)". Nothing else is reported there.
+PAPER_RESULTS: dict[str, tuple[float, float]] = {
+    "casme2": (0.9561, 0.9588),
+    "samm": (0.8909, 0.9017),
+    "composite": (0.8788, 0.8906),
+    "smic": (0.7491, 0.7759),
+}
+PAPER_SOURCE = "../shared/PAPER.md, 'Results reported (UF1 / UAR)'"
+#: The class scheme of our paper config per data set (configs/loso_*.yaml): the paper figure is shown only for it.
+PAPER_SCHEMES = {"casme2": "casme2_5", "samm": "samm5", "smic": "smic3", "composite": "composite3"}
+PAPER_EPOCHS = 1000
+DATASET_NAMES = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "composite": "Composite",
+                 "synthme": "SynthME"}
+DATASET_ORDER = ("casme2", "samm", "smic", "composite", "synthme")
+ABLATION_ORDER = ("full", "no_motionmix", "single_grain", "unidirectional", "no_rffs", "plain_ce")
+
+HONEST_UF1, HONEST_UAR = "UF1 (honest)", "UAR (honest)"
+BEST_UF1, BEST_UAR = "UF1 best epoch on test (OPTIMISTIC)", "UAR best epoch on test (OPTIMISTIC)"
+PAPER_UF1, PAPER_UAR = "paper UF1", "paper UAR"
+
+RESULTS_CAPTION = (
+    "LOSO results. UF1 / UAR (honest): the final epoch of every fold, predictions pooled over all held-out "
+    "subjects (MEGC). The 'best epoch on test' columns pick, per held-out subject, the epoch that scored best on "
+    "that same subject: they select on the test data, are OPTIMISTIC and are NOT results; they are shown only "
+    "because some repositories report them. PARTIAL: not every subject was held out (an interrupted run or a "
+    f"FOLDS=N quick look); its scores pool only the folds done. Paper UF1 / UAR: source {PAPER_SOURCE}, the full "
+    "HMRM only, shown beside runs of the full HMRM on the same data set with our paper config's class scheme; "
+    "blank where PAPER.md gives no figure. The paper used GRU-AOFE flow and "
+    f"{PAPER_EPOCHS} epochs and names no class scheme, input size or batch size: compare with care. SynthME is "
+    "our synthetic set; the paper never used it.")
+ABLATION_CAPTION = (
+    "Ablations of HMRM, per data set: honest pooled UF1 / UAR (final epoch) and the change against the full "
+    "network of the same data set, class scheme, flow and epochs (blank when no such full run exists). "
+    f"Source of the paper column: {PAPER_SOURCE}; it reports the full network only, so every ablation's paper "
+    "cell is blank. PARTIAL rows pool only the folds done.")
+
+
+# ----------------------------------------------------------------------------- gathering
+def find_run_dirs(roots: Iterable[str | Path] | None = None) -> list[Path]:
+    """Every LOSO run folder under ``roots`` (default :data:`DEFAULT_ROOTS`, relative to the working
+    directory): a folder with a ``config.json`` written by :func:`hmrm.train.run_loso` (its
+    ``config`` names a model and its ``data`` a fingerprint). Missing roots are skipped."""
+    roots = DEFAULT_ROOTS if roots is None else roots
+    found = set()
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for cfg in [root / "config.json", *root.rglob("config.json")]:
+            if cfg.is_file() and _is_loso_config(cfg):
+                found.add(cfg.parent.resolve())
+    return sorted(found)
+
+
+def _is_loso_config(path: Path) -> bool:
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and "model" in rec.get("config", {}) and "fingerprint" in rec.get("data", {})
+
+
+def dataset_key(data: dict) -> str:
+    """``composite`` when the inputs pool several data sets, else the one data set's name."""
+    datasets = list(data.get("datasets") or [])
+    if len(datasets) > 1:
+        return "composite"
+    return datasets[0] if datasets else "?"
+
+
+def run_record(run_dir: str | Path, relative_to: str | Path | None = None) -> dict:
+    """One row of the results table for a run folder (see the module docstring)."""
+    run_dir = Path(run_dir)
+    rec = json.loads((run_dir / "config.json").read_text())
+    cfg, data = rec["config"], rec.get("data", {})
+    mpath = run_dir / "metrics.json"
+    metrics = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    key = dataset_key(data)
+    ablation = cfg.get("ablation") or "full"
+    if cfg.get("model") != "hmrm":
+        ablation = ""
+    done = int(metrics.get("folds_done", 0))
+    total = int(metrics.get("folds_total", data.get("n_subjects", 0)))
+    complete = bool(metrics.get("complete")) and done == total
+    honest = metrics.get("honest") or {}
+    best = metrics.get("best_epoch_on_test") or {}
+    paper = (PAPER_RESULTS.get(key) if cfg.get("model") == "hmrm" and ablation == "full"
+             and data.get("scheme") == PAPER_SCHEMES.get(key) else None)
+    try:
+        name = str(run_dir.resolve().relative_to(Path(relative_to).resolve())) if relative_to else str(run_dir)
+    except ValueError:
+        name = str(run_dir)
+    return {
+        "data set": DATASET_NAMES.get(key, key), "scheme": data.get("scheme") or "", "model": cfg.get("model"),
+        "flow": cfg.get("flow"), "ablation": ablation, "epochs": int(metrics.get("epochs", cfg.get("epochs", 0))),
+        "folds": f"{done}/{total}", "status": "complete" if complete else "PARTIAL",
+        HONEST_UF1: honest.get("uf1"), HONEST_UAR: honest.get("uar"),
+        BEST_UF1: best.get("uf1"), BEST_UAR: best.get("uar"),
+        PAPER_UF1: paper[0] if paper else None, PAPER_UAR: paper[1] if paper else None,
+        "device": rec.get("environment", {}).get("device", ""), "seed": cfg.get("seed"), "run": name,
+        "_key": key,
+    }
+
+
+def _sort_key(row: dict) -> tuple:
+    key = row["_key"]
+    d = DATASET_ORDER.index(key) if key in DATASET_ORDER else len(DATASET_ORDER)
+    a = ABLATION_ORDER.index(row["ablation"]) if row["ablation"] in ABLATION_ORDER else len(ABLATION_ORDER)
+    return d, key, row["model"] != "hmrm", row["model"], a, row["flow"] or "", -row["epochs"], row["run"]
+
+
+def results_table(run_dirs: Sequence[str | Path] | None = None, roots: Iterable[str | Path] | None = None,
+                  relative_to: str | Path | None = None) -> pd.DataFrame:
+    """The paper-style results table, one row per run folder (``run_dirs``, or every run under
+    ``roots``): see the module docstring and :data:`RESULTS_CAPTION`. Missing scores are NaN."""
+    dirs = find_run_dirs(roots) if run_dirs is None else [Path(d) for d in run_dirs]
+    rows = sorted((run_record(d, relative_to) for d in dirs), key=_sort_key)
+    columns = ["data set", "scheme", "model", "flow", "ablation", "epochs", "folds", "status", HONEST_UF1,
+               HONEST_UAR, BEST_UF1, BEST_UAR, PAPER_UF1, PAPER_UAR, "device", "seed", "run"]
+    df = pd.DataFrame(rows, columns=columns + ["_key"])
+    for c in (HONEST_UF1, HONEST_UAR, BEST_UF1, BEST_UAR, PAPER_UF1, PAPER_UAR):
+        df[c] = pd.to_numeric(df[c])
+    return df[columns]
+
+
+def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The HMRM rows of ``results`` by ablation, per data set, with the change against the full
+    network of the same data set, scheme, flow and epochs (see :data:`ABLATION_CAPTION`)."""
+    df = results[results["model"] == "hmrm"].copy()
+    if df.empty:
+        return pd.DataFrame(columns=["data set", "scheme", "ablation", "flow", "epochs", "folds", "status", HONEST_UF1,
+                                     HONEST_UAR, "ΔUF1 vs full", "ΔUAR vs full", PAPER_UF1, PAPER_UAR, "run"])
+    group = ["data set", "scheme", "flow", "epochs"]
+    full = (df[df["ablation"] == "full"].drop_duplicates(group).set_index(group)[[HONEST_UF1, HONEST_UAR]])
+    idx = pd.MultiIndex.from_frame(df[group])
+    ref = full.reindex(idx)
+    df["ΔUF1 vs full"] = df[HONEST_UF1].to_numpy() - ref[HONEST_UF1].to_numpy()
+    df["ΔUAR vs full"] = df[HONEST_UAR].to_numpy() - ref[HONEST_UAR].to_numpy()
+    order = {a: i for i, a in enumerate(ABLATION_ORDER)}
+    df["_d"] = df["data set"].map({DATASET_NAMES.get(k, k): i for i, k in enumerate(DATASET_ORDER)}).fillna(99)
+    df["_a"] = df["ablation"].map(order).fillna(99)
+    df = df.sort_values(["_d", "data set", "scheme", "flow", "epochs", "_a", "run"],
+                        ascending=[True, True, True, True, False, True, True])
+    return df[["data set", "scheme", "ablation", "flow", "epochs", "folds", "status", HONEST_UF1, HONEST_UAR, "ΔUF1 vs full",
+               "ΔUAR vs full", PAPER_UF1, PAPER_UAR, "run"]].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- efficiency
+def read_efficiency(path: str | Path = EFFICIENCY_MD) -> tuple[pd.DataFrame, str]:
+    """The efficiency table ``hmrm efficiency`` wrote (``figures/efficiency.md``): its first
+    markdown table as a DataFrame (numbers parsed, thousands separators removed; ``model`` without
+    back-quotes) and the file's full text (conventions and notes included)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} is missing; write it with `hmrm efficiency --out {path}`.")
+    text = path.read_text()
+    lines = [ln.strip() for ln in text.splitlines()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("|")), None)
+    if start is None:
+        raise DataError(f"{path} holds no markdown table")
+    block = []
+    for ln in lines[start:]:
+        if not ln.startswith("|"):
+            break
+        block.append([c.strip() for c in ln.strip("|").split("|")])
+    head, body = block[0], [r for r in block[1:] if not all(set(c) <= set(":-") for c in r)]
+    df = pd.DataFrame(body, columns=head)
+    df[head[0]] = df[head[0]].str.replace("`", "", regex=False)
+    for c in head[1:]:
+        num = pd.to_numeric(df[c].str.replace(",", "", regex=False), errors="coerce")
+        if num.notna().all():
+            df[c] = num
+    return df, text
+
+
+# ----------------------------------------------------------------------------- markdown
+def _cell(v, digits: int) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v).replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame, caption: str | None = None, digits: int = 4) -> str:
+    """``df`` as a markdown table (blank cells for missing values), the caption above it."""
+    cols = list(df.columns)
+    out = [caption, ""] if caption else []
+    out.append("| " + " | ".join(cols) + " |")
+    out.append("|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in cols) + "|")
+    for row in df.itertuples(index=False):
+        out.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
+    if df.empty:
+        out.append("| " + " | ".join("" for _ in cols) + " |")
+    return "\n".join(out) + "\n"
+
+
+def results_markdown(results: pd.DataFrame) -> str:
+    """The results table in markdown, with :data:`RESULTS_CAPTION`."""
+    return to_markdown(results, RESULTS_CAPTION)
+
+
+def ablation_markdown(ablations: pd.DataFrame) -> str:
+    """The ablation table in markdown, with :data:`ABLATION_CAPTION`."""
+    return to_markdown(ablations, ABLATION_CAPTION)
+
+
+def paper_results_from_markdown(text: str) -> dict[str, tuple[float, float]]:
+    """The UF1 / UAR rows of PAPER.md's "Results reported" table, keyed like :data:`PAPER_RESULTS`
+    (to check that the copied figures still match their source)."""
+    names = {v: k for k, v in DATASET_NAMES.items()}
+    out = {}
+    for m in re.finditer(r"^\|\s*([^|]+?)\s*\|\s*([0-9.]+)\s*\|\s*([0-9.]+)\s*\|\s*$", text, re.M):
+        if m.group(1) in names:
+            out[names[m.group(1)]] = (float(m.group(2)), float(m.group(3)))
+    return out
