@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hmrm.utils import pick_device
+
 
 def random_data(samples: int, classes: int, subjects: int, size: int = 112, seed: int = 0):
     """A :class:`hmrm.train.LOSOData` of random flow maps: every subject has at least one sample."""
@@ -112,12 +114,11 @@ def main(argv=None) -> int:
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only; the paper says nothing of it)")
     p.add_argument("--target-epochs", type=int, default=1000, help="epochs to extrapolate to (default 1000, the paper)")
     args = p.parse_args(argv)
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            print("no CUDA device: this benchmark times GPU training (pass --device cpu for a CPU run)", file=sys.stderr)
-            return 2
+    try:
+        pick_device(args.device)
+    except RuntimeError as exc:
+        print(f"no CUDA device: this benchmark times GPU training (pass --device cpu for a CPU run); {exc}", file=sys.stderr)
+        return 2
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")

@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 
 from hmrm.ssm.scan import available_backends, selective_scan
+from hmrm.utils import pick_device
 
 Inputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -100,9 +101,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--dim", type=int, default=384, help="channels D (default 384)")
     ap.add_argument("--state", type=int, default=16, help="state size N (default 16)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     ap.add_argument("--out", type=Path, help="also write the table to this markdown file (e.g. figures/scan_bench.md)")
     args = ap.parse_args()
+    args.device = str(pick_device(args.device))
 
     usable = [b.name for b in available_backends() if b.available]
     backends = [b for b in ("sequential", "parallel", "mamba_ssm") if b in usable and (b != "mamba_ssm" or args.device.startswith("cuda"))]

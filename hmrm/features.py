@@ -190,20 +190,11 @@ def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
 
 def flow_channels(flow: np.ndarray, channels: Sequence[str] = DEFAULT_CHANNELS) -> np.ndarray:
     """Stack the named channels of a (H, W, 2) flow into (C, H, W) float32 (see :data:`CHANNELS`)."""
-    from .flow import optical_strain
+    from .flow import flow_features
 
     _check_channels(channels)
-    out = []
-    for c in channels:
-        if c == "u":
-            out.append(flow[..., 0])
-        elif c == "v":
-            out.append(flow[..., 1])
-        elif c == "mag":
-            out.append(np.sqrt((flow ** 2).sum(-1)))
-        else:
-            out.append(optical_strain(flow))
-    return np.stack(out, 0).astype(np.float32)
+    named = dict(zip(CHANNELS, flow_features(flow)))  # u, v, mag, strain: the order of CHANNELS
+    return np.stack([named[c] for c in channels], 0).astype(np.float32)
 
 
 def _check_channels(channels: Sequence[str]) -> None:

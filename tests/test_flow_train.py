@@ -81,11 +81,9 @@ def test_step_batches_match_the_pair_stream():
     assert init.shape == flow.shape
 
 
-def test_cuda_request_without_cuda_is_explained():
-    from hmrm.flow.train import resolve_device
-
+def test_cuda_request_without_cuda_is_explained(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(RuntimeError, match="no CUDA device"):
-        resolve_device("cuda")
-    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        train(_tiny_cfg(), tmp_path / "run", progress=False, device="cuda")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

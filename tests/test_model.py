@@ -1,14 +1,13 @@
 """The HMRM network: shapes, gradients, loss weights, region pooling, budget, and an overfit run."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hmrm.efficiency import count_flops, example_inputs
-from hmrm.face.regions import REGION_NAMES, region_boxes
+from hmrm.face.regions import REGION_NAMES
 from hmrm.model import (
     ABLATIONS,
     HMRM,
@@ -250,18 +249,12 @@ def test_region_tokens_follow_the_boxes():
 # ------------------------------------------------------------------------------ overfit on SynthME
 def synthme_inputs(root, size: int, n: int = 8):
     """Ground-truth flow of ``n`` SynthME samples as (n, 3, size, size) u, v, strain, and their boxes."""
-    from hmrm.data.synthme import load_gt_flow, load_synthme
-    from hmrm.flow import optical_strain
+    from hmrm.data.synthme import load_synthme
+    from hmrm.features import flow_input, region_boxes_for
 
     samples = load_synthme(root)[:n]
-    xs, boxes = [], []
-    for s in samples:
-        gt = load_gt_flow(s)
-        h, w = gt["flow"].shape[:2]
-        flow = cv2.resize(gt["flow"], (size, size), interpolation=cv2.INTER_AREA) * np.float32(size / w)
-        xs.append(np.concatenate([flow.transpose(2, 0, 1), optical_strain(flow)[None]]))
-        b = region_boxes(gt["landmarks_onset"] * (size / w), size)
-        boxes.append([b[name] for name in REGION_NAMES])
+    xs = [flow_input(s, "gt", size) for s in samples]
+    boxes = np.stack([region_boxes_for(s, size) for s in samples])
     x = torch.from_numpy(np.stack(xs)).float()
     labels = torch.tensor([s.label_index for s in samples])
     return x, torch.tensor(boxes), labels

@@ -6,6 +6,7 @@ import torch
 
 from hmrm.ssm import BiMamba, Mamba, available_backends
 from hmrm.ssm.mamba import inverse_softplus
+from hmrm.utils import pick_device
 
 CPU_BACKENDS = ["sequential", "parallel"]
 TOL = dict(rtol=6e-4, atol=2e-3)
@@ -130,7 +131,7 @@ def test_kernel_backend_matches_parallel_on_the_bidirectional_block():
     if not torch.cuda.is_available() or not any(b.name == "mamba_ssm" and b.available for b in available_backends()):
         pytest.skip("needs CUDA and the mamba-ssm kernel")
     torch.manual_seed(5)
-    block = BiMamba(64, backend="parallel").cuda()
+    block = BiMamba(64, backend="parallel").to(pick_device("cuda"))
     x = tokens(4, 49, 64, device="cuda")
     ref = block(x)
     block.backend = "mamba_ssm"

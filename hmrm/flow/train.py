@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..utils import atomic_path, atomic_write_text, sha256_file
+from ..utils import atomic_path, atomic_write_text, pick_device, sha256_file
 from .classic import classic_flow
 from .gru_aofe import GRUAOFE, FlowConfig, sequence_loss
 from .synthetic import PairConfig, PairDataset
@@ -62,14 +62,6 @@ class StepBatches(torch.utils.data.Dataset):
         return f1, f2, flow, valid, (torch.zeros(0) if init is None else init)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device} asked for, but torch sees no CUDA device; use --device cpu")
-    return torch.device(device)
-
-
 def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress: bool = True, command: str = "",
           device: str = "auto", workers: int = 0) -> dict:
     """Train (or continue) the run in ``out``. ``device``: auto / cpu / cuda; ``workers``: data
@@ -79,7 +71,7 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    dev = pick_device(device)
     tr, mc = cfg["train"], FlowConfig(**cfg["model"])
     torch.manual_seed(tr.get("seed", 0))
     model = GRUAOFE(mc).to(dev)

@@ -34,14 +34,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from hmrm.data.synthme import SynthConfig, build_synthme, load_frame, load_gt_flow, load_synthme
+from hmrm.data.synthme import load_frame, load_gt_flow, tiny_synthme
 from hmrm.flow import classic_flow, endpoint_error, flow_features
-from hmrm.utils import cache_dir
 from hmrm.viz import flow_to_color
 
-root = Path(SYNTHME_ROOT) if SYNTHME_ROOT else cache_dir(f"synthme_tiny_s2_seed{SEED}")
-build_synthme(root, SynthConfig.preset("tiny", seed=SEED), max_subjects=2, progress=False)
-samples = load_synthme(root)
+samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
 '''),
 ("md", '''

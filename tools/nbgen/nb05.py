@@ -36,7 +36,6 @@ Everything calls `hmrm.model` (the network), `hmrm.features` (inputs) and `hmrm.
 '''),
 ("code", '''
 import inspect
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,20 +43,17 @@ import torch
 from IPython.display import Markdown, display
 from matplotlib.patches import Rectangle
 
-from hmrm.data.synthme import SynthConfig, build_synthme, load_synthme
+from hmrm.data.synthme import tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import flow_input, region_boxes_for
 from hmrm.model import ABLATIONS, HMRM, build_model, class_weights, count_parameters, region_token_mask
-from hmrm.utils import cache_dir
 from hmrm.viz import flow_to_color
 from hmrm.viz.overlays import REGION_COLOURS
 
 if THREADS:
     torch.set_num_threads(THREADS)
 torch.manual_seed(SEED)
-root = Path(SYNTHME_ROOT) if SYNTHME_ROOT else cache_dir(f"synthme_tiny_s2_seed{SEED}")
-build_synthme(root, SynthConfig.preset("tiny", seed=SEED), max_subjects=2, progress=False)
-samples = load_synthme(root)
+samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
 '''),
 ("md", '''
