@@ -15,7 +15,7 @@ SYNTHME ?= data/synthme
 .PHONY: venv demo test test-fast figures doctor clean-data help
 
 help:
-	@echo "make demo   - set up .venv if needed, build SynthME, draw its figures"
+	@echo "make demo   - set up .venv if needed, build SynthME, run the main job (HMRM LOSO on SynthME: table + figures)"
 	@echo "make test   - set up .venv if needed, run every test and notebook"
 	@echo "make figures, make doctor, make test-fast (no notebooks), make clean-data"
 
@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/hmrm synthme --out $(SYNTHME) --figure figures/synthme_montage.png
+	$(VENV)/bin/hmrm demo --root $(SYNTHME)
 
 figures: $(STAMP)
 	$(VENV)/bin/hmrm synthme --out $(SYNTHME) --figure figures/synthme_montage.png

@@ -348,14 +348,41 @@ class FlowInputs(NamedTuple):
     labels: np.ndarray  # (N,) int64, the samples' label_index
 
 
+def _fill_one(args) -> None:
+    root, method, size, channels, prepared, sample = args
+    import torch
+
+    torch.set_num_threads(1)
+    FlowCache(root, method, size, channels, prepared).get(sample)
+
+
+def _fill_in_parallel(samples: Sequence[Sample], cache: FlowCache, workers: int, progress: bool) -> None:
+    """Compute the entries of ``cache`` that are missing with ``workers`` processes (spawned: safe with torch)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    missing = [s for s in samples if not cache.path(s).is_file()]
+    if len(missing) < 2:
+        return
+    jobs = [(cache.root, cache.method, cache.size, cache.channels, cache.prepared, s) for s in missing]
+    with ProcessPoolExecutor(min(workers, len(missing)), mp_context=mp.get_context("spawn")) as pool:
+        for _ in tqdm(pool.map(_fill_one, jobs), total=len(jobs), desc=f"flow inputs ({cache.tag}, {workers} processes)",
+                      unit="sample", disable=not progress):
+            pass
+
+
 def build_flow_inputs(samples: Sequence[Sample], method: str = "dis_tuned", size: int = DEFAULT_SIZE,
                       cache_dir: str | Path | None = None, channels: Sequence[str] = DEFAULT_CHANNELS,
-                      prepared: str | Path | None = None, progress: bool = True) -> FlowInputs:
+                      prepared: str | Path | None = None, progress: bool = True, workers: int = 0) -> FlowInputs:
     """Inputs, boxes and labels of every sample, each computed once and cached on disk.
 
     ``cache_dir``: the cache root (default ``$HMRM_CACHE/features``). Rows follow ``samples``, so
     ``[s.group for s in samples]`` are the LOSO groups. A sample that cannot be read stops the run
-    with a message naming the file; every entry computed before it stays in the cache."""
+    with a message naming the file; every entry computed before it stays in the cache.
+    ``workers`` > 1: the missing entries are computed by that many processes first (worth it for
+    slow methods such as TV-L1; the entries are the same)."""
     from tqdm.auto import tqdm
 
     unlabelled = [s.key for s in samples if s.label_index is None]
@@ -363,6 +390,8 @@ def build_flow_inputs(samples: Sequence[Sample], method: str = "dis_tuned", size
         raise DataError(f"{len(unlabelled)} sample(s) have no class index (first {unlabelled[0]}); load them with a class "
                         "scheme, e.g. load_synthme(root, scheme='composite3').")
     cache = FlowCache(cache_dir, method, size, channels, prepared)
+    if workers and workers > 1:
+        _fill_in_parallel(samples, cache, workers, progress)
     n, c = len(samples), len(cache.channels)
     x = np.empty((n, c, cache.size, cache.size), dtype=np.float32)
     boxes = np.empty((n, len(REGION_NAMES), 4), dtype=np.int64)

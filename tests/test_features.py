@@ -131,6 +131,22 @@ def test_cache_computes_each_sample_once(fake, tmp_path, monkeypatch):
     assert (cache.computed, cache.reused, cache.repaired) == (1, 2, 1)
 
 
+def test_parallel_fill_gives_the_same_entries(fake, tmp_path):
+    serial = build_flow_inputs(fake, "farneback", size=32, cache_dir=tmp_path / "a", progress=False)
+    parallel = build_flow_inputs(fake, "farneback", size=32, cache_dir=tmp_path / "b", progress=False, workers=2)
+    np.testing.assert_array_equal(parallel.x, serial.x)
+    np.testing.assert_array_equal(parallel.boxes, serial.boxes)
+    assert all(FlowCache(tmp_path / "b", "farneback", 32).path(s).is_file() for s in fake)
+
+
+def test_parallel_fill_names_a_bad_frame_and_keeps_the_others(fake, tmp_path):
+    fake[1].onset_path.write_bytes(b"\x89PNG broken")
+    with pytest.raises(DataError, match=fake[1].onset_path.name):
+        build_flow_inputs(fake, "farneback", size=32, cache_dir=tmp_path / "c", progress=False, workers=2)
+    cache = FlowCache(tmp_path / "c", "farneback", 32)
+    assert cache.path(fake[0]).is_file() and not cache.path(fake[1]).is_file()
+
+
 def test_corrupt_cache_entry_is_named_and_recomputed(fake, tmp_path):
     cache = FlowCache(tmp_path / "c", "gt", 32)
     x, _ = cache.get(fake[0])

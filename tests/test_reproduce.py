@@ -110,3 +110,84 @@ def test_help_explains_every_option(capsys):
     for opt in ("CONFIG", "--data-root", "--prepared", "--out", "--device", "--epochs", "--dry-run"):
         assert opt in text
     assert "papermill" in text and "skipped" in text and "loso_casme2_5" in text
+
+
+def _faces_into(folder, numbers, pattern, onset_path, apex_path):
+    """Replace a fixture clip's placeholder frames with a real aligned face: the onset, then the apex."""
+    for i, n in enumerate(numbers):
+        cv2.imwrite(str(folder / pattern.format(n)), cv2.imread(str(onset_path if i == 0 else apex_path)))
+
+
+def _casme2_clips(root, rows, faces):
+    """rows: (subject, filename, emotion); each clip gets frames 10-12: onset, apex, apex."""
+    from fake_datasets import make_casme2
+
+    make_casme2(root, [(sub, name, 10, 11, 12, emo) for sub, name, emo in rows])
+    for (sub, name, _), s in zip(rows, faces):
+        _faces_into(root / "CASME2_RAW_selected" / sub / name, (10, 11, 12), "img{}.jpg", s.onset_path, s.apex_path)
+
+
+def _samm_clips(root, rows, faces):
+    from fake_datasets import make_samm
+
+    make_samm(root, [(sub, name, 100, 101, 102, emo) for sub, name, emo in rows])
+    for (sub, name, _), s in zip(rows, faces):
+        _faces_into(root / "SAMM" / sub / name, (100, 101, 102), f"{sub}_{{:05d}}.jpg", s.onset_path, s.apex_path)
+
+
+def _smic_clips(root, rows, faces):
+    for (sub, clip, cls), s in zip(rows, faces):
+        make_smic(root, [(sub, clip, cls)])
+        _faces_into(root / "HS" / sub / "micro" / cls / clip, (1000, 1001, 1002), "image{:07d}.bmp", s.onset_path, s.apex_path)
+
+
+def _paper_fixture(dataset, root, synth):
+    """A tree in the licensed layout of ``dataset`` whose clips show SynthME's faces and cover the
+    config's classes; returns (clips, subjects)."""
+    from hmrm.data.composite import composite_list
+
+    faces = load_synthme(synth)
+    if dataset == "casme2":
+        emotions = ["happiness", "surprise", "disgust", "repression", "others"]
+        rows = [(s.subject, f"EP0{i}_01", emotions[i % 5]) for i, s in enumerate(faces)]
+        _casme2_clips(root, rows, faces)
+    elif dataset == "samm":
+        emotions = ["Happiness", "Anger", "Contempt", "Surprise", "Other"]
+        rows = [(f"0{s.subject[-2:]}", f"0{s.subject[-2:]}_{i}_1", emotions[i % 5]) for i, s in enumerate(faces)]
+        _samm_clips(root, rows, faces)
+    elif dataset == "smic":
+        rows = [(f"s{int(s.subject[-2:])}", f"s{int(s.subject[-2:])}_{s.label[:2]}_{i:02d}", s.label) for i, s in enumerate(faces)]
+        _smic_clips(root, rows, faces)
+    else:  # composite: a few listed clips of each source, under casme2/, samm/ and smic/
+        listed = composite_list()
+        pick = {d: [r for r in listed if r["dataset"] == d][:n] for d, n in (("casme2", 3), ("samm", 3), ("smic", 2))}
+        casme = {"positive": "happiness", "surprise": "surprise", "negative": "disgust"}
+        samm = {"positive": "Happiness", "surprise": "Surprise", "negative": "Anger"}
+        _casme2_clips(root / "casme2", [(r["subject"], r["sample"], casme[r["label"]]) for r in pick["casme2"]], faces[:3])
+        _samm_clips(root / "samm", [(r["subject"], r["sample"], samm[r["label"]]) for r in pick["samm"]], faces[3:6])
+        smic = []
+        for r in pick["smic"]:
+            n, (_, code, k) = int(r["subject"][1:]), r["sample"].split("_")
+            smic.append((f"s{n}", f"s{n}_{code}_{k}", r["label"]))
+        _smic_clips(root / "smic", smic, faces[6:8])
+        return sum(map(len, pick.values())), len({(r["dataset"], r["subject"]) for d in pick.values() for r in d})
+    return len(rows), len({r[0] for r in rows})
+
+
+@pytest.mark.filterwarnings("ignore:composite")
+@pytest.mark.parametrize("config", ["loso_casme2_5", "loso_samm5", "loso_smic3", "loso_composite3"])
+def test_paper_configs_run_end_to_end_on_fixture_trees(config, tmp_path, tiny_synthme):
+    # the shipped paper config, unchanged but for --epochs: HMRM at full size on a licensed-layout tree
+    dataset, scheme = PAPER[config]
+    root = tmp_path / dataset
+    clips, subjects = _paper_fixture(dataset, root, tiny_synthme)
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--dataset", dataset, "--root", str(root), "--out", str(prepared), "--quiet"]) == 0
+    assert main(["reproduce", str(CONFIG_DIR / f"{config}.yaml"), "--data-root", str(root), "--prepared", str(prepared),
+                 "--out", str(tmp_path / "runs"), "--epochs", "1", "--device", "cpu"]) == 0
+    run = tmp_path / "runs" / config
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["complete"] and metrics["folds_total"] == subjects and metrics["honest"]["n"] == clips
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["model"] == "hmrm" and cfg["config"]["model_overrides"] == {}
+    assert len(metrics["classes"]) == (3 if scheme.endswith("3") else 5) and cfg["data"]["scheme"] == scheme

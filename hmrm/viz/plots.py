@@ -20,26 +20,35 @@ def _save(fig, out: str | Path | None, dpi: int = 120) -> None:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(out).suffix.lstrip(".") or "png")
 
 
-def plot_confusion(cm, classes: Sequence[str], title: str = "", out: str | Path | None = None):
-    """Confusion matrix: counts in the cells, colour = fraction of the true class (row)."""
-    from matplotlib.figure import Figure
-
+def draw_confusion(ax, cm, classes: Sequence[str], title: str = "", ylabels: bool = True, fontsize: float | None = None):
+    """Draw a confusion matrix on ``ax``: counts in the cells, colour = fraction of the true class
+    (row). Returns the image (for a colour bar)."""
     cm = np.asarray(cm, dtype=np.int64)
     rows = cm.sum(1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
     k = len(classes)
-    fig = Figure(figsize=(1.8 + 0.9 * k, 1.2 + 0.8 * k), layout="constrained")
-    ax = fig.add_subplot()
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
             ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", color="white" if frac[i, j] > 0.6 else "black")
-    ax.set_xticks(range(k), classes, rotation=30, ha="right")
-    ax.set_yticks(range(k), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xticks(range(k), classes, rotation=30, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(k), classes if ylabels else [""] * k, fontsize=fontsize)
+    ax.set_xlabel("predicted", fontsize=fontsize)
+    if ylabels:
+        ax.set_ylabel("true", fontsize=fontsize)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=9 if fontsize is None else fontsize)
+    return im
+
+
+def plot_confusion(cm, classes: Sequence[str], title: str = "", out: str | Path | None = None):
+    """Confusion matrix: counts in the cells, colour = fraction of the true class (row)."""
+    from matplotlib.figure import Figure
+
+    k = len(classes)
+    fig = Figure(figsize=(1.8 + 0.9 * k, 1.2 + 0.8 * k), layout="constrained")
+    ax = fig.add_subplot()
+    im = draw_confusion(ax, cm, classes, title)
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
     _save(fig, out)
     return fig

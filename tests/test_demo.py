@@ -1,0 +1,89 @@
+"""The main job (`hmrm demo`): every row runs, the table and figures are written, a rerun resumes."""
+import json
+
+import pytest
+
+from hmrm.cli import main
+from hmrm.demo import README_BEGIN, README_END, demo_checks, demo_rows, learned_flow, run_demo, update_readme
+
+
+def _row(role, key, uf1):
+    return {"role": role, "key": key, "label": key, "uf1": uf1}
+
+
+def test_checks_measure_both_targets():
+    rows = [_row("main", "m", 0.70), _row("baseline", "b", 0.60), _row("oracle", "o", 0.78), _row("diagnostic", "d", 0.1)]
+    gain, gap = demo_checks(rows)
+    assert gain["value"] == pytest.approx(0.10) and gain["met"]
+    assert gap["value"] == pytest.approx(0.08) and not gap["met"]
+    gain, gap = demo_checks([_row("main", "m", 0.62), _row("baseline", "b", 0.60), _row("oracle", "o", 0.64)])
+    assert not gain["met"] and gap["met"]
+
+
+def test_rows_compare_the_learned_flow_with_tvl1_and_truth():
+    flow, why = learned_flow()
+    rows = demo_rows(flow)
+    roles = {r.role: r for r in rows}
+    assert (roles["main"].model, roles["main"].flow) == ("hmrm", flow)
+    assert (roles["baseline"].model, roles["baseline"].flow) == ("ststnet", "tvl1")
+    assert (roles["oracle"].model, roles["oracle"].flow) == ("hmrm", "gt")
+    # each diagnostic row swaps exactly one part (network or flow) of the main or the oracle row
+    for r in rows:
+        if r.role == "diagnostic":
+            assert any((r.model == o.model) + (r.flow == o.flow) == 1 for o in (roles["main"], roles["oracle"]))
+    assert {r.flow for r in rows if r.model == "ststnet"} == {flow, "tvl1", "gt"}
+    assert len(demo_rows(flow, diagnostics=False)) == 3
+    assert flow in ("gru_aofe", "dis_tuned") and why
+
+
+def test_readme_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold table\n{README_END}\nrest\n")
+    assert update_readme(readme, "| new |")
+    text = readme.read_text()
+    assert "old table" not in text and "| new |" in text and text.startswith("intro\n") and text.endswith("rest\n")
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not update_readme(plain, "| new |") and plain.read_text() == "no markers\n"
+
+
+def test_demo_end_to_end_and_resume(tmp_path, tiny_synthme, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{README_BEGIN}\n{README_END}\n")
+    args = ["demo", "--root", str(tiny_synthme), "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "fig"),
+            "--readme", str(readme), "--epochs", "2", "--no-diagnostics", "--threads", "1", "--device", "cpu",
+            "--cache-dir", str(tmp_path / "cache"), "--workers", "1", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
+    assert [r["role"] for r in summary["rows"]] == ["main", "baseline", "oracle"]
+    for r in summary["rows"]:
+        assert 0.0 <= r["uf1"] <= 1.0 and r["label"] in out
+        assert json.loads((tmp_path / "runs" / r["key"] / "metrics.json").read_text())["complete"]
+    assert len(summary["checks"]) == 2 and "target" in summary["checks"][0]["what"]
+    table = (tmp_path / "fig" / "demo_results.md").read_text()
+    assert "STSTNet on TV-L1 flow" in table and "HMRM on ground-truth flow" in table and "OPTIMISTIC" in table
+    assert table.strip() in readme.read_text()
+    assert (tmp_path / "fig" / "demo_confusion.png").stat().st_size > 0
+    assert (tmp_path / "fig" / "demo_training.png").stat().st_size > 0
+    # a second call trains nothing: every fold's result.json is left as it was
+    results = sorted((tmp_path / "runs").glob("*/folds/*/result.json"))
+    before = [p.stat().st_mtime_ns for p in results]
+    assert main(args) == 0
+    assert [p.stat().st_mtime_ns for p in results] == before
+    assert json.loads((tmp_path / "runs" / "summary.json").read_text())["rows"] == summary["rows"]
+    # --ablations adds the paper's ablations of the main row, each a run folder, and their table
+    assert main(args + ["--ablations"]) == 0
+    assert [p.stat().st_mtime_ns for p in results] == before
+    from hmrm.model import ABLATIONS
+
+    for name in ABLATIONS:
+        if name != "full":
+            assert json.loads((tmp_path / "runs" / "ablations" / name / "config.json").read_text())["config"]["ablation"] == name
+    ablations = (tmp_path / "fig" / "demo_ablations.md").read_text()
+    assert all(name in ablations for name in ABLATIONS) and "ΔUF1 vs full" in ablations
+
+
+def test_demo_without_synthme_says_how_to_build_it(tmp_path, capsys):
+    assert main(["demo", "--root", str(tmp_path / "nothing")]) == 2
+    assert "hmrm synthme --out" in capsys.readouterr().err
