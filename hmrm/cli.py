@@ -234,8 +234,6 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
-
     if args.threads:
         import torch
 
@@ -244,14 +242,27 @@ def _cmd_demo(args) -> int:
         print(f"hmrm demo: error: no SynthME build in {args.root} (annotations.csv missing). Build it with "
               f"`hmrm synthme --out {args.root}` (make demo does this first).", file=sys.stderr)
         return 2
-    summary = run_demo(args.root, args.out, figures=None if args.no_figures else args.figures,
-                       readme=None if args.no_readme else args.readme, epochs=args.epochs,
-                       diagnostics=not args.no_diagnostics, device=args.device, seed=args.seed,
-                       cache_dir=args.cache_dir, progress=not args.quiet, workers=args.workers,
-                       ablations=args.ablations)
+    from .train.loso import RunMismatchError
+
+    try:
+        summary = _run_demo(args)
+    except RunMismatchError as exc:
+        print(f"hmrm demo: error: {exc}\nWith hmrm demo, the run folders live under --out: pass another --out "
+              f"(e.g. --out runs/demo-e{args.epochs}) or delete {args.out}.", file=sys.stderr)
+        return 2
     print(f"\nrun folders under {args.out}; table and figures in {args.figures}/demo_results.md, demo_confusion.png, "
           f"demo_training.png ({summary['wall_seconds_this_call']:.0f} s this call)")
     return 0
+
+
+def _run_demo(args) -> dict:
+    from .demo import run_demo
+
+    return run_demo(args.root, args.out, figures=None if args.no_figures else args.figures,
+                    readme=None if args.no_readme else args.readme, epochs=args.epochs,
+                    diagnostics=not args.no_diagnostics, device=args.device, seed=args.seed,
+                    cache_dir=args.cache_dir, progress=not args.quiet, workers=args.workers,
+                    ablations=args.ablations)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,6 +82,12 @@ def test_demo_end_to_end_and_resume(tmp_path, tiny_synthme, capsys):
             assert json.loads((tmp_path / "runs" / "ablations" / name / "config.json").read_text())["config"]["ablation"] == name
     ablations = (tmp_path / "fig" / "demo_ablations.md").read_text()
     assert all(name in ablations for name in ABLATIONS) and "ΔUF1 vs full" in ablations
+    # other epochs on the same folders: refused, nothing trained, and the message says how to start afresh
+    capsys.readouterr()
+    assert main([a if a != "2" else "3" for a in args]) == 2
+    err = capsys.readouterr().err
+    assert "epochs: 2 there, 3 here" in err and "another --out" in err
+    assert [p.stat().st_mtime_ns for p in results] == before
 
 
 def test_demo_without_synthme_says_how_to_build_it(tmp_path, capsys):
