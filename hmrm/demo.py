@@ -79,11 +79,13 @@ def learned_flow() -> tuple[str, str]:
 
 
 def demo_rows(learned: str, diagnostics: bool = True) -> list[DemoRow]:
-    rows = [DemoRow("hmrm_learned", "hmrm", learned, "main", DEMO_HMRM),
+    """The rows; a row's key (its run folder) names its flow, so the rows on tuned DIS and, once
+    weights ship, on GRU-AOFE live side by side."""
+    rows = [DemoRow(f"hmrm_{learned}", "hmrm", learned, "main", DEMO_HMRM),
             DemoRow("ststnet_tvl1", "ststnet", "tvl1", "baseline"),
             DemoRow("hmrm_truth", "hmrm", "gt", "oracle", DEMO_HMRM)]
     if diagnostics:
-        rows += [DemoRow("ststnet_learned", "ststnet", learned, "diagnostic"),
+        rows += [DemoRow(f"ststnet_{learned}", "ststnet", learned, "diagnostic"),
                  DemoRow("ststnet_truth", "ststnet", "gt", "diagnostic")]
     return rows
 
@@ -141,12 +143,13 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
         main = next(r for r in rows if r.role == "main")
         names = [a for a in ABLATIONS if a != "full"]
         for i, name in enumerate(names, 1):
-            log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {out / 'ablations' / name}")
+            where = out / "ablations" / main.flow / name
+            log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {where}")
             cfg = LOSOConfig(model="hmrm", ablation=name, flow=main.flow, model_overrides=dict(main.overrides),
                              epochs=epochs, input_size=input_size, device=device, seed=seed)
-            res = run_loso(inputs[main.flow], cfg, out / "ablations" / name, progress=progress, figures=True)
+            res = run_loso(inputs[main.flow], cfg, where, progress=progress, figures=True)
             log(f"      UF1 {res.metrics['honest']['uf1']:.4f}  UAR {res.metrics['honest']['uar']:.4f}")
-        dirs = [out / main.key] + [out / "ablations" / n for n in names]
+        dirs = [out / main.key] + [out / "ablations" / main.flow / n for n in names]
         table = ablation_table(results_table(dirs, relative_to=out.parent if out.is_absolute() else None))
         caption = (f"HMRM ablations on SynthME at the demo settings ({epochs} epochs, {input_size} px, HMRM {DEMO_HMRM}, "
                    f"{FLOW_NAMES[main.flow]}): honest pooled UF1 / UAR (final epoch of every fold) and the change "

@@ -79,7 +79,8 @@ def test_demo_end_to_end_and_resume(tmp_path, tiny_synthme, capsys):
 
     for name in ABLATIONS:
         if name != "full":
-            assert json.loads((tmp_path / "runs" / "ablations" / name / "config.json").read_text())["config"]["ablation"] == name
+            folder = tmp_path / "runs" / "ablations" / learned_flow()[0] / name
+            assert json.loads((folder / "config.json").read_text())["config"]["ablation"] == name
     ablations = (tmp_path / "fig" / "demo_ablations.md").read_text()
     assert all(name in ablations for name in ABLATIONS) and "ΔUF1 vs full" in ablations
     # other epochs on the same folders: refused, nothing trained, and the message says how to start afresh

@@ -124,7 +124,7 @@ efficiency
 Every finished or interrupted run folder under `RUNS_ROOT` is a row: `hmrm reproduce configs/<name>.yaml`
 writes `runs/reproduce/<name>/`, `hmrm loso` writes `runs/loso/<name>/`, and `make demo` (`hmrm demo`)
 writes its five SynthME rows to `runs/demo/` (with `--ablations`, the ablation rows to
-`runs/demo/ablations/`). Run this chapter again (or
+`runs/demo/ablations/<flow>/`). Run this chapter again (or
 `hmrm.train.results.results_table()` from Python) to refresh the tables; nothing here writes to the
 run folders.
 '''),
