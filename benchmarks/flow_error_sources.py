@@ -23,6 +23,7 @@ import numpy as np
 from hmrm.data.synthme import SynthConfig, build_synthme, load_frame, load_gt_flow, load_synthme
 from hmrm.flow import classic_flow
 from hmrm.flow.classic import to_grey
+from hmrm.utils import atomic_write_text
 
 VARIANTS = {
     "as shipped": {},
@@ -66,11 +67,9 @@ def main() -> None:
         d, t = e["dis_tuned"][0], e["tvl1"][0]
         lines.append(f"| {name} | {overrides or '-'} | {d:.4f} | {d - base['dis_tuned'][0]:+.4f} | {t:.4f} | "
                      f"{t - base['tvl1'][0]:+.4f} |")
-    text = "\n".join(lines)
-    print(text)
+    print("\n".join(lines))
     if args.table:
-        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.table).write_text(text + "\n")
+        atomic_write_text(args.table, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
