@@ -50,6 +50,12 @@ DEMO_INPUT_SIZE = 64
 DEMO_EPOCHS = 40
 
 
+FLOW_NAMES = {"gru_aofe": "GRU-AOFE flow", "dis_tuned": "tuned DIS flow", "tvl1": "TV-L1 flow",
+              "gt": "ground-truth flow", "dis": "DIS flow", "farneback": "Farneback flow"}
+ROLE_NOTES = {"main": "the main row", "baseline": "the field's usual baseline", "oracle": "oracle: exact flow",
+              "diagnostic": "diagnostic: swaps one part"}
+
+
 @dataclass(frozen=True)
 class DemoRow:
     """One line of the demo table: a model on a flow. ``role``: main, baseline, oracle or diagnostic."""
@@ -60,8 +66,9 @@ class DemoRow:
     role: str
     overrides: dict = field(default_factory=dict)
 
-    def label(self, flow_names: dict[str, str]) -> str:
-        return f"{'HMRM' if self.model == 'hmrm' else 'STSTNet'} on {flow_names[self.flow]}"
+    @property
+    def label(self) -> str:
+        return f"{'HMRM' if self.model == 'hmrm' else 'STSTNet'} on {FLOW_NAMES[self.flow]}"
 
 
 def learned_flow() -> tuple[str, str]:
@@ -90,12 +97,6 @@ def demo_rows(learned: str, diagnostics: bool = True) -> list[DemoRow]:
     return rows
 
 
-FLOW_NAMES = {"gru_aofe": "GRU-AOFE flow", "dis_tuned": "tuned DIS flow", "tvl1": "TV-L1 flow",
-              "gt": "ground-truth flow", "dis": "DIS flow", "farneback": "Farneback flow"}
-ROLE_NOTES = {"main": "the main row", "baseline": "the field's usual baseline", "oracle": "oracle: exact flow",
-              "diagnostic": "diagnostic: swaps one part"}
-
-
 def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", figures: str | Path | None = "figures",
              readme: str | Path | None = "README.md", epochs: int = DEMO_EPOCHS, input_size: int = DEMO_INPUT_SIZE,
              diagnostics: bool = True, device: str = "auto", seed: int = 0, cache_dir: str | Path | None = None,
@@ -122,14 +123,14 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
         log(f"flow inputs {FLOW_NAMES[flow]}: {time.perf_counter() - t0:.0f} s (cached after the first run)")
     results = []
     for i, r in enumerate(rows, 1):
-        log(f"[{i}/{len(rows)}] {r.label(FLOW_NAMES)} ({ROLE_NOTES[r.role]}) -> {out / r.key}")
+        log(f"[{i}/{len(rows)}] {r.label} ({ROLE_NOTES[r.role]}) -> {out / r.key}")
         cfg = LOSOConfig(model=r.model, flow=r.flow, model_overrides=dict(r.overrides), epochs=epochs,
                          input_size=input_size, device=device, seed=seed)
         t0 = time.perf_counter()
         res = run_loso(inputs[r.flow], cfg, out / r.key, progress=progress, figures=True)
         h = res.metrics["honest"]
         best = res.metrics.get("best_epoch_on_test") or {}
-        results.append({"key": r.key, "label": r.label(FLOW_NAMES), "role": r.role, "model": r.model, "flow": r.flow,
+        results.append({"key": r.key, "label": r.label, "role": r.role, "model": r.model, "flow": r.flow,
                         "uf1": h["uf1"], "uar": h["uar"], "accuracy": h["accuracy"],
                         "best_uf1": best.get("uf1"), "best_uar": best.get("uar"),
                         "seconds": sum(f.get("seconds", 0.0) for f in _fold_results(out / r.key)),
@@ -142,15 +143,15 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
 
         main = next(r for r in rows if r.role == "main")
         names = [a for a in ABLATIONS if a != "full"]
+        where = {name: out / "ablations" / main.flow / name for name in names}
         for i, name in enumerate(names, 1):
-            where = out / "ablations" / main.flow / name
-            log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {where}")
+            log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {where[name]}")
             cfg = LOSOConfig(model="hmrm", ablation=name, flow=main.flow, model_overrides=dict(main.overrides),
                              epochs=epochs, input_size=input_size, device=device, seed=seed)
-            res = run_loso(inputs[main.flow], cfg, where, progress=progress, figures=True)
+            res = run_loso(inputs[main.flow], cfg, where[name], progress=progress, figures=True)
             log(f"      UF1 {res.metrics['honest']['uf1']:.4f}  UAR {res.metrics['honest']['uar']:.4f}")
-        dirs = [out / main.key] + [out / "ablations" / main.flow / n for n in names]
-        table = ablation_table(results_table(dirs, relative_to=out.parent if out.is_absolute() else None))
+        table = ablation_table(results_table([out / main.key, *where.values()],
+                                             relative_to=out.parent if out.is_absolute() else None))
         caption = (f"HMRM ablations on SynthME at the demo settings ({epochs} epochs, {input_size} px, HMRM {DEMO_HMRM}, "
                    f"{FLOW_NAMES[main.flow]}): honest pooled UF1 / UAR (final epoch of every fold) and the change "
                    "against the full network. `hmrm demo --ablations` runs them.")
@@ -186,7 +187,7 @@ def _fold_results(run_dir: Path) -> list[dict]:
 def demo_checks(rows: Sequence[dict]) -> list[dict]:
     """The issue's two targets, measured: the main row beats STSTNet on TV-L1 by at least 0.05 UF1,
     and comes within 0.05 UF1 of HMRM on the true flow."""
-    by = {r["role"] if r["role"] != "diagnostic" else r["key"]: r for r in rows}
+    by = {r["role"]: r for r in rows if r["role"] != "diagnostic"}
     main, base, oracle = by["main"], by["baseline"], by["oracle"]
     gain, gap = main["uf1"] - base["uf1"], oracle["uf1"] - main["uf1"]
     return [{"what": f"{main['label']} - {base['label']} (target >= +0.05 UF1)", "value": round(gain, 4),

@@ -64,12 +64,7 @@ def test_dry_run_lists_the_plan(tmp_path, capsys):
 def test_reproduce_end_to_end_and_skip(tmp_path, tiny_synthme, capsys):
     # a SMIC-HS tree (the licensed layout) whose clips are SynthME's faces: onset, then the apex twice
     root = tmp_path / "SMIC"
-    for i, s in enumerate(load_synthme(tiny_synthme)):
-        sub = f"s{int(s.subject[-2:])}"
-        make_smic(root, [(sub, f"{sub}_{s.label[:2]}_{i:02d}", s.label)])  # placeholder frames, replaced below
-        folder = root / "HS" / sub / "micro" / s.label / f"{sub}_{s.label[:2]}_{i:02d}"
-        for n, src in zip(range(1000, 1003), (s.onset_path, s.apex_path, s.apex_path)):
-            cv2.imwrite(str(folder / f"image{n:07d}.bmp"), cv2.imread(str(src)))
+    _paper_fixture("smic", root, tiny_synthme)
     prepared = tmp_path / "prepared"
     assert main(["prepare", "--dataset", "smic", "--root", str(root), "--out", str(prepared), "--quiet"]) == 0
     cfg = tmp_path / "smic_tiny.yaml"
