@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the main job: HMRM on SynthME beside STSTNet on TV-L1 and HMRM on the true flow (make demo)",
         formatter_class=_Help,
         description="Leave-one-subject-out on SynthME with quick settings (a small HMRM, 64 px flow inputs, fixed "
-        "epochs; minutes on a laptop CPU): HMRM on the learned flow (GRU-AOFE; tuned DIS while no weights ship), "
+        "epochs; minutes on a laptop CPU): HMRM on the learned flow (GRU-AOFE with the shipped weights; tuned DIS in a checkout without them), "
         "STSTNet on TV-L1 flow (the field's usual baseline), HMRM on the ground-truth flow (the oracle), and two "
         "diagnostic rows (STSTNet on the learned and on the true flow) that tell the network's part from the flow's. Writes the table (FIGURES/demo_results.md and README.md), the "
         "confusion matrices and training curves. Every row is a resumable run folder under OUT: run it again to "

@@ -80,14 +80,14 @@ def learned_flow() -> tuple[str, str]:
         weight_info("gru_aofe")
         return "gru_aofe", "GRU-AOFE flow (shipped weights)"
     except FileNotFoundError:
-        return "dis_tuned", ("tuned DIS flow: no GRU-AOFE weights ship yet (hmrm/flow/weights/ is empty), so the "
-                             "learned row uses GRU-AOFE's warm start, the best classical method on SynthME "
-                             "(figures/flow_bench.md)")
+        return "dis_tuned", ("tuned DIS flow: no GRU-AOFE weights in hmrm/flow/weights/ (they ship with the "
+                             "project: restore gru_aofe.pt and gru_aofe.json from git), so the learned row uses "
+                             "GRU-AOFE's warm start, the best classical method on SynthME (figures/flow_bench.md)")
 
 
 def demo_rows(learned: str, diagnostics: bool = True) -> list[DemoRow]:
-    """The rows; a row's key (its run folder) names its flow, so the rows on tuned DIS and, once
-    weights ship, on GRU-AOFE live side by side."""
+    """The rows; a row's key (its run folder) names its flow, so rows on tuned DIS (a checkout
+    without weights) and on GRU-AOFE live side by side."""
     rows = [DemoRow(f"hmrm_{learned}", "hmrm", learned, "main", DEMO_HMRM),
             DemoRow("ststnet_tvl1", "ststnet", "tvl1", "baseline"),
             DemoRow("hmrm_truth", "hmrm", "gt", "oracle", DEMO_HMRM)]

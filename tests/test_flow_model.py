@@ -43,7 +43,8 @@ def test_model_shapes_and_warm_start_passthrough():
     m = GRUAOFE(FlowConfig(iters=3))
     a, b = torch.rand(2, 1, 64, 48) * 255, torch.rand(2, 1, 64, 48) * 255
     out = m(a, b)
-    assert len(out) == 3 and out[-1].shape == (2, 2, 64, 48)
+    assert len(out) == 4 and out[-1].shape == (2, 2, 64, 48)  # 3 GRU iterations, then the refinement stage
+    assert len(GRUAOFE(FlowConfig(iters=3, refine=False))(a, b)) == 3
     with pytest.raises(ValueError, match="multiples of 16"):
         m(a[..., :60, :], b[..., :60, :])
     # the flow head starts at zero: an untrained model returns exactly its warm start ...
@@ -52,8 +53,25 @@ def test_model_shapes_and_warm_start_passthrough():
     # ... and one gradient step moves it away (the zero layer does not block learning)
     opt = torch.optim.SGD(m.parameters(), lr=1e-2)
     m(a, b, init)[-1].sub(init + 1).abs().mean().backward()
+    assert m.refiner.mlp[-1].weight.grad.abs().sum() > 0  # the refinement stage's zero layer learns too
     opt.step()
     assert not torch.allclose(m(a, b, init)[-1], init, atol=1e-6)
+
+
+def test_flow_loss_keeps_the_refinement_to_sub_pixel_errors():
+    from hmrm.flow.gru_aofe import flow_loss
+
+    target, valid = torch.zeros(1, 2, 4, 4), torch.ones(1, 4, 4, dtype=torch.bool)
+    gru = torch.zeros(1, 2, 4, 4)
+    gru[..., 0, 0] = 5.0  # one gross failure of the GRU at pixel (0, 0)
+    refined = gru.clone()
+    refined[..., 1, 1] = 0.3  # the refinement stage errs by 0.3 * sqrt(2) at pixel (1, 1)
+    no_ref = flow_loss([gru], target, valid, refined=False)
+    with_ref = flow_loss([gru, refined], target, valid, refined=True)
+    # the refined term averages over the 15 pixels where the GRU is within 1 px; (0, 0) is left out
+    assert with_ref.item() == pytest.approx(no_ref.item() + 0.3 * 2 ** 0.5 / 15, rel=1e-5)
+    assert flow_loss([gru, refined], target, valid, refined=True, refine_max_error=10.0).item() == pytest.approx(
+        no_ref.item() + (0.3 * 2 ** 0.5 + 5 * 2 ** 0.5) / 16, rel=1e-5)
 
 
 def test_estimate_pads_and_loss_trains():

@@ -25,7 +25,7 @@ def test_train_resumes_and_exports_loadable_weights(tmp_path):
     res = train(cfg, out, progress=False)
     assert res["finished"] and res["step"] == 4
     lines = (out / "log.csv").read_text().splitlines()
-    assert lines[0] == "step,loss,epe_last,epe_warm_start,seconds" and [l.split(",")[0] for l in lines[1:]] == ["2", "4"]
+    assert lines[0] == "step,loss,epe_last,epe_gru,epe_warm_start,seconds" and [l.split(",")[0] for l in lines[1:]] == ["2", "4"]
     info = weight_info("gru_aofe", out)
     assert info["steps"] == 4 and len(info["sha256"]) == 64
     model = load_pretrained("gru_aofe", out)
@@ -87,3 +87,25 @@ def test_cuda_request_without_cuda_is_explained(tmp_path):
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         train(_tiny_cfg(), tmp_path / "run", progress=False, device="cuda")
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_shipped_weights_load_and_their_refinement_stage_acts():
+    """The weights in hmrm/flow/weights/ are hash-checked and record how they were made; their
+    refinement stage was trained (it changes the flow, by a sub-pixel amount), while the GRU keeps
+    close to its warm start. (How accurate they are is benchmarks/flow_bench.py's business.)"""
+    import numpy as np
+
+    from hmrm.data.synthme import load_frame, tiny_synthme
+    from hmrm.flow import classic_flow
+
+    info = weight_info()
+    assert info["command"].startswith("hmrm flow train") and info["steps"] == info["config"]["train"]["steps"]
+    model = load_pretrained()
+    assert model.config.refine and not model.training
+    s = tiny_synthme()[0]
+    a, b = load_frame(s.onset_path), load_frame(s.apex_path)
+    full, gru, dis = model.estimate(a, b), model.estimate(a, b, refine=False), classic_flow(a, b, "dis_tuned")
+    assert full.shape == dis.shape and np.isfinite(full).all()
+    change = np.linalg.norm(full - gru, axis=-1)
+    assert 1e-3 < change.mean() < 0.5  # an untrained stage would change nothing (tested in test_flow_refine.py)
+    assert np.linalg.norm(gru - dis, axis=-1).mean() < 0.05

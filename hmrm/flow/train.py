@@ -21,7 +21,7 @@ import yaml
 
 from ..utils import atomic_path, atomic_write_text, pick_device, sha256_file
 from .classic import classic_flow
-from .gru_aofe import GRUAOFE, FlowConfig, sequence_loss
+from .gru_aofe import GRUAOFE, FlowConfig, flow_loss
 from .synthetic import PairConfig, PairDataset
 
 
@@ -75,8 +75,13 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
     tr, mc = cfg["train"], FlowConfig(**cfg["model"])
     torch.manual_seed(tr.get("seed", 0))
     model = GRUAOFE(mc).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, tr["lr"], total_steps=tr["steps"] + 1, pct_start=0.05,
+    refined = model.refiner is not None
+    # the refinement stage is a small per-pixel MLP: it gets its own (higher) learning rate
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("refiner.")], "lr": tr["lr"]}]
+    if refined:
+        groups.append({"params": list(model.refiner.parameters()), "lr": tr.get("refine_lr", tr["lr"])})
+    opt = torch.optim.AdamW(groups, lr=tr["lr"], weight_decay=tr["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=tr["steps"] + 1, pct_start=0.05,
                                                 anneal_strategy="linear", cycle_momentum=False)
     ckpt_path = out / "checkpoint.pt"
     step, elapsed = 0, 0.0
@@ -96,7 +101,7 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         pin_memory=dev.type == "cuda")
     log = out / "log.csv"
     if not log.exists():
-        log.write_text("step,loss,epe_last,epe_warm_start,seconds\n")
+        log.write_text("step,loss,epe_last,epe_gru,epe_warm_start,seconds\n")
     t_start, running = time.perf_counter(), []
     bar = tqdm(total=tr["steps"], initial=step, desc="GRU-AOFE pretraining", unit="step", disable=not progress)
 
@@ -110,7 +115,7 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         f1, f2, flow, valid = (t.to(dev, non_blocking=True) for t in (f1, f2, flow, valid))
         init = init.to(dev, non_blocking=True) if init.numel() else None
         preds = model(f1, f2, init)
-        loss = sequence_loss(preds, flow, valid, tr["gamma"])
+        loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])
@@ -119,15 +124,17 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         step += 1
         with torch.no_grad():
             epe = torch.linalg.vector_norm(preds[-1] - flow, dim=1)[valid].mean().item()
+            gru = preds[-2] if refined else preds[-1]
+            epe_gru = torch.linalg.vector_norm(gru - flow, dim=1)[valid].mean().item()
             epe0 = torch.linalg.vector_norm(init - flow, dim=1)[valid].mean().item() if init is not None else float("nan")
-        running.append((loss.item(), epe, epe0))
+        running.append((loss.item(), epe, epe_gru, epe0))
         bar.update()
         bar.set_postfix(loss=f"{loss.item():.3f}", epe=f"{epe:.3f}", warm=f"{epe0:.3f}")
         if step % tr["save_every"] == 0 or step == tr["steps"]:
-            lo, ep, ep0 = np.mean(running, axis=0)
+            lo, ep, epg, ep0 = np.mean(running, axis=0)
             running = []
             with open(log, "a") as f:
-                f.write(f"{step},{lo:.5f},{ep:.5f},{ep0:.5f},{elapsed + time.perf_counter() - t_start:.1f}\n")
+                f.write(f"{step},{lo:.5f},{ep:.5f},{epg:.5f},{ep0:.5f},{elapsed + time.perf_counter() - t_start:.1f}\n")
             save()
         if max_minutes is not None and (time.perf_counter() - t_start) > 60 * max_minutes and step < tr["steps"]:
             save()

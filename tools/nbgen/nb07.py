@@ -77,7 +77,8 @@ look). Its scores pool the folds done only and are not a LOSO result.
 HMRM (source: `../shared/PAPER.md`, "Results reported"). They appear only beside runs of the full
 HMRM on the same data set with our paper config's class scheme, and stay blank everywhere else:
 the paper reports no ablation or baseline figures. Even where both appear, the set-ups may
-differ: the paper used GRU-AOFE flow (our configs use tuned DIS until GRU-AOFE weights ship), and
+differ: the paper's GRU-AOFE was pretrained on FlyingChairs / FlyingThings, ours on generated pairs with
+a refinement stage added (README, Optical flow), and
 it names no class scheme, input size or batch size.
 
 **SynthME is not comparable.** SynthME is our synthetic data set (rendered faces, exact flow,
