@@ -53,7 +53,7 @@ resolution with variational refinement, the strongest classical method we measur
 Look closely at the table before you trust it: these few pairs come from two subjects whose photos
 are sharp and well textured, where tuned DIS is already at about 0.05 px, and there GRU-AOFE is
 *not* better than tuned DIS. Over all ten SynthME subjects it is (section 6, and the per-subject
-table `benchmarks/flow_bench.py` prints): it wins by 7-18% on the eight subjects where DIS errs
+table `benchmarks/flow_bench.py` prints): it wins by 9-18% on the eight subjects where DIS errs
 most and loses on these two. One or two subjects never settle a comparison.
 '''),
 ("code", '''
