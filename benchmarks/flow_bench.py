@@ -36,6 +36,8 @@ LABELS = {
     "gru_aofe": "**GRU-AOFE** (shipped weights)",
 }
 BLUR = {"dis_tuned_blur2": 2.0, "dis_tuned_blur4": 4.0}
+LEARNED = ("gru_only", "gru_aofe")  # both need the weights
+METHODS = ("zero",) + CLASSIC_METHODS + tuple(BLUR) + LEARNED
 
 
 def _blurred(flow: np.ndarray, sigma: float) -> np.ndarray:
@@ -56,9 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default="data/synthme", help="SynthME build (make demo writes data/synthme)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
-    ap.add_argument("--methods", default=",".join(("zero",) + CLASSIC_METHODS + tuple(BLUR) + ("gru_only", "gru_aofe")),
-                    help="comma-separated: zero, tvl1, farneback, dis, dis_tuned, dis_tuned_blur2, dis_tuned_blur4, "
-                    "gru_only, gru_aofe")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)}")
     ap.add_argument("--weights", default=None, help="folder with gru_aofe.pt/.json (default: the shipped weights)")
     ap.add_argument("--table", default="figures/flow_bench.md", help="markdown output")
     ap.add_argument("--figure", default="figures/flow_bench.png", help="bar chart output ('' for none)")
@@ -66,26 +66,25 @@ def main() -> None:
 
     samples = load_synthme(args.root)[: args.limit]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    known = ("zero",) + CLASSIC_METHODS + tuple(BLUR) + ("gru_only", "gru_aofe")
-    unknown = [m for m in methods if m not in known]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        ap.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+        ap.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     model = None
-    if {"gru_aofe", "gru_only"} & set(methods):
+    if set(LEARNED) & set(methods):
         from hmrm.flow.pretrained import load_pretrained
 
         try:
             model = load_pretrained("gru_aofe", args.weights)
         except FileNotFoundError as exc:
             print(f"skipping gru_aofe and gru_only: {exc}")
-            methods = [m for m in methods if m not in ("gru_aofe", "gru_only")]
+            methods = [m for m in methods if m not in LEARNED]
     stats = {m: {"epe": [], "epe_move": [], "ae": [], "t": [], "all": []} for m in methods}
     from tqdm.auto import tqdm
 
     def run(m, a, b):
         if m == "zero":
             return np.zeros(a.shape[:2] + (2,), np.float32)
-        if m in ("gru_aofe", "gru_only"):
+        if m in LEARNED:
             return model.estimate(a, b, refine=m == "gru_aofe")
         if m in BLUR:
             return _blurred(classic_flow(a, b, "dis_tuned"), BLUR[m])

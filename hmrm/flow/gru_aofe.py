@@ -24,9 +24,10 @@ With ``warm_start=None`` it is a plain RAFT/GMA-style estimator starting from ze
 Two iterations, not RAFT's 12 or this module's former 6: on the 2-core CPU one 256 px pair costs
 0.40 / 0.43 / 0.59 / 0.87 s with 1 / 2 / 3 / 6 iterations (TV-L1: 0.74 s), and in CPU-sized
 pretraining (300 steps with 6 iterations) the recurrent residual stayed within a thousandth of a
-pixel of the warm start, so the extra iterations bought nothing measurable. The refinement stage (:mod:`.refine`, ``refine=True``) is where
-pretraining on generated pairs did pay off: a per-pixel rule for how far to average the flow,
-which removes the sensor-noise drift that DIS leaves on flat skin.
+pixel of the warm start, so the extra iterations bought nothing measurable. The refinement stage
+(:mod:`.refine`, ``refine=True``) is where pretraining on generated pairs did pay off: a per-pixel
+rule for how far to average the flow, which removes the sensor-noise drift that DIS leaves on
+flat skin.
 """
 from __future__ import annotations
 
