@@ -107,7 +107,9 @@ def main() -> None:
     args.device = str(pick_device(args.device))
 
     usable = [b.name for b in available_backends() if b.available]
-    backends = [b for b in ("sequential", "parallel", "mamba_ssm") if b in usable and (b != "mamba_ssm" or args.device.startswith("cuda"))]
+    on_gpu = args.device.startswith("cuda")
+    backends = [b for b in ("sequential", "parallel", "fused", "mamba_ssm")
+                if b in usable and (b != "mamba_ssm" or on_gpu) and (b != "fused" or not on_gpu)]
     contenders: list[tuple[str, Callable[..., torch.Tensor]]] = [
         (b, lambda *t, b=b: selective_scan(*t, backend=b)) for b in backends] + [("mambapy pscan", mambapy_pscan)]
 

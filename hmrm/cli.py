@@ -148,8 +148,9 @@ def _parse_sets(items) -> dict:
 
 
 def _default_run_dir(args) -> Path:
+    seeds = f"seeds{args.seed}-{args.seed + args.seeds - 1}" if args.seeds else f"seed{args.seed}"
     name = "-".join([args.dataset, args.model] + ([args.ablation] if args.ablation else [])
-                    + [args.flow, f"e{args.epochs}", f"seed{args.seed}"])
+                    + [args.flow, f"e{args.epochs}", seeds])
     return Path("runs/loso") / name
 
 
@@ -163,9 +164,13 @@ def _cmd_loso(args) -> int:
         torch.set_num_threads(args.threads)
 
     try:
+        warmup = args.warmup_epochs
+        if warmup is None:
+            warmup = max(1, args.epochs // 10) if args.schedule == "cosine" else 0
         config = LOSOConfig(
             model=args.model, ablation=args.ablation, model_overrides=_parse_sets(args.set), epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
+            warmup_epochs=warmup, label_smoothing=args.label_smoothing, ema=args.ema,
             motionmix=not args.no_motionmix, motionmix_p=args.motionmix_p, flow=args.flow, input_size=args.input_size,
             seed=args.seed, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every, folds=args.folds,
             record_test_curve=not args.no_test_curve)
@@ -204,9 +209,21 @@ def _cmd_loso(args) -> int:
     print(f"{args.dataset}: {samples.summary()}")
     print(f"LOSO {config.model}" + (f" ({config.ablation})" if config.ablation else "")
           + f", flow {config.flow}, {config.epochs} epochs, {scope} -> {run_dir}")
+    if args.seeds is not None and args.seeds < 1:
+        print("hmrm loso: error: --seeds must be at least 1", file=sys.stderr)
+        return 2
     try:
+        if args.seeds:
+            from .train.seeds import format_seeds, run_loso_seeds
+
+            summary = run_loso_seeds(samples, config, run_dir, range(args.seed, args.seed + args.seeds),
+                                     cache_dir=args.cache_dir, prepared=args.prepared, progress=not args.quiet,
+                                     max_minutes=args.max_minutes, workers=args.workers)
+            print(format_seeds(summary))
+            print(f"\nrun folders: {run_dir}/seed<S>/; summary: {run_dir}/seeds.json")
+            return 0
         res = run_loso(samples, config, run_dir, progress=not args.quiet, max_minutes=args.max_minutes,
-                       cache_dir=args.cache_dir, prepared=args.prepared)
+                       cache_dir=args.cache_dir, prepared=args.prepared, workers=args.workers)
     except ValueError as exc:  # model options that do not build a network, inputs that do not fit the options
         print(f"hmrm loso: error: {exc}", file=sys.stderr)
         return 2
@@ -381,8 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model option, repeatable, e.g. --set d_model=32 --set depth=1 --set 'patch_sizes=(8,)'")
     lo.add_argument("--epochs", type=int, default=100, help="epochs per fold, fixed (no early stopping; the paper trains 1000)")
     lo.add_argument("--batch-size", type=int, default=32, help="training batch size")
-    lo.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (the paper's)")
+    lo.add_argument("--lr", type=float, default=5e-4, help="AdamW (peak) learning rate (default: the paper's)")
     lo.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    lo.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                    help="learning-rate schedule: constant, or linear warm-up then cosine decay to zero")
+    lo.add_argument("--warmup-epochs", type=int, default=None,
+                    help="epochs of linear warm-up (cosine schedule only; default: a tenth of the epochs)")
+    lo.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy (0 = off)")
+    lo.add_argument("--ema", type=float, default=0.0,
+                    help="decay per step of the weight average that predicts the held-out subject (0 = off, e.g. 0.99)")
     lo.add_argument("--no-motionmix", action="store_true", help="train without MotionMix")
     lo.add_argument("--motionmix-p", type=float, default=0.5, help="probability that a training sample is mixed")
     lo.add_argument("--seed", type=int, default=0, help="seed of weights, shuffles, MotionMix and dropout (default: 0)")
@@ -397,7 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: $HMRM_CACHE/features)")
     lo.add_argument("--no-test-curve", action="store_true",
                     help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
-    lo.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    lo.add_argument("--seeds", type=int, default=None, metavar="N",
+                    help="run N training seeds (--seed, --seed + 1, ...) into RUN_DIR/seed<S>/ and report each pooled "
+                    "score with its interval and their mean and standard deviation")
+    lo.add_argument("--workers", type=int, default=None,
+                    help="processes that train folds side by side on a CPU, one thread each (default: one per core; "
+                    "the results are the same bits whatever the number)")
+    lo.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch outside the folds (each fold trains on one thread)")
     lo.add_argument("--quiet", action="store_true", help="no progress bars")
     lo.set_defaults(func=_cmd_loso)
 
@@ -405,9 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the main job: HMRM on SynthME beside STSTNet on TV-L1 and HMRM on the true flow (make demo)",
         formatter_class=_Help,
         description="Leave-one-subject-out on SynthME with quick settings (a small HMRM, 64 px flow inputs, fixed "
-        "epochs; minutes on a laptop CPU): HMRM on the learned flow (GRU-AOFE with the shipped weights; tuned DIS in a checkout without them), "
+        "epochs, each network with the recipe chosen on a development SynthME; minutes on a laptop CPU): HMRM on the learned flow (GRU-AOFE with the shipped weights; tuned DIS in a checkout without them), "
         "STSTNet on TV-L1 flow (the field's usual baseline), HMRM on the ground-truth flow (the oracle), and two "
-        "diagnostic rows (STSTNet on the learned and on the true flow) that tell the network's part from the flow's. Writes the table (FIGURES/demo_results.md and README.md), the "
+        "diagnostic rows (STSTNet on the learned and on the true flow) that tell the network's part from the flow's. "
+        "Every score comes with its 95% interval over subjects, and the key differences with paired intervals. "
+        "Writes the table (FIGURES/demo_results.md and README.md), the "
         "confusion matrices and training curves. Every row is a resumable run folder under OUT: run it again to "
         "continue, or to redraw the table of a finished demo in seconds.",
         epilog="Scores are honest: final epoch of every fold, predictions pooled over all held-out subjects. The paper's "
@@ -419,9 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="README whose demo-results markers receive the table")
     dm.add_argument("--no-figures", action="store_true", help="write neither table file nor figures")
     dm.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    from .demo import DEMO_EPOCHS
-
-    dm.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="fixed epochs per fold (a new value needs a new --out)")
+    dm.add_argument("--epochs", type=int, default=None,
+                    help="fixed epochs per fold for every row (default: each network's recipe; a new value needs a new --out)")
     dm.add_argument("--no-diagnostics", action="store_true", help="only the three main rows")
     dm.add_argument("--ablations", action="store_true",
                     help="also run the paper's HMRM ablations on the learned flow (about 4 minutes each on 2 cores) and "
@@ -429,8 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     dm.add_argument("--seed", type=int, default=0, help="seed of every row")
     dm.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: under $HMRM_CACHE)")
-    dm.add_argument("--workers", type=int, default=None, help="processes computing the flows (default: one per CPU core)")
-    dm.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    dm.add_argument("--workers", type=int, default=None,
+                    help="processes computing the flows and training folds (default: one per CPU core; the results do "
+                    "not depend on it)")
+    dm.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch outside the folds (each fold trains on one thread)")
     dm.add_argument("--quiet", action="store_true", help="no progress bars")
     dm.set_defaults(func=_cmd_demo)
 

@@ -44,8 +44,21 @@ def _mamba():
 
     info = {b.name: b for b in available_backends()}["mamba_ssm"]
     if not info.available:
-        raise RuntimeError(f"{info.detail}; the pure-PyTorch parallel scan is used instead (optional)")
+        raise RuntimeError(f"{info.detail}; the fused CPU loops (CPU) or the pure-PyTorch parallel scan (GPU) "
+                           "run instead (optional)")
     return info.detail
+
+
+def _fused_scan():
+    import numba
+    import torch
+
+    from .ssm import selective_scan
+
+    u = torch.ones(1, 2, 3)
+    b = torch.ones(1, 1, 3)
+    selective_scan(u, u, -torch.ones(2, 1), b, b, backend="fused")  # compiles the loops (cached afterwards)
+    return f"numba {numba.__version__}; the compiled CPU selective scan runs"
 
 
 def _opencv():
@@ -112,6 +125,7 @@ def run_doctor() -> int:
         ok &= _check("torchvision", _torchvision)
         _check("CUDA", _cuda, required=False)
         _check("mamba-ssm kernel", _mamba, required=False)
+        _check("fused CPU scan", _fused_scan, required=False)
         ok &= _check("opencv-contrib", _opencv)
         ok &= _check("dlib model", _dlib)
         ok &= _check("MTCNN weights", _mtcnn)

@@ -35,11 +35,14 @@ Choices (the paper gives none of them)
 The cache
 ---------
 :class:`FlowCache` keeps one ``.npz`` per sample under ``<root>/<method>-s<size>-<channels>-v<N>/
-<dataset>-<id of the source folder>/<subject>/<sample>.npz`` holding the input, the boxes, the
+<dataset>-<id of the source folder>/<subject>/<sample>.npz`` (GRU-AOFE's folder also names the
+weights, ``gru_aofe-w<sha256[:8]>-...``) holding the input, the boxes, the
 sample key and a sha256 of the source files (frames and landmark file). An entry is reused when key and digest match; otherwise
 (changed frames, rebuilt SynthME, unreadable file) it is recomputed with a warning naming the
 file. Entries are written atomically, so an interrupted :func:`build_flow_inputs` resumes where it
-stopped and never leaves half a file.
+stopped and never leaves half a file. Every entry is computed with one thread
+(:func:`hmrm.utils.single_threaded`): GRU-AOFE's convolutions give other last bits on two threads
+than on one, and a cache must not depend on which process of how many filled it.
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ import numpy as np
 
 from .data.records import DataError, Sample
 from .face.regions import REGION_NAMES, region_boxes
-from .utils import atomic_path
+from .utils import atomic_path, single_threaded
 
 #: Default side of the network input (see the module docstring).
 DEFAULT_SIZE = 112
@@ -66,7 +69,7 @@ CHANNELS = ("u", "v", "mag", "strain")
 #: Flow methods: the classical ones, the shipped GRU-AOFE, and SynthME's exact ground truth.
 METHODS = ("tvl1", "farneback", "dis", "dis_tuned", "gru_aofe", "gt")
 #: Bumped whenever the way an entry is computed changes, so old cache entries are not reused.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 
 # ----------------------------------------------------------------------------- the aligned pair
@@ -279,7 +282,14 @@ class FlowCache:
 
     @property
     def tag(self) -> str:
-        return f"{self.method}-s{self.size}-{'+'.join(self.channels)}-v{FEATURES_VERSION}"
+        """The cache folder of these settings; a learned method's names its weights (the first 8
+        hex digits of their sha256), so retrained weights never reuse old entries."""
+        weights = ""
+        if self.method == "gru_aofe":
+            from .flow.pretrained import weight_info
+
+            weights = f"-w{weight_info('gru_aofe')['sha256'][:8]}"
+        return f"{self.method}{weights}-s{self.size}-{'+'.join(self.channels)}-v{FEATURES_VERSION}"
 
     def path(self, sample: Sample) -> Path:
         return self.root / self.tag / f"{sample.dataset}-{self._origin(sample)}" / sample.subject / f"{sample.sample_id}.npz"
@@ -332,7 +342,8 @@ class FlowCache:
                 return hit
         pair = load_aligned_pair(sample, self.prepared)
         digest = _digest(pair.sources)
-        x, boxes = _input_from_pair(pair, self.method, self.size, self.channels)
+        with single_threaded():  # the same bytes whatever the threads and workers
+            x, boxes = _input_from_pair(pair, self.method, self.size, self.channels)
         with atomic_path(path) as part:
             with open(part, "wb") as f:
                 np.savez(f, x=x, boxes=boxes, key=np.array(key), digest=np.array(digest))
@@ -350,9 +361,6 @@ class FlowInputs(NamedTuple):
 
 def _fill_one(args) -> None:
     root, method, size, channels, prepared, sample = args
-    import torch
-
-    torch.set_num_threads(1)
     FlowCache(root, method, size, channels, prepared).get(sample)
 
 

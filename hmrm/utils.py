@@ -1,4 +1,4 @@
-"""Small helpers shared by the whole package: cache folder, atomic writes, device choice."""
+"""Small helpers shared by the whole package: cache folder, atomic writes, device choice, threads."""
 from __future__ import annotations
 
 import hashlib
@@ -78,3 +78,25 @@ def pick_device(preferred: str | None = None):
             )
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Within the block, PyTorch and OpenCV compute on one thread (the settings before are restored).
+
+    Some multi-threaded kernels split their sums differently for different numbers of threads, so
+    the last bits of a result can depend on the machine's core count or on ``--threads``. Work
+    whose output is cached or compared byte for byte (the flow inputs) runs inside this block, so
+    that it gives the same bytes whatever the threads and worker processes.
+    """
+    import cv2
+    import torch
+
+    torch_before, cv2_before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_before)
+        cv2.setNumThreads(cv2_before)

@@ -4,20 +4,22 @@ import json
 import pytest
 
 from hmrm.cli import main
-from hmrm.demo import README_BEGIN, README_END, demo_checks, demo_rows, learned_flow, run_demo, update_readme
+from hmrm.demo import (DEMO_RECIPES, README_BEGIN, README_END, comparisons, demo_checks, demo_rows, describe_recipe,
+                       learned_flow, update_readme)
 
 
-def _row(role, key, uf1):
-    return {"role": role, "key": key, "label": key, "uf1": uf1}
+def _diff(target, value, lo, hi):
+    return {"a": "A", "b": "B", "target": target, "uf1": {"difference": value, "interval": [lo, hi]}}
 
 
-def test_checks_measure_both_targets():
-    rows = [_row("main", "m", 0.70), _row("baseline", "b", 0.60), _row("oracle", "o", 0.78), _row("diagnostic", "d", 0.1)]
-    gain, gap = demo_checks(rows)
-    assert gain["value"] == pytest.approx(0.10) and gain["met"]
-    assert gap["value"] == pytest.approx(0.08) and not gap["met"]
-    gain, gap = demo_checks([_row("main", "m", 0.62), _row("baseline", "b", 0.60), _row("oracle", "o", 0.64)])
-    assert not gain["met"] and gap["met"]
+def test_checks_measure_every_target_with_its_interval():
+    gain, ahead, gap = demo_checks([_diff("gain", 0.10, 0.02, 0.18), _diff("ahead", 0.03, -0.02, 0.08),
+                                    _diff("gap", 0.08, 0.0, 0.15)])
+    assert gain["met"] and gain["shown"] and "target >= +0.05" in gain["what"] and gain["interval"] == [0.02, 0.18]
+    assert ahead["met"] and not ahead["shown"]          # ahead by the estimate, but 0 is inside the interval
+    assert not gap["met"] and not gap["shown"]
+    gain, gap = demo_checks([_diff("gain", 0.04, 0.01, 0.09), _diff("gap", 0.01, -0.03, 0.04)])
+    assert not gain["met"] and gap["met"] and gap["shown"]
 
 
 def test_rows_compare_the_learned_flow_with_tvl1_and_truth():
@@ -34,6 +36,16 @@ def test_rows_compare_the_learned_flow_with_tvl1_and_truth():
     assert {r.flow for r in rows if r.model == "ststnet"} == {flow, "tvl1", "gt"}
     assert len(demo_rows(flow, diagnostics=False)) == 3
     assert flow == "gru_aofe" and "shipped" in why  # the project ships its weights
+    # the paired differences: main - baseline, main - STSTNet on the same flow, oracle - main
+    pairs = [(a.role, b.key, target) for a, b, target in comparisons(rows)]
+    assert pairs == [("main", "ststnet_tvl1", "gain"), ("main", f"ststnet_{flow}", "ahead"), ("oracle", rows[0].key, "gap")]
+    assert [t for _, _, t in comparisons(demo_rows(flow, diagnostics=False))] == ["gain", "gap"]
+
+
+def test_recipes_describe_every_choice():
+    for model, recipe in DEMO_RECIPES.items():
+        text = describe_recipe(recipe)
+        assert f"{recipe['epochs']} epochs" in text and f"lr {recipe['lr']:g}" in text
 
 
 def test_readme_markers(tmp_path):
@@ -60,9 +72,13 @@ def test_demo_end_to_end_and_resume(tmp_path, tiny_synthme, capsys):
     for r in summary["rows"]:
         assert 0.0 <= r["uf1"] <= 1.0 and r["label"] in out
         assert json.loads((tmp_path / "runs" / r["key"] / "metrics.json").read_text())["complete"]
+        assert r["interval"]["uf1"][0] <= r["uf1"] <= r["interval"]["uf1"][1]
     assert len(summary["checks"]) == 2 and "target" in summary["checks"][0]["what"]
+    assert all(len(d["uf1"]["interval"]) == 2 for d in summary["differences"])
     table = (tmp_path / "fig" / "demo_results.md").read_text()
     assert "STSTNet on TV-L1 flow" in table and "HMRM on ground-truth flow" in table and "OPTIMISTIC" in table
+    assert "95% interval" in table and "paired" in table
+    first = table
     assert table.strip() in readme.read_text()
     assert (tmp_path / "fig" / "demo_confusion.png").stat().st_size > 0
     assert (tmp_path / "fig" / "demo_training.png").stat().st_size > 0
@@ -72,6 +88,7 @@ def test_demo_end_to_end_and_resume(tmp_path, tiny_synthme, capsys):
     assert main(args) == 0
     assert [p.stat().st_mtime_ns for p in results] == before
     assert json.loads((tmp_path / "runs" / "summary.json").read_text())["rows"] == summary["rows"]
+    assert (tmp_path / "fig" / "demo_results.md").read_text() == first      # the same bytes: nothing timed in it
     # --ablations adds the paper's ablations of the main row, each a run folder, and their table
     assert main(args + ["--ablations"]) == 0
     assert [p.stat().st_mtime_ns for p in results] == before

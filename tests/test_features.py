@@ -139,6 +139,31 @@ def test_parallel_fill_gives_the_same_entries(fake, tmp_path):
     assert all(FlowCache(tmp_path / "b", "farneback", 32).path(s).is_file() for s in fake)
 
 
+def test_learned_flow_inputs_are_the_same_bytes_whatever_the_threads_and_workers(tiny_synthme, tmp_path):
+    """GRU-AOFE's convolutions give other last bits on two threads than on one; the cache computes
+    every entry on one thread, so in-process on two threads and two worker processes agree."""
+    import torch
+
+    samples = list(load_synthme(tiny_synthme))[:4]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = build_flow_inputs(samples, "gru_aofe", size=32, cache_dir=tmp_path / "a", progress=False)
+        assert torch.get_num_threads() == 2                       # the settings come back after each entry
+    finally:
+        torch.set_num_threads(before)
+    b = build_flow_inputs(samples, "gru_aofe", size=32, cache_dir=tmp_path / "b", progress=False, workers=2)
+    assert a.x.tobytes() == b.x.tobytes()
+
+
+def test_learned_flow_cache_names_its_weights(fake, tmp_path):
+    from hmrm.flow.pretrained import weight_info
+
+    tag = FlowCache(tmp_path, "gru_aofe", 32).tag
+    assert tag.startswith(f"gru_aofe-w{weight_info('gru_aofe')['sha256'][:8]}-s32-")
+    assert FlowCache(tmp_path, "tvl1", 32).tag.startswith("tvl1-s32-")
+
+
 def test_parallel_fill_names_a_bad_frame_and_keeps_the_others(fake, tmp_path):
     fake[1].onset_path.write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError, match=fake[1].onset_path.name):

@@ -194,7 +194,7 @@ def test_tiny_synthme_end_to_end(tiny_synthme, tmp_path, capsys):
     for name in ("config.json", "metrics.json", "predictions.csv", "training.png", "confusion.png"):
         assert (tmp_path / "api" / name).stat().st_size > 0
     env = json.loads((tmp_path / "api" / "config.json").read_text())["environment"]
-    assert env["device"] == "cpu" and env["scan_backend"] == "parallel"
+    assert env["device"] == "cpu" and env["scan_backend"] == "fused" and env["threads"] == 1
 
     rc = main(["loso", "--data-root", str(tiny_synthme), "--flow", "gt", "--input-size", str(SIZE), "--set", "d_model=16",
                "--set", "depth=1", "--set", "n_heads=2", "--epochs", "2", "--batch-size", "4", "--folds", "1",
@@ -226,3 +226,74 @@ def test_cli_help_and_missing_inputs(capsys, tmp_path):
     assert "--data-root is required" in capsys.readouterr().err
     assert main(["loso", "--dataset", "samm", "--data-root", str(tmp_path)]) == 2
     assert "--prepared" in capsys.readouterr().err
+
+
+def test_recipe_options_are_checked():
+    with pytest.raises(ValueError, match="schedule"):
+        LOSOConfig(schedule="linear")
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        LOSOConfig(warmup_epochs=2)                      # warm-up needs the cosine schedule
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        LOSOConfig(schedule="cosine", warmup_epochs=5, epochs=5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        LOSOConfig(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="ema"):
+        LOSOConfig(ema=1.0)
+    with pytest.raises(ValueError, match="lr"):
+        LOSOConfig(lr=-1)
+
+
+def test_recipe_changes_training_and_resumes_exactly(tmp_path):
+    """Cosine schedule, label smoothing and EMA each change the trained network; a run paused in
+    the middle of a fold continues to the same bits (the EMA weights are in the checkpoint)."""
+    data = _data()
+    recipe = dict(schedule="cosine", warmup_epochs=1, label_smoothing=0.1, ema=0.9, epochs=4, lr=2e-3)
+    ref = _run(data, _config(**recipe, folds=1), tmp_path / "ref")
+    base = _weights(tmp_path / "ref", "syn/s0")
+    for change in ({"schedule": "constant", "warmup_epochs": 0}, {"label_smoothing": 0.0}, {"ema": 0.0}):
+        _run(data, _config(**{**recipe, **change}, folds=1), tmp_path / str(len(change)) / next(iter(change)))
+        assert not _same_weights(base, _weights(tmp_path / str(len(change)) / next(iter(change)), "syn/s0"))
+    res = _run(data, _config(**recipe, folds=1), tmp_path / "paused", stop=lambda s, e: e == 3)
+    assert not res.finished
+    res = _run(data, _config(**recipe, folds=1), tmp_path / "paused")
+    assert _result(tmp_path / "paused", "syn/s0")["resumed_from_epoch"] == 3
+    assert res.metrics["honest"]["uf1"] == ref.metrics["honest"]["uf1"]
+    assert (tmp_path / "paused" / "predictions.csv").read_text() == (tmp_path / "ref" / "predictions.csv").read_text()
+    assert _same_weights(base, _weights(tmp_path / "paused", "syn/s0"))
+
+
+def test_folds_in_worker_processes_give_the_same_bits(tmp_path, reference):
+    """Two processes training folds side by side: the same predictions, weights and scores as one."""
+    ref_dir, ref = reference
+    res = _run(_data(), _config(), tmp_path, workers=2)
+    assert res.finished and res.metrics == ref.metrics
+    assert (tmp_path / "predictions.csv").read_text() == (ref_dir / "predictions.csv").read_text()
+    for s in ("syn/s0", "syn/s1", "syn/s2"):
+        assert _same_weights(_weights(ref_dir, s), _weights(tmp_path, s))
+
+
+def test_interval_over_subjects_is_reported(reference):
+    _, res = reference
+    ci = res.metrics["honest"]["interval"]
+    assert ci["n_subjects"] == 3 and ci["confidence"] == 0.95
+    for key in ("uf1", "uar"):
+        assert 0.0 <= ci[key][0] <= ci[key][1] <= 1.0
+    assert "95% interval over subjects" in res.table()
+
+
+def test_several_seeds_into_one_folder(tmp_path):
+    from hmrm.train.seeds import format_seeds, run_loso_seeds
+
+    summary = run_loso_seeds(_data(), _config(epochs=1, folds=None), tmp_path, seeds=[0, 1], figures=False,
+                             progress=False)
+    assert [r["seed"] for r in summary["seeds"]] == [0, 1]
+    scores = [r["uf1"] for r in summary["seeds"]]
+    assert summary["mean"]["uf1"] == pytest.approx(np.mean(scores))
+    assert summary["sd"]["uf1"] == pytest.approx(np.std(scores, ddof=1))
+    for seed in (0, 1):
+        cfg = json.loads((tmp_path / f"seed{seed}" / "config.json").read_text())["config"]
+        assert cfg["seed"] == seed
+    assert json.loads((tmp_path / "seeds.json").read_text()) == summary
+    assert "mean" in format_seeds(summary) and "(sd)" in format_seeds(summary)
+    with pytest.raises(ValueError, match="distinct"):
+        run_loso_seeds(_data(), _config(), tmp_path, seeds=[3, 3])

@@ -129,6 +129,43 @@ def test_default_model_fits_the_budget():
     assert flops["scan"] == 4 * 2 * (9 * lengths * 384 * 16 + 2 * lengths * 384)
 
 
+def test_convolutional_stem():
+    """stem="conv": a shared stem shrinks the map 4 times, then patches of p / 4 give the same token
+    grids as the linear patch embedding; the network trains end to end."""
+    torch.manual_seed(0)
+    x, boxes = example_inputs(2, 64)
+    plain = build_model("hmrm", input_size=64, d_model=32, depth=1, n_heads=4)
+    conv = build_model("hmrm", input_size=64, d_model=32, depth=1, n_heads=4, stem="conv")
+    assert plain.encoder.stem is None and conv.encoder.stem is not None
+    out, ref = conv(x, boxes), plain(x, boxes)
+    assert {k: v.shape for k, v in out["grids"].items()} == {k: v.shape for k, v in ref["grids"].items()}
+    conv.loss(out, torch.tensor([0, 2])).backward()
+    assert_every_parameter_has_a_gradient(conv)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        build_model("hmrm", input_size=60, patch_sizes=(6, 12), d_model=32, depth=1, stem="conv")
+    with pytest.raises(ValueError, match="stem"):
+        build_model("hmrm", stem="vit")
+
+
+def test_patch_embedding_is_the_strided_convolution():
+    """The patch embedding computes its convolution as one matrix product over flattened patches."""
+    from hmrm.model import PatchEmbed
+
+    torch.manual_seed(0)
+    embed = PatchEmbed(3, 16, 32, 8)
+    x = torch.randn(2, 3, 32, 32)
+    ref = F.conv2d(x, embed.proj.weight, embed.proj.bias, stride=8).permute(0, 2, 3, 1) + embed.pos
+    torch.testing.assert_close(embed(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_label_smoothing_in_the_loss():
+    out = {"logits": torch.tensor([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]]), "grain_logits": {}}
+    y = torch.tensor([0, 1])
+    torch.testing.assert_close(multiscale_loss(out, y, None, {"fused": 1.0}, label_smoothing=0.1),
+                               F.cross_entropy(out["logits"], y, label_smoothing=0.1))
+    assert multiscale_loss(out, y, None, {"fused": 1.0}, label_smoothing=0.1) > multiscale_loss(out, y, None, {"fused": 1.0})
+
+
 def test_ststnet_baseline():
     torch.manual_seed(0)
     model = build_model("ststnet")

@@ -83,6 +83,13 @@ def test_gathers_every_run_folder_into_the_results_table(runs, real_run):
     assert syn["run"] == "loso/synthme-ststnet-gt-e2-seed0"
 
 
+def test_every_row_carries_its_interval_over_subjects(runs, real_run):
+    table = R.results_table(roots=[runs], relative_to=runs)
+    ci = json.loads((real_run / "metrics.json").read_text())["honest"]["interval"]
+    assert set(table[R.UF1_CI]) == {f"[{ci['uf1'][0]:.2f}, {ci['uf1'][1]:.2f}]"}
+    assert "95% interval" in R.results_markdown(table)
+
+
 def test_paper_column_only_where_paper_md_has_a_figure(runs):
     df = R.results_table(roots=[runs], relative_to=runs).set_index("run")
     full = df.loc["reproduce/loso_casme2_5"]
@@ -126,6 +133,8 @@ def test_ablation_table(runs):
     no_rffs = ab[ab["ablation"] == "no_rffs"].iloc[0]
     assert no_rffs["ΔUF1 vs full"] == pytest.approx(-0.1) and math.isnan(no_rffs[R.PAPER_UF1])
     assert ab.iloc[0][R.PAPER_UF1] == 0.9561 and ab.iloc[0]["ΔUF1 vs full"] == 0
+    # the copies predict the same samples as the full run: a paired interval (of 0, being copies), none for the full row
+    assert no_rffs[R.DELTA_UF1_CI] == "[0.00, 0.00]" and ab.iloc[0][R.DELTA_UF1_CI] == ""
     assert "ablation" in R.ablation_markdown(ab) and "PAPER.md" in R.ABLATION_CAPTION
     empty = R.ablation_table(R.results_table(roots=[runs / "loso"]))
     assert empty.empty and "ΔUF1 vs full" in empty.columns

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -52,11 +53,13 @@ CASE_IDS = ["x".join(map(str, shape)) + "-" + "".join(n for n, on in zip(("D", "
             for shape, flags in CASES]
 
 
+@pytest.mark.parametrize("backend", ["parallel", "fused"])
 @pytest.mark.parametrize("shape,flags", CASES, ids=CASE_IDS)
-def test_parallel_matches_sequential(shape, flags):
+def test_backend_matches_sequential(shape, flags, backend):
+    """The chunked parallel scan and the compiled CPU loops: output and every gradient as the readable loop's."""
     inputs = make_inputs(*shape)
     ref, ref_grads = run(inputs, "sequential", *flags)
-    out, grads = run(inputs, "parallel", *flags)
+    out, grads = run(inputs, backend, *flags)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, ref, **TOL)
     for name in ref_grads:
@@ -160,27 +163,87 @@ def test_auto_reports_its_choice_once(monkeypatch, capsys):
     for _ in range(3):
         selective_scan(*(t[k] for k in NAMES[:5]))
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "'parallel'" in lines[0]
+    assert len(lines) == 1 and "'fused'" in lines[0]   # float32 on the CPU: the compiled loops
 
 
 def test_auto_prefers_the_kernel_only_where_it_can_run(monkeypatch, capsys):
-    """Dispatch logic with a stand-in kernel: CUDA float32 -> mamba_ssm; CPU or float64 -> parallel."""
+    """Dispatch logic with a stand-in kernel: CUDA float32 -> mamba_ssm; CPU float32 -> fused;
+    float64 -> parallel."""
     monkeypatch.setattr(scan, "_mamba_ssm_kernel", lambda: (lambda *a, **k: None, ""))
     monkeypatch.setattr(scan, "_reported", set())
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert scan.resolve_backend("auto", cuda) == "mamba_ssm"
     assert scan.resolve_backend("auto", cuda, torch.float64) == "parallel"
-    assert scan.resolve_backend("auto", cpu) == "parallel"
+    assert scan.resolve_backend("auto", cpu) == "fused"
+    assert scan.resolve_backend("auto", cpu, torch.float64) == "parallel"
     assert scan.resolve_backend("sequential", cuda) == "sequential"
     with pytest.raises(RuntimeError, match="needs CUDA"):
         scan.resolve_backend("mamba_ssm", cpu)
-    assert len(capsys.readouterr().err.strip().splitlines()) == 2   # one line per choice made
+    with pytest.raises(RuntimeError, match="fused.*CPU"):
+        scan.resolve_backend("fused", cuda)
+    assert len(capsys.readouterr().err.strip().splitlines()) == 3   # one line per choice made
+
+
+def test_fused_against_float64_reference():
+    """Tighter than the fp32 tolerance: the float32 loops against the float64 parallel scan,
+    at the demo's shapes (state 16, sequences of 64 and 16 tokens)."""
+    for length in (64, 16):
+        inputs = make_inputs(4, 6, length, 16, seed=5)
+        wide = {k: v.detach().double().requires_grad_() for k, v in inputs.items()}
+        outs = []
+        for t, backend in ((inputs, "fused"), (wide, "parallel")):
+            out = selective_scan(*(t[k] for k in NAMES[:5]), D=t["D"], z=t["z"], delta_bias=t["delta_bias"],
+                                 delta_softplus=True, backend=backend)
+            up = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out.dtype)
+            outs.append((out, torch.autograd.grad(out, [t[k] for k in NAMES], up)))
+        (out, grads), (ref, ref_grads) = outs
+        torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
+        for name, g, r in zip(NAMES, grads, ref_grads):
+            torch.testing.assert_close(g.double(), r, rtol=1e-3, atol=1e-4, msg=lambda m: f"grad of {name}: {m}")
+
+
+def test_fused_exponential_is_accurate():
+    """The vectorisable exp of the fused loops, over every decay a scan meets."""
+    from hmrm.ssm.fused_loops import exp_into
+
+    x = np.linspace(-87.0, 0.0, 200_001, dtype=np.float32)
+    out, bits = np.empty_like(x), np.empty(x.shape, np.int32)
+    exp_into(x, out, bits)
+    exact = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(out - exact) / exact) < 2e-7          # about one unit in the last place
+    far = np.array([-500.0, -88.0], dtype=np.float32)
+    out2, bits2 = np.empty_like(far), np.empty(far.shape, np.int32)
+    exp_into(far, out2, bits2)
+    assert np.all(out2 < 2e-38) and np.all(out2 >= 0)           # clamped: a full decay, never garbage
+
+
+def test_fused_is_the_same_bits_on_one_or_two_threads():
+    inputs = {k: v.detach() for k, v in make_inputs(8, 6, 64, 16, seed=2).items()}
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            x = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+            results.append(run(x, "fused", True, True, True, True))
+    finally:
+        torch.set_num_threads(before)
+    (o1, g1), (o2, g2) = results
+    assert torch.equal(o1, o2) and all(torch.equal(g1[k], g2[k]) for k in g1)
+
+
+def test_fused_refuses_what_it_cannot_run():
+    from hmrm.ssm import fused_scan
+
+    t = {k: v.detach() for k, v in make_inputs(1, 2, 3, 2).items()}
+    with pytest.raises(ValueError, match="float32 CPU"):
+        fused_scan(*(t[k].double() for k in NAMES[:5]))
 
 
 def test_available_backends():
     info = {b.name: b for b in available_backends()}
     assert tuple(info) == BACKENDS
-    assert info["sequential"].available and info["parallel"].available
+    assert info["sequential"].available and info["parallel"].available and info["fused"].available
     if not torch.cuda.is_available():
         assert not info["mamba_ssm"].available and info["mamba_ssm"].detail
 

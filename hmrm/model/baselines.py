@@ -58,8 +58,10 @@ class STSTNet(nn.Module):
         features = self.avg(torch.cat(streams, dim=1)).flatten(1)
         return {"logits": self.head(features), "grain_logits": {}, "features": features, "attention": None}
 
-    def loss(self, outputs: Mapping, labels: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Cross-entropy of the logits; class-weighted only when built with ``weighted_loss=True``."""
+    def loss(self, outputs: Mapping, labels: torch.Tensor, class_weights: torch.Tensor | None = None,
+             label_smoothing: float = 0.0) -> torch.Tensor:
+        """Cross-entropy of the logits; class-weighted only when built with ``weighted_loss=True``;
+        ``label_smoothing`` is a training-recipe choice (0 = off)."""
         if self.weighted_loss:
-            return multiscale_loss(outputs, labels, class_weights, {"fused": 1.0})
-        return plain_loss(outputs, labels)
+            return multiscale_loss(outputs, labels, class_weights, {"fused": 1.0}, label_smoothing=label_smoothing)
+        return plain_loss(outputs, labels, label_smoothing)

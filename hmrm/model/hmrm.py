@@ -39,7 +39,9 @@ class HMRMConfig:
     Encoder: ``in_channels`` (u, v, strain), ``input_size`` S, ``patch_sizes`` (the grains, finest
     first), ``d_model`` and ``depth`` (the paper's 192 and 4), ``bidirectional``,
     ``share_blocks``, Mamba's ``d_state``, ``d_conv``, ``expand``, BiMamba's ``gate_kernel``,
-    the scan ``backend``. See :mod:`hmrm.model.encoder` for why these defaults.
+    the scan ``backend``, the patch embedding ``stem`` ("patch": one linear map per patch;
+    "conv": a small convolutional stem first). See :mod:`hmrm.model.encoder` for why these
+    defaults.
 
     Fusion and heads: ``rffs`` (False: global average pooling instead), ``n_heads`` of the
     attention, ``n_regions`` boxes per sample, ``n_classes``, ``dropout`` before each classifier.
@@ -63,6 +65,7 @@ class HMRMConfig:
     expand: int = 2
     gate_kernel: int = 3
     backend: str = "auto"
+    stem: str = "patch"
     rffs: bool = True
     n_heads: int = 4
     n_regions: int = len(REGION_NAMES)
@@ -119,7 +122,7 @@ class HMRM(nn.Module):
         self.config = c = config
         self.encoder = GrainedMambaEncoder(c.in_channels, c.input_size, c.patch_sizes, c.d_model, c.depth,
                                            c.bidirectional, c.share_blocks, c.d_state, c.d_conv, c.expand,
-                                           c.gate_kernel, c.backend)
+                                           c.gate_kernel, c.backend, c.stem)
         names = self.encoder.names
         self.rffs = RFFS(c.d_model, dict(zip(names, c.patch_sizes)), c.n_heads, c.n_regions) if c.rffs else None
         self.pool_norm = None if c.rffs else nn.LayerNorm(c.d_model)
@@ -162,13 +165,15 @@ class HMRM(nn.Module):
         out["grain_logits"] = {n: h(self.dropout(grain_features[n])) for n, h in self.grain_heads.items()}
         return out
 
-    def loss(self, outputs: Mapping, labels: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, outputs: Mapping, labels: torch.Tensor, class_weights: torch.Tensor | None = None,
+             label_smoothing: float = 0.0) -> torch.Tensor:
         """The configured loss: multi-scale class-weighted cross-entropy, or plain cross-entropy
         (``loss="plain"``, which ignores ``class_weights``). ``class_weights`` from
-        :func:`hmrm.model.loss.class_weights` on the training fold's labels."""
+        :func:`hmrm.model.loss.class_weights` on the training fold's labels; ``label_smoothing``
+        is a training-recipe choice (0 = off)."""
         if self.config.loss == "plain":
-            return plain_loss(outputs, labels)
-        return multiscale_loss(outputs, labels, class_weights, self.scale_weights)
+            return plain_loss(outputs, labels, label_smoothing)
+        return multiscale_loss(outputs, labels, class_weights, self.scale_weights, label_smoothing=label_smoothing)
 
 
 def count_parameters(model: nn.Module) -> int:

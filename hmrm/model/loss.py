@@ -51,13 +51,16 @@ def default_scale_weights(names: Sequence[str], grain_weight: float = 0.5) -> di
 
 
 def multiscale_loss(outputs: Mapping, labels: torch.Tensor, class_weights: torch.Tensor | None = None,
-                    scale_weights: Mapping[str, float] | None = None, return_terms: bool = False):
+                    scale_weights: Mapping[str, float] | None = None, return_terms: bool = False,
+                    label_smoothing: float = 0.0):
     """``sum_s scale_weights[s] * CE(logits_s, labels; weight=class_weights)``.
 
     ``outputs`` is what :class:`hmrm.model.HMRM` returns: ``"logits"`` (fused, key ``"fused"`` in
     ``scale_weights``) and ``"grain_logits"`` ``{grain name: logits}``. ``scale_weights`` default:
     :func:`default_scale_weights`; a head whose weight is missing or 0 is left out. With
     ``return_terms`` also returns the unweighted cross-entropy of every head (detached).
+    ``label_smoothing`` (0 = off) spreads that share of each target over all classes
+    (``F.cross_entropy``'s argument), a training-recipe choice of :mod:`hmrm.train.loso`.
     """
     heads = {"fused": outputs["logits"], **dict(outputs.get("grain_logits") or {})}
     if scale_weights is None:
@@ -71,12 +74,12 @@ def multiscale_loss(outputs: Mapping, labels: torch.Tensor, class_weights: torch
         w = float(scale_weights.get(name, 0.0))
         if w == 0.0:
             continue
-        ce = F.cross_entropy(logits, labels, weight=weight)
+        ce = F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
         total = total + w * ce
         terms[name] = ce.detach()
     return (total, terms) if return_terms else total
 
 
-def plain_loss(outputs: Mapping, labels: torch.Tensor) -> torch.Tensor:
+def plain_loss(outputs: Mapping, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """The plain-CE ablation: unweighted cross-entropy of the fused logits."""
-    return F.cross_entropy(outputs["logits"], labels)
+    return F.cross_entropy(outputs["logits"], labels, label_smoothing=label_smoothing)

@@ -24,11 +24,16 @@ Backends
 ``parallel``
     A chunked two-level parallel scan in pure PyTorch, wrapped in a ``torch.autograd.Function``
     whose backward pass is written by hand (see below). Runs on any device.
+``fused``
+    The same recurrence as compiled CPU loops (Numba, :mod:`hmrm.ssm.fused`): one pass per
+    (batch, channel) with the states in a small buffer, the decays, the skip term and the gate
+    fused in, and a hand-written backward. The fastest choice on a CPU; float32 CPU tensors only.
 ``mamba_ssm``
     The fused CUDA kernel ``selective_scan_fn`` of the ``mamba-ssm`` package; used only when it
     imports and the tensors are on a CUDA device.
 ``auto``
-    ``mamba_ssm`` when usable, otherwise ``parallel``; the choice is printed once per process.
+    ``mamba_ssm`` for CUDA tensors when it imports, ``fused`` for float32 CPU tensors when Numba
+    imports, otherwise ``parallel``; the choice is printed once per process.
 
 Why the recurrence can be computed in parallel
 ----------------------------------------------
@@ -76,7 +81,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("sequential", "parallel", "mamba_ssm")
+BACKENDS = ("sequential", "parallel", "fused", "mamba_ssm")
 _reported: set[str] = set()  # backends that "auto" has already announced in this process
 
 
@@ -208,12 +213,16 @@ class BackendInfo:
 
 def available_backends() -> list[BackendInfo]:
     """Every backend with whether it can run in this process (``mamba_ssm``: CUDA and the kernel)."""
+    from .fused import numba_status
+
     kernel, why = _mamba_ssm_kernel()
     if kernel is not None and not torch.cuda.is_available():
         kernel, why = None, "mamba_ssm imports but CUDA is not available"
+    numba_ok, numba_why = numba_status()
     return [
         BackendInfo("sequential", True, "readable loop over positions, autograd backward (slow)"),
         BackendInfo("parallel", True, "chunked parallel scan with a hand-written backward, any device"),
+        BackendInfo("fused", numba_ok, "compiled CPU loops (Numba), CPU tensors" if numba_ok else numba_why),
         BackendInfo("mamba_ssm", kernel is not None, "fused CUDA kernel of mamba-ssm" if kernel is not None else why),
     ]
 
@@ -230,12 +239,25 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = tor
     usable = kernel is not None and device.type == "cuda" and dtype != torch.float64
     if backend == "mamba_ssm" and not usable:
         raise RuntimeError(f"backend 'mamba_ssm' cannot run: {why}; use 'parallel' or 'auto'")
+    from .fused import numba_status
+
+    numba_ok, numba_why = numba_status()
+    if device.type != "cpu":
+        numba_ok, numba_why = False, f"tensors are on {device.type}, the fused loops run on the CPU"
+    elif dtype != torch.float32:
+        numba_ok, numba_why = False, f"the fused loops are float32 only, the tensors are {dtype}"
+    if backend == "fused" and not numba_ok:
+        raise RuntimeError(f"backend 'fused' cannot run: {numba_why}; use 'parallel' or 'auto'")
     if backend != "auto":
         return backend
-    choice = "mamba_ssm" if usable else "parallel"
+    if usable:
+        choice, reason = "mamba_ssm", "fused CUDA kernel"
+    elif numba_ok:
+        choice, reason = "fused", "compiled CPU loops (Numba)"
+    else:
+        choice, reason = "parallel", f"pure PyTorch; {why}" + ("" if device.type != "cpu" else f"; {numba_why}")
     if choice not in _reported:
         _reported.add(choice)
-        reason = "fused CUDA kernel" if usable else f"pure PyTorch; {why}"
         print(f"hmrm.ssm: selective_scan backend 'auto' -> {choice!r} ({reason})", file=sys.stderr)
     return choice
 
@@ -292,6 +314,11 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         delta = delta + delta_bias.to(work).unsqueeze(-1)
     if delta_softplus:
         delta = F.softplus(delta)
+    if name == "fused":
+        from .fused import fused_scan
+
+        as_work = lambda t: None if t is None else t.to(work)  # noqa: E731
+        return fused_scan(u, delta, A, B, C, as_work(D), as_work(z)).to(dtype_in)
     scan = sequential_scan if name == "sequential" else parallel_scan
     out = scan(u, delta, A, B, C)
     if D is not None:

@@ -30,7 +30,18 @@ Choices (the paper gives none of them beyond AdamW, lr 5e-4 and 1000 epochs)
   continues exactly as it would have run (bit for bit on the CPU; CUDA kernels are not all
   deterministic).
 * **Defaults.** AdamW, lr 5e-4 (the paper), weight decay 0.01 (PyTorch's default; the paper gives
-  none), batch 32, 100 epochs (the paper trains 1000; a CPU cannot).
+  none), batch 32, 100 epochs (the paper trains 1000; a CPU cannot), a constant learning rate,
+  no label smoothing, no weight averaging. The recipe options (``schedule``, ``warmup_epochs``,
+  ``label_smoothing``, ``ema``; :mod:`hmrm.train.recipe`) change that; the demo's recipe and the
+  measurements behind it are in :mod:`hmrm.demo`.
+* **Folds in parallel, one thread each.** On a CPU every fold trains with exactly one PyTorch
+  thread (:data:`FOLD_THREADS`), and ``workers`` processes train different folds at the same
+  time (default: one per CPU core). The small networks of a CPU run spend most of their time in
+  small operations that two threads cannot split well, so two folds side by side train about
+  twice as many samples per second as one fold on two threads (``benchmarks/train_speed.py``).
+  Since a fold always runs on one thread and depends only on (seed, fold), the results are the
+  same bits whatever the number of workers. On CUDA the folds run one after the other in the
+  calling process.
 
 The run folder
 --------------
@@ -44,6 +55,7 @@ refused with a message saying what differs.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -68,6 +80,8 @@ RUN_FORMAT = 1
 #: what any fold computes (``device`` may change the last bits; a change is warned about and the
 #: device of every fold is recorded).
 FREE_FIELDS = ("folds", "checkpoint_every", "device")
+#: PyTorch threads of a fold trained on the CPU (see the module docstring).
+FOLD_THREADS = 1
 BEST_EPOCH_NOTE = ("OPTIMISTIC, NOT A RESULT: for each held-out subject the epoch with the highest accuracy on that "
                    "same subject, as some repositories report. It selects on the test data; the honest figure is "
                    "the final epoch's.")
@@ -90,7 +104,10 @@ class LOSOConfig:
 
     Model: ``model`` ("hmrm" or "ststnet"), ``ablation`` (a key of :data:`hmrm.model.ABLATIONS`;
     HMRM only), ``model_overrides`` (keyword arguments of the model, e.g. ``{"d_model": 32}``).
-    Optimisation: ``epochs`` (fixed), ``batch_size``, ``lr``, ``weight_decay`` (AdamW).
+    Optimisation: ``epochs`` (fixed), ``batch_size``, ``lr`` (the peak rate), ``weight_decay``
+    (AdamW), ``schedule`` ("constant" or "cosine", with ``warmup_epochs`` of linear warm-up),
+    ``label_smoothing``, ``ema`` (decay per step of the weight average that predicts; 0 = off);
+    see :mod:`hmrm.train.recipe`.
     Augmentation: ``motionmix``, ``motionmix_p``, ``motionmix_options`` (other
     :class:`hmrm.augment.MotionMix` arguments); the ``no_motionmix`` ablation turns it off.
     Inputs: ``flow`` (a method of :data:`hmrm.features.METHODS`), ``input_size``, ``channels``.
@@ -107,6 +124,10 @@ class LOSOConfig:
     batch_size: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.01
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    ema: float = 0.0
     motionmix: bool = True
     motionmix_p: float = 0.5
     motionmix_options: dict = field(default_factory=dict)
@@ -144,6 +165,21 @@ class LOSOConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.motionmix_p <= 1.0:
             raise ValueError(f"motionmix_p must be in [0, 1], got {self.motionmix_p}")
+        from .recipe import SCHEDULES
+
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup_epochs < max(self.epochs, 1) or (self.warmup_epochs and self.schedule == "constant"):
+            raise ValueError(f"warmup_epochs must be in [0, epochs) and needs schedule='cosine', got "
+                             f"{self.warmup_epochs} with schedule {self.schedule!r} and {self.epochs} epochs")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (a decay per step; 0 = off), got {self.ema}")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
@@ -280,8 +316,8 @@ def resolve_environment(config: LOSOConfig) -> dict:
     from ..utils import pick_device
 
     device = pick_device(config.device)
-    env = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "python": sys.version.split()[0]}
+    env = {"device": str(device), "torch": torch.__version__,
+           "threads": FOLD_THREADS if device.type == "cpu" else torch.get_num_threads(), "python": sys.version.split()[0]}
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
     if config.model == "hmrm":
@@ -432,26 +468,32 @@ class _Fold:
     def _new(self):
         import torch
 
+        from .recipe import make_ema
+
         cfg = self.config
         _seed_torch(_seed(cfg.seed, self.index, 0, _INIT))
         model = build_fold_model(cfg, len(self.data.classes), self.data.x.shape[1]).to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the fused AdamW: the same update in one pass over all weights instead of a dozen small
+        # operations per weight tensor
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                fused=self.device.type in ("cpu", "cuda"))
         scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        return model, opt, scaler
+        return model, opt, scaler, make_ema(model, cfg.ema)
 
-    def _save(self, path: Path, model, opt, scaler, epoch: int, state: dict) -> None:
+    def _save(self, path: Path, model, opt, scaler, ema, epoch: int, state: dict) -> None:
         import torch
 
         ckpt = {"format": RUN_FORMAT, "subject": self.subject, "epoch": epoch, "final": False,
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
+                "ema": ema.state_dict() if ema is not None else None,
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
                 **state}
         with atomic_path(path) as tmp:
             torch.save(ckpt, tmp)
 
-    def _load(self, path: Path, model, opt, scaler) -> dict | None:
+    def _load(self, path: Path, model, opt, scaler, ema) -> dict | None:
         import torch
 
         if not path.is_file():
@@ -464,6 +506,8 @@ class _Fold:
             opt.load_state_dict(ckpt["optimizer"])
             if scaler is not None and ckpt.get("scaler"):
                 scaler.load_state_dict(ckpt["scaler"])
+            if ema is not None:
+                ema.load_state_dict(ckpt["ema"])
             torch.set_rng_state(ckpt["rng"]["torch"].cpu())
             if ckpt["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
@@ -479,17 +523,21 @@ class _Fold:
 
         from ..augment import MotionMix
 
+        from .recipe import lr_factor
+
         cfg, dev = self.config, self.device
         ckpt_path = self.folder / "checkpoint.pt"
-        model, opt, scaler = self._new()
+        model, opt, scaler, ema = self._new()
+        scored = ema.module if ema is not None else model  # the network that predicts
         state = {"history": [], "test_curve": [], "seconds": 0.0}
-        ckpt = self._load(ckpt_path, model, opt, scaler)
+        ckpt = self._load(ckpt_path, model, opt, scaler, ema)
         start, resumed = 0, None
         if ckpt is not None:
             start = resumed = int(ckpt["epoch"])
             state = {k: ckpt[k] for k in state}
         cw = self.cw.to(dev)
         n, bs = len(self.train_idx), cfg.batch_size
+        steps = -(-n // bs)  # optimiser steps per epoch
         t0 = time.perf_counter() - state["seconds"]
         bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"  {self.subject}", unit="epoch",
                    leave=False, disable=not progress)
@@ -502,6 +550,9 @@ class _Fold:
             _seed_torch(_seed(cfg.seed, self.index, epoch, _TORCH))
             loss_sum, correct = 0.0, 0
             for i in range(0, n, bs):
+                factor = lr_factor(cfg.schedule, e * steps + i // bs, cfg.epochs * steps, cfg.warmup_epochs * steps)
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * factor
                 idx = order[i:i + bs]
                 it = torch.from_numpy(idx).to(dev)
                 xb, bb, yb = self.xtr[it], self.btr[it], self.ytr[it]
@@ -512,7 +563,7 @@ class _Fold:
                 if self.amp_dtype is not None:  # the loss in float32, outside autocast
                     out = {**out, "logits": out["logits"].float(),
                            "grain_logits": {k: v.float() for k, v in (out.get("grain_logits") or {}).items()}}
-                loss = model.loss(out, yb, cw)
+                loss = model.loss(out, yb, cw, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -521,11 +572,13 @@ class _Fold:
                 else:
                     loss.backward()
                     opt.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((out["logits"].detach().argmax(1) == yb).sum())
             rec = {"epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct / n}
             if cfg.record_test_curve:  # diagnostic only: nothing below reads it
-                pred, _ = self.predict(model)
+                pred, _ = self.predict(scored)
                 state["test_curve"].append(pred.tolist())
                 rec["test_accuracy_diagnostic"] = float((pred == self.data.labels[self.test_idx]).mean())
             state["history"].append(rec)
@@ -535,18 +588,18 @@ class _Fold:
                 break
             saved = epoch % cfg.checkpoint_every == 0
             if saved:
-                self._save(ckpt_path, model, opt, scaler, epoch, state)
+                self._save(ckpt_path, model, opt, scaler, ema, epoch, state)
             if stop is not None and stop(self.subject, epoch):
                 if not saved:
-                    self._save(ckpt_path, model, opt, scaler, epoch, state)
+                    self._save(ckpt_path, model, opt, scaler, ema, epoch, state)
                 bar.close()
                 raise _Stopped
         bar.close()
-        pred, probs = self.predict(model)  # the honest prediction: the final epoch's model
+        pred, probs = self.predict(scored)  # the honest prediction: the final epoch's model
         state["seconds"] = time.perf_counter() - t0
-        with atomic_path(ckpt_path) as tmp:  # final weights only: the optimiser is no longer needed
+        with atomic_path(ckpt_path) as tmp:  # final weights only (the averaged ones with EMA)
             torch.save({"format": RUN_FORMAT, "subject": self.subject, "epoch": cfg.epochs, "final": True,
-                        "model": model.state_dict()}, tmp)
+                        "model": scored.state_dict()}, tmp)
         truth = self.data.labels[self.test_idx]
         result = {
             "format": RUN_FORMAT, "subject": self.subject, "fold": self.index, "epochs": cfg.epochs,
@@ -588,6 +641,10 @@ def aggregate(results: Sequence[dict], classes: Sequence[str], n_subjects: int, 
     ev = M.evaluate(truth, pred, classes, groups)
     per_fold = ev.pop("per_fold")
     out["honest"] = {"what": f"predictions of the final epoch ({epochs}) of every fold, pooled (MEGC UF1 / UAR)", **ev}
+    if done >= 2:  # how far the score could move with other subjects (hmrm.train.stats)
+        from .stats import bootstrap_scores
+
+        out["honest"]["interval"] = bootstrap_scores(truth, pred, groups, len(classes))
     best = {r["subject"]: _best_epoch(r.get("test_curve") or [], r["true"]) for r in results}
     for f in per_fold:
         b = best[f["subject"]]
@@ -676,6 +733,10 @@ def format_metrics(metrics: dict) -> str:
     h = metrics["honest"]
     lines += [f"{'':48s} {'UF1':>7s} {'UAR':>7s} {'acc':>7s} {'n':>5s}",
               f"{'honest: final epoch, pooled over folds':48s} {h['uf1']:7.4f} {h['uar']:7.4f} {h['accuracy']:7.4f} {h['n']:5d}"]
+    ci = h.get("interval")
+    if ci:
+        lines.append(f"{'  95% interval over subjects (bootstrap)':48s} [{ci['uf1'][0]:.2f}, {ci['uf1'][1]:.2f}] "
+                     f"[{ci['uar'][0]:.2f}, {ci['uar'][1]:.2f}]")
     b = metrics.get("best_epoch_on_test")
     if b:
         lines.append(f"{'best epoch on test (optimistic, NOT a result)':48s} {b['uf1']:7.4f} {b['uar']:7.4f} "
@@ -698,10 +759,98 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- folds in worker processes
+def _folds_in_workers(todo: list, n_workers: int, data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path,
+                      results: dict, deadline: float | None, bar) -> bool:
+    """Train the folds of ``todo`` in ``n_workers`` spawned processes, adding each result to
+    ``results`` (and the run folder's pooled files) as it arrives. False if one stopped at the
+    deadline."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    finished = True
+    with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(data, config, env, run_dir)) as pool:
+        running = {pool.submit(_worker_fold, index, subject, train_idx, test_idx, deadline): subject
+                   for index, subject, train_idx, test_idx in todo}
+        try:
+            while running:
+                bar.set_postfix(training=",".join(sorted(running.values())[:n_workers]), refresh=True)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f]):
+                    subject = running.pop(future)
+                    if future.cancelled():
+                        continue
+                    result = future.result()  # a fold's error is raised here, naming what went wrong
+                    if result is None:  # past the deadline: folds that have not started stay to do
+                        finished = False
+                        for other in running:
+                            other.cancel()
+                        continue
+                    results[subject] = result
+                    _write_outputs(run_dir, list(results.values()), data, config, figures=False)
+                    bar.update(1)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+    return finished
+
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path) -> None:
+    import torch
+
+    torch.set_num_threads(FOLD_THREADS)
+    _WORKER.update(data=data, config=config, env=env, run_dir=run_dir)
+
+
+def _worker_fold(index: int, subject: str, train_idx, test_idx, deadline: float | None) -> dict | None:
+    """Train one fold in a worker process; None when it stopped at the deadline (after a checkpoint)."""
+    w = _WORKER
+    fold = _Fold(w["data"], index, subject, train_idx, test_idx, w["config"], w["env"],
+                 w["run_dir"] / "folds" / fold_dirname(subject))
+    try:
+        return fold.run(False, None if deadline is None else lambda *_: time.time() > deadline)
+    except _Stopped:
+        return None
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may use."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def fold_workers(requested: int | None, device: str, n_folds: int) -> int:
+    """How many processes train folds: ``requested`` (None: one per CPU core), at most one per fold,
+    and 1 (the calling process) on CUDA."""
+    if not device.startswith("cpu") or n_folds < 2:
+        return 1
+    return max(1, min(requested or cpu_cores(), n_folds))
+
+
+@contextlib.contextmanager
+def _fold_threads():
+    """Within the block, PyTorch uses :data:`FOLD_THREADS` threads (the number every fold trains with)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(FOLD_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progress: bool = True,
              stop: Callable[[str, int], bool] | None = None, max_minutes: float | None = None,
              cache_dir: str | Path | None = None, prepared: str | Path | None = None,
-             figures: bool = True) -> LOSOResult:
+             figures: bool = True, workers: int | None = 1) -> LOSOResult:
     """Run (or continue) a LOSO evaluation into ``run_dir`` and return its scores.
 
     ``samples_or_inputs``: a list of :class:`~hmrm.data.records.Sample` (their flow inputs are built
@@ -710,7 +859,10 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
     every epoch but a fold's last (after that epoch's periodic checkpoint, if any); True writes a
     checkpoint and returns (``finished=False``); ``max_minutes`` stops the
     same way once that much time has passed. Calling again with the same arguments continues.
-    ``figures``: also draw ``training.png`` and ``confusion.png`` at the end.
+    ``figures``: also draw ``training.png`` and ``confusion.png`` at the end. ``workers``: processes
+    that train folds side by side on a CPU (1: every fold in the calling process; None: one per
+    core; see the module docstring; the results do not depend on it). A ``stop`` hook runs every
+    fold in the calling process.
     """
     if isinstance(samples_or_inputs, LOSOData):
         data = samples_or_inputs
@@ -745,18 +897,25 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
         return (stop is not None and stop(subject, epoch)) or (deadline is not None and time.monotonic() > deadline)
 
     todo = [(i, *chosen[i]) for i in range(len(chosen)) if chosen[i][0] not in results]
-    finished = True
     bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc="LOSO folds", unit="fold", disable=not progress)
-    for index, subject, train_idx, test_idx in todo:
-        bar.set_postfix(subject=subject, refresh=True)
-        fold = _Fold(data, index, subject, train_idx, test_idx, config, env, run_dir / "folds" / fold_dirname(subject))
-        try:
-            results[subject] = fold.run(progress, halt)
-        except _Stopped:
-            finished = False
-            break
-        _write_outputs(run_dir, list(results.values()), data, config, figures=False)
-        bar.update(1)
+    n_workers = 1 if stop is not None else fold_workers(workers, env["device"], len(todo))
+    if n_workers > 1:
+        finished = _folds_in_workers(todo, n_workers, data, config, env, run_dir, results,
+                                     None if max_minutes is None else time.time() + 60 * max_minutes, bar)
+    else:
+        finished = True
+        with _fold_threads() if env["device"] == "cpu" else contextlib.nullcontext():
+            for index, subject, train_idx, test_idx in todo:
+                bar.set_postfix(subject=subject, refresh=True)
+                fold = _Fold(data, index, subject, train_idx, test_idx, config, env,
+                             run_dir / "folds" / fold_dirname(subject))
+                try:
+                    results[subject] = fold.run(progress, halt)
+                except _Stopped:
+                    finished = False
+                    break
+                _write_outputs(run_dir, list(results.values()), data, config, figures=False)
+                bar.update(1)
     bar.close()
     metrics = _write_outputs(run_dir, list(results.values()), data, config, figures=figures)
     return LOSOResult(run_dir, metrics, finished)

@@ -50,12 +50,15 @@ DATASET_ORDER = ("casme2", "samm", "smic", "composite", "synthme")
 ABLATION_ORDER = ("full", "no_motionmix", "single_grain", "unidirectional", "no_rffs", "plain_ce")
 
 HONEST_UF1, HONEST_UAR = "UF1 (honest)", "UAR (honest)"
+UF1_CI, UAR_CI = "UF1 95% interval", "UAR 95% interval"
+DELTA_UF1_CI = "ΔUF1 95% interval (paired)"
 BEST_UF1, BEST_UAR = "UF1 best epoch on test (OPTIMISTIC)", "UAR best epoch on test (OPTIMISTIC)"
 PAPER_UF1, PAPER_UAR = "paper UF1", "paper UAR"
 
 RESULTS_CAPTION = (
     "LOSO results. UF1 / UAR (honest): the final epoch of every fold, predictions pooled over all held-out "
-    "subjects (MEGC). The 'best epoch on test' columns pick, per held-out subject, the epoch that scored best on "
+    "subjects (MEGC); their 95% intervals come from a bootstrap over the held-out subjects (hmrm.train.stats). "
+    "The 'best epoch on test' columns pick, per held-out subject, the epoch that scored best on "
     "that same subject: they select on the test data, are OPTIMISTIC and are NOT results; they are shown only "
     "because some repositories report them. PARTIAL: not every subject was held out (an interrupted run or a "
     f"FOLDS=N quick look); its scores pool only the folds done. Paper UF1 / UAR: source {PAPER_SOURCE}, the full "
@@ -65,7 +68,9 @@ RESULTS_CAPTION = (
     "our synthetic set; the paper never used it.")
 ABLATION_CAPTION = (
     "Ablations of HMRM, per data set: honest pooled UF1 / UAR (final epoch) and the change against the full "
-    "network of the same data set, class scheme, flow and epochs (blank when no such full run exists). "
+    "network of the same data set, class scheme, flow and epochs (blank when no such full run exists), with the "
+    "paired 95% interval of the UF1 change (the same held-out subjects resampled for both runs); a change whose "
+    "interval contains 0 is not shown to be real. "
     f"Source of the paper column: {PAPER_SOURCE}; it reports the full network only, so every ablation's paper "
     "cell is blank. PARTIAL rows pool only the folds done.")
 
@@ -118,6 +123,7 @@ def run_record(run_dir: str | Path, relative_to: str | Path | None = None) -> di
     complete = bool(metrics.get("complete")) and done == total
     honest = metrics.get("honest") or {}
     best = metrics.get("best_epoch_on_test") or {}
+    ci = honest.get("interval") or {}
     paper = (PAPER_RESULTS.get(key) if cfg.get("model") == "hmrm" and ablation == "full"
              and data.get("scheme") == PAPER_SCHEMES.get(key) else None)
     try:
@@ -129,11 +135,16 @@ def run_record(run_dir: str | Path, relative_to: str | Path | None = None) -> di
         "flow": cfg.get("flow"), "ablation": ablation, "epochs": int(metrics.get("epochs", cfg.get("epochs", 0))),
         "folds": f"{done}/{total}", "status": "complete" if complete else "PARTIAL",
         HONEST_UF1: honest.get("uf1"), HONEST_UAR: honest.get("uar"),
+        UF1_CI: _interval_text(ci.get("uf1")), UAR_CI: _interval_text(ci.get("uar")),
         BEST_UF1: best.get("uf1"), BEST_UAR: best.get("uar"),
         PAPER_UF1: paper[0] if paper else None, PAPER_UAR: paper[1] if paper else None,
         "device": rec.get("environment", {}).get("device", ""), "seed": cfg.get("seed"), "run": name,
-        "_key": key,
+        "_key": key, "_dir": str(run_dir.resolve()),
     }
+
+
+def _interval_text(interval) -> str:
+    return "" if not interval else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def _sort_key(row: dict) -> tuple:
@@ -150,33 +161,53 @@ def results_table(run_dirs: Sequence[str | Path] | None = None, roots: Iterable[
     dirs = find_run_dirs(roots) if run_dirs is None else [Path(d) for d in run_dirs]
     rows = sorted((run_record(d, relative_to) for d in dirs), key=_sort_key)
     columns = ["data set", "scheme", "model", "flow", "ablation", "epochs", "folds", "status", HONEST_UF1,
-               HONEST_UAR, BEST_UF1, BEST_UAR, PAPER_UF1, PAPER_UAR, "device", "seed", "run"]
-    df = pd.DataFrame(rows, columns=columns + ["_key"])
+               UF1_CI, HONEST_UAR, UAR_CI, BEST_UF1, BEST_UAR, PAPER_UF1, PAPER_UAR, "device", "seed", "run"]
+    df = pd.DataFrame(rows, columns=columns + ["_key", "_dir"])
     for c in (HONEST_UF1, HONEST_UAR, BEST_UF1, BEST_UAR, PAPER_UF1, PAPER_UAR):
         df[c] = pd.to_numeric(df[c])
-    return df[columns]
+    out = df[columns]
+    out.attrs["run_dirs"] = dict(zip(df["run"], df["_dir"]))  # where each row's folder is, for paired statistics
+    return out
 
 
 def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
     """The HMRM rows of ``results`` by ablation, per data set, with the change against the full
     network of the same data set, scheme, flow and epochs (see :data:`ABLATION_CAPTION`)."""
+    columns = ["data set", "scheme", "ablation", "flow", "epochs", "folds", "status", HONEST_UF1, HONEST_UAR,
+               "ΔUF1 vs full", DELTA_UF1_CI, "ΔUAR vs full", PAPER_UF1, PAPER_UAR, "run"]
     df = results[results["model"] == "hmrm"].copy()
     if df.empty:
-        return pd.DataFrame(columns=["data set", "scheme", "ablation", "flow", "epochs", "folds", "status", HONEST_UF1,
-                                     HONEST_UAR, "ΔUF1 vs full", "ΔUAR vs full", PAPER_UF1, PAPER_UAR, "run"])
+        return pd.DataFrame(columns=columns)
     group = ["data set", "scheme", "flow", "epochs"]
-    full = (df[df["ablation"] == "full"].drop_duplicates(group).set_index(group)[[HONEST_UF1, HONEST_UAR]])
+    full = (df[df["ablation"] == "full"].drop_duplicates(group).set_index(group)[[HONEST_UF1, HONEST_UAR, "run"]])
     idx = pd.MultiIndex.from_frame(df[group])
     ref = full.reindex(idx)
     df["ΔUF1 vs full"] = df[HONEST_UF1].to_numpy() - ref[HONEST_UF1].to_numpy()
     df["ΔUAR vs full"] = df[HONEST_UAR].to_numpy() - ref[HONEST_UAR].to_numpy()
+    where = results.attrs.get("run_dirs", {})
+    df[DELTA_UF1_CI] = [_paired_text(where.get(run, run), where.get(full_run, full_run))
+                        for run, full_run in zip(df["run"], ref["run"])]
     order = {a: i for i, a in enumerate(ABLATION_ORDER)}
     df["_d"] = df["data set"].map({DATASET_NAMES.get(k, k): i for i, k in enumerate(DATASET_ORDER)}).fillna(99)
     df["_a"] = df["ablation"].map(order).fillna(99)
     df = df.sort_values(["_d", "data set", "scheme", "flow", "epochs", "_a", "run"],
                         ascending=[True, True, True, True, False, True, True])
-    return df[["data set", "scheme", "ablation", "flow", "epochs", "folds", "status", HONEST_UF1, HONEST_UAR, "ΔUF1 vs full",
-               "ΔUAR vs full", PAPER_UF1, PAPER_UAR, "run"]].reset_index(drop=True)
+    return df[columns].reset_index(drop=True)
+
+
+def _paired_text(run, full_run) -> str:
+    """The paired interval of UF1(run) - UF1(full run), or "" when it cannot be computed (no full
+    run, the full run itself, or runs that did not predict the same samples)."""
+    if not isinstance(full_run, str) or not isinstance(run, str) or run == full_run:
+        return ""
+    from .stats import paired_difference, run_predictions
+
+    try:
+        a, b = run_predictions(run), run_predictions(full_run)
+        n_classes = 1 + max(max(a[1]), max(a[2]), max(b[1]), max(b[2]))
+        return _interval_text(paired_difference(a, b, n_classes)["uf1"]["interval"])
+    except (ValueError, OSError):
+        return ""
 
 
 # ----------------------------------------------------------------------------- efficiency

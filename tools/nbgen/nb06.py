@@ -15,11 +15,17 @@ INPUT_SIZE = 112                # side of the flow maps the network sees
 EPOCHS = 20                     # fixed epochs per fold (the paper: 1000)
 FOLDS = None                    # None: every subject, a full LOSO. N: only the first N folds, a quick look
 BATCH_SIZE = 32
-LR = 0.0005                     # AdamW learning rate (the paper's)
+LR = 0.0005                     # AdamW (peak) learning rate (the paper's)
 WEIGHT_DECAY = 0.01             # AdamW weight decay, the PyTorch default (the paper gives none)
+SCHEDULE = "constant"           # constant, or cosine (linear warm-up, then cosine decay)
+WARMUP_EPOCHS = 0               # cosine only: epochs of linear warm-up
+LABEL_SMOOTHING = 0.0           # label smoothing of the cross-entropy (0 = off)
+EMA = 0.0                       # decay per step of the weight average that predicts (0 = off, e.g. 0.99)
+MOTIONMIX_P = 0.5               # probability that a training sample is mixed (0 = no MotionMix)
 AMP = False                     # mixed precision on CUDA
 DEVICE = "auto"                 # auto, cpu, cuda, cuda:N
-THREADS = 0                     # CPU threads for torch, 0 for the torch default
+THREADS = 0                     # CPU threads for torch outside the folds, 0 for the torch default
+WORKERS = 1                     # processes training folds side by side on a CPU (None: one per core); same results
 SEED = 0
 RUN_DIR = None                  # None: a folder under the hmrm cache named after the settings
 '''),
@@ -39,9 +45,11 @@ runs this same notebook with them (papermill) and keeps the executed copy beside
 You will:
 1. see the folds: one per subject;
 2. read why the scores are pooled over folds, and why the number of epochs is fixed;
-3. run `hmrm.train.run_loso` (resumable: run the cell again and finished folds are kept);
-4. read the metrics table, the confusion matrix and the training curves, with the honest score
-   beside the optimistic "best epoch on test" one.
+3. meet the training recipe, and why its settings are chosen on other data than the data reported;
+4. run `hmrm.train.run_loso` (resumable: run the cell again and finished folds are kept);
+5. read the metrics table, the confusion matrix and the training curves, with the honest score
+   beside the optimistic "best epoch on test" one;
+6. read the score's 95 % interval over subjects, and check the run yourself.
 '''),
 ("code", '''
 import json
@@ -100,8 +108,9 @@ weights of the loss, the MotionMix partners) comes from the training fold only.
 ("code", '''
 config = LOSOConfig(
     model=MODEL, ablation=None if ABLATION in (None, "full") else ABLATION, model_overrides=MODEL_OPTIONS,
-    epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, weight_decay=WEIGHT_DECAY, flow=FLOW_METHOD,
-    input_size=INPUT_SIZE, seed=SEED, device=DEVICE, amp=AMP, folds=FOLDS)
+    epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, weight_decay=WEIGHT_DECAY, schedule=SCHEDULE,
+    warmup_epochs=WARMUP_EPOCHS, label_smoothing=LABEL_SMOOTHING, ema=EMA, motionmix_p=MOTIONMIX_P,
+    flow=FLOW_METHOD, input_size=INPUT_SIZE, seed=SEED, device=DEVICE, amp=AMP, folds=FOLDS)
 if RUN_DIR:
     run_dir = Path(RUN_DIR)
 else:
@@ -111,7 +120,39 @@ print(json.dumps(config.to_dict(), indent=1))
 print("run folder:", run_dir)
 '''),
 ("md", '''
-## 3. Train and score
+## 3. The recipe, and where its settings come from
+
+A fixed number of epochs does not fix *how far* a network gets in them. The **recipe** decides
+that: the learning rate and its schedule, weight decay, label smoothing, an average of the weights,
+how often MotionMix mixes. The paper gives one line of it ("AdamW, learning rate 0.0005, 1000
+epochs", for its full network on a GPU). A small network trained for a few minutes on a CPU needs
+its own, and on a data set of 160 clips the recipe moves a score by more than most architectural
+ideas do. The harness offers:
+
+* `SCHEDULE = "cosine"`: a linear warm-up over `WARMUP_EPOCHS`, then the rate decays along a half
+  cosine towards zero, so the last epochs, the only ones scored, take small steps;
+* `LABEL_SMOOTHING`: the target of each clip keeps only part of its weight on the labelled class,
+  which keeps a network from becoming overconfident on few examples;
+* `EMA`: an exponential moving average of the weights, updated every step, predicts the held-out
+  subject instead of the last weights;
+* `MOTIONMIX_P`: how often a training clip gets the eye and mouth regions of another clip of its
+  class (chapter 03).
+
+**Choosing them honestly.** Trying settings and keeping the one that scores best on the data you
+then report is selection on the test data, only slower than picking the best epoch. The course
+chooses every setting on a *development* SynthME built with another seed (same face bank, none of
+the same clips), gives HMRM and the baseline the same number of tries, and scores the demo's
+SynthME and a third, untouched seed only with the winners (`benchmarks/recipe_search.py`, whose
+table is `benchmarks/results/recipe_search.md`). The demo's recipes:
+'''),
+("code", '''
+from hmrm.demo import DEMO_RECIPES, describe_recipe
+
+for name, recipe in DEMO_RECIPES.items():
+    print(f"{name:8s} {describe_recipe(recipe)}")
+'''),
+("md", '''
+## 4. Train and score
 
 `run_loso` computes (and caches) the flow maps, then trains one fresh model per fold. Each fold
 writes a checkpoint every few epochs and a `result.json` when it is done, so an interrupted run
@@ -119,12 +160,12 @@ continues where it stopped when this cell runs again; a run folder made with oth
 refused.
 '''),
 ("code", '''
-result = run_loso(samples, config, run_dir, prepared=PREPARED)
+result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS)
 metrics = result.metrics
 print(result.table())
 '''),
 ("md", '''
-## 4. Honest and optimistic, side by side
+## 5. Honest and optimistic, side by side
 
 The first row is the result: the final epoch of every fold, pooled. The second is what selecting
 the best epoch on each held-out subject would have reported. The gap between them is how much a
@@ -150,7 +191,45 @@ for figure in ("confusion.png", "training.png"):
         display(Image(filename=str(run_dir / figure)))
 '''),
 ("md", '''
-## 5. Where the run lives
+## 6. How sure is the score?
+
+Had other people been recorded, the score would be different. How different? The clips of one
+subject share a face, a head-motion style and an intensity, so they tend to be right or wrong
+together: the unit of chance is the subject, not the clip. `metrics.json` therefore carries a 95 %
+interval from a **bootstrap over held-out subjects** (`hmrm.train.stats`): draw as many subjects as
+there are, with replacement, pool their predictions, score them; repeat ten thousand times; keep
+the middle 95 % of the scores.
+
+How to read it:
+* it is wide with few subjects (with the ten subjects of SynthME often ±0.1 UF1): two runs whose
+  intervals overlap a lot are not shown to differ;
+* to compare two runs on the *same* subjects, resample the same subjects for both and look at the
+  interval of the **difference** (`hmrm.train.stats.paired_difference`, what the demo reports):
+  a difference whose interval excludes 0 is supported by these subjects, one whose interval
+  contains 0 is not, however large it looks;
+* it covers the choice of subjects, not the randomness of training; `hmrm loso --seeds N` trains
+  N seeds into one folder and reports their mean and standard deviation.
+'''),
+("code", '''
+ci = metrics["honest"].get("interval")
+if ci:
+    print(f"UF1 {h['uf1']:.3f}, 95% interval over {ci['n_subjects']} subjects [{ci['uf1'][0]:.3f}, {ci['uf1'][1]:.3f}]")
+    print(f"UAR {h['uar']:.3f}, 95% interval over {ci['n_subjects']} subjects [{ci['uar'][0]:.3f}, {ci['uar'][1]:.3f}]")
+'''),
+("md", '''
+**Self-check.** The cell below asserts what makes this run a LOSO result: every clip of the data
+set was predicted exactly once, and the pooled score lies inside its own interval. Set `FOLDS = 1`
+in the parameters cell, run the chapter again, and watch the first check fail: a run that has not
+held out every subject is a quick look, not a result.
+'''),
+("code", '''
+assert int(np.sum(h["confusion"])) == len(samples), (
+    f"only {int(np.sum(h['confusion']))} of {len(samples)} clips were predicted: {metrics.get('partial_note', '')}")
+assert ci is not None and ci["uf1"][0] <= h["uf1"] <= ci["uf1"][1]
+print("self-check passed: every clip predicted once, the score inside its interval")
+'''),
+("md", '''
+## 7. Where the run lives
 
 Everything is in the run folder: `config.json` (settings, input fingerprint, device),
 `folds/<subject>/` (checkpoint and result of each fold), `predictions.csv`, `metrics.json` and the

@@ -65,6 +65,13 @@ F1 per fold is mostly noise, and the mean of such numbers is not what the litera
 UF1 (mean F1 over classes) and UAR (mean recall over classes) weigh a rare class as much as a
 frequent one.
 
+**95 % intervals.** Beside each honest score, the interval a bootstrap over the held-out subjects
+gives (chapter 06, section 6): how far the score could move had other subjects of the same kind
+been recorded. With ten SynthME subjects it spans about ±0.1 UF1; with the 26 subjects of CASME II
+it is narrower. Two rows whose intervals overlap widely are not shown to differ; the paired
+interval of a difference (below, for the ablations) is the fair test when two runs share their
+subjects.
+
 **Best epoch on test (OPTIMISTIC).** For each held-out subject, the epoch that scored best on that
 same subject. It selects on the test data, so it is not a result; it is shown in separate,
 labelled columns only because some published code reports it. The gap between the two columns
@@ -98,7 +105,8 @@ grain (`single_grain`), the backward scan (`unidirectional`), region fusion (`no
 multi-scale loss (`plain_ce`). Run them with `hmrm reproduce` on a config with `ablation: <name>`
 (or `hmrm loso --ablation <name>`); each lands here as one row. The change is measured against the
 full network of the same data set, class scheme, flow and epochs, and is blank when there is no
-such run.
+such run. Its paired interval resamples the same held-out subjects for the ablated and the full
+run: an ablation whose interval contains 0 has not been shown to matter on this data.
 '''),
 ("code", '''
 ablations = R.ablation_table(results)

@@ -1,0 +1,46 @@
+"""hmrm.train.recipe: the learning-rate schedule, the weight average and the recipe -> config mapping."""
+import pytest
+import torch
+
+from hmrm.train.recipe import lr_factor, make_ema, recipe_config
+
+
+def test_constant_schedule_is_flat():
+    assert all(lr_factor("constant", s, 100) == 1.0 for s in range(100))
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    total, warm = 100, 10
+    f = [lr_factor("cosine", s, total, warm) for s in range(total)]
+    assert f[0] == pytest.approx(0.1) and f[warm - 1] == pytest.approx(1.0)     # linear warm-up to the peak
+    assert f[warm] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[warm:], f[warm + 1:]))                  # then never rises again
+    assert 0 < f[-1] < 0.001                                                    # and ends near zero
+    assert f[warm + 45] == pytest.approx(0.5, abs=0.02)                         # half way down half way through
+    with pytest.raises(ValueError, match="schedule"):
+        lr_factor("step", 0, 10)
+
+
+def test_ema_follows_the_weights_slowly():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    assert make_ema(model, 0.0) is None
+    ema = make_ema(model, 0.9)
+    ema.update_parameters(model)                       # the first update copies
+    assert torch.equal(ema.module.weight, model.weight)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update_parameters(model)
+    assert torch.allclose(ema.module.weight, 0.9 * start + 0.1 * model.weight)
+
+
+def test_recipe_config_splits_model_options_and_warms_up_a_tenth():
+    r = {"lr": 2e-3, "schedule": "cosine", "weight_decay": 0.05, "label_smoothing": 0.1, "ema": 0.99,
+         "motionmix_p": 0.5, "epochs": 60, "stem": "conv", "d_model": 48, "depth": 1}
+    cfg = recipe_config("hmrm", r, "gt", 64, seed=3)
+    assert cfg.model_overrides == {"stem": "conv", "d_model": 48, "depth": 1}
+    assert (cfg.lr, cfg.schedule, cfg.warmup_epochs, cfg.epochs, cfg.ema, cfg.seed) == (2e-3, "cosine", 6, 60, 0.99, 3)
+    flat = recipe_config("ststnet", {**{k: v for k, v in r.items() if k not in ("stem", "d_model", "depth")},
+                                     "schedule": "constant", "weighted_loss": True}, "tvl1", 64)
+    assert flat.warmup_epochs == 0 and flat.model_overrides == {"weighted_loss": True}
