@@ -166,7 +166,7 @@ def _cmd_loso(args) -> int:
     try:
         warmup = args.warmup_epochs
         if warmup is None:
-            warmup = max(1, args.epochs // 10) if args.schedule == "cosine" else 0
+            warmup = min(max(1, args.epochs // 10), args.epochs - 1) if args.schedule == "cosine" else 0
         config = LOSOConfig(
             model=args.model, ablation=args.ablation, model_overrides=_parse_sets(args.set), epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,

@@ -211,6 +211,17 @@ def test_tiny_synthme_end_to_end(tiny_synthme, tmp_path, capsys):
                "--run-dir", str(tmp_path / "cli"), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "epochs: 2 there, 3 here" in err
+    # a recipe and two seeds from the command line: one folder per seed and their summary
+    rc = main(["loso", "--data-root", str(tiny_synthme), "--flow", "gt", "--input-size", str(SIZE), "--set", "d_model=16",
+               "--set", "depth=1", "--set", "n_heads=2", "--epochs", "2", "--batch-size", "4", "--schedule", "cosine",
+               "--ema", "0.9", "--label-smoothing", "0.1", "--seeds", "2", "--workers", "1",
+               "--run-dir", str(tmp_path / "seeds"), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "mean" in out and "(sd)" in out
+    summary = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    assert [r["seed"] for r in summary["seeds"]] == [0, 1] and all(r["complete"] for r in summary["seeds"])
+    cfg = json.loads((tmp_path / "seeds" / "seed1" / "config.json").read_text())["config"]
+    assert (cfg["schedule"], cfg["warmup_epochs"], cfg["ema"], cfg["label_smoothing"]) == ("cosine", 1, 0.9, 0.1)
 
 
 def test_cli_help_and_missing_inputs(capsys, tmp_path):
@@ -220,7 +231,8 @@ def test_cli_help_and_missing_inputs(capsys, tmp_path):
         main(["loso", "--help"])
     out = capsys.readouterr().out
     for opt in ("--dataset", "--data-root", "--scheme", "--flow", "--model", "--ablation", "--epochs", "--batch-size",
-                "--lr", "--seed", "--device", "--folds", "--run-dir", "--prepared", "NOT a full LOSO"):
+                "--lr", "--seed", "--device", "--folds", "--run-dir", "--prepared", "NOT a full LOSO", "--schedule",
+                "--ema", "--label-smoothing", "--seeds", "--workers"):
         assert opt in out
     assert main(["loso", "--dataset", "casme2"]) == 2
     assert "--data-root is required" in capsys.readouterr().err

@@ -44,3 +44,4 @@ def test_recipe_config_splits_model_options_and_warms_up_a_tenth():
     flat = recipe_config("ststnet", {**{k: v for k, v in r.items() if k not in ("stem", "d_model", "depth")},
                                      "schedule": "constant", "weighted_loss": True}, "tvl1", 64)
     assert flat.warmup_epochs == 0 and flat.model_overrides == {"weighted_loss": True}
+    assert recipe_config("hmrm", {**r, "epochs": 1}, "gt", 64).warmup_epochs == 0    # a one-epoch look still runs

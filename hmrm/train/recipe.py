@@ -64,6 +64,6 @@ def recipe_config(model: str, recipe: dict, flow: str, input_size: int, **fields
 
     over = {k: v for k, v in recipe.items() if k in MODEL_KEYS}
     rest = {k: v for k, v in recipe.items() if k not in MODEL_KEYS}
-    warmup = max(1, rest["epochs"] // 10) if rest.get("schedule") == "cosine" else 0
+    warmup = min(max(1, rest["epochs"] // 10), rest["epochs"] - 1) if rest.get("schedule") == "cosine" else 0
     return LOSOConfig(model=model, flow=flow, input_size=input_size, model_overrides=over, warmup_epochs=warmup,
                       **rest, **fields)
