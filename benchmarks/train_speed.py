@@ -8,7 +8,7 @@ the values):
 
 * **step**: one training step (forward, loss, backward, AdamW) repeated; the median step time.
 * **LOSO run**: :func:`hmrm.train.loso.run_loso` training all ten folds of a random 10-subject
-  data set of 160 clips for a few epochs, as the demo does (MotionMix, the held-out subject
+  data set of 160 clips for 40 epochs, as a demo row of HMRM does (MotionMix, the held-out subject
   predicted after every epoch for the diagnostic curve, checkpoints, the folds side by side in
   one worker process per core where the package does that): training samples per second over
   the wall-clock time of the whole call, start-up of the processes included.
@@ -111,7 +111,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=list(DEFAULT), choices=list(CONFIGS), help="configurations to time")
     p.add_argument("--repeats", type=int, default=10, help="timed training steps per configuration (median)")
-    p.add_argument("--epochs", type=int, default=20, help="epochs of the timed LOSO run (0: skip it)")
+    p.add_argument("--epochs", type=int, default=40,
+                   help="epochs of the timed LOSO run (0: skip it); 40, as a demo row of HMRM trains")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--label", default="", help="a word for the table's caption, e.g. before / after")
     p.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
