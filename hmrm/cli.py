@@ -214,14 +214,7 @@ def _cmd_loso(args) -> int:
         return 2
     try:
         if args.seeds:
-            from .train.seeds import format_seeds, run_loso_seeds
-
-            summary = run_loso_seeds(samples, config, run_dir, range(args.seed, args.seed + args.seeds),
-                                     cache_dir=args.cache_dir, prepared=args.prepared, progress=not args.quiet,
-                                     max_minutes=args.max_minutes, workers=args.workers)
-            print(format_seeds(summary))
-            print(f"\nrun folders: {run_dir}/seed<S>/; summary: {run_dir}/seeds.json")
-            return 0
+            return _loso_seeds(samples, config, run_dir, args)
         res = run_loso(samples, config, run_dir, progress=not args.quiet, max_minutes=args.max_minutes,
                        cache_dir=args.cache_dir, prepared=args.prepared, workers=args.workers)
     except ValueError as exc:  # model options that do not build a network, inputs that do not fit the options
@@ -237,6 +230,18 @@ def _cmd_loso(args) -> int:
     if not res.finished:
         print(f"\nstopped (--max-minutes) before every fold finished; run the same command again to continue.")
     print(f"\nrun folder: {run_dir} (metrics.json, predictions.csv, training.png, confusion.png)")
+    return 0
+
+
+def _loso_seeds(samples, config, run_dir: Path, args) -> int:
+    """``hmrm loso --seeds N``: the same configuration trained with N seeds into RUN_DIR/seed<S>/."""
+    from .train.seeds import format_seeds, run_loso_seeds
+
+    summary = run_loso_seeds(samples, config, run_dir, range(args.seed, args.seed + args.seeds),
+                             cache_dir=args.cache_dir, prepared=args.prepared, progress=not args.quiet,
+                             max_minutes=args.max_minutes, workers=args.workers)
+    print(format_seeds(summary))
+    print(f"\nrun folders: {run_dir}/seed<S>/; summary: {run_dir}/seeds.json")
     return 0
 
 

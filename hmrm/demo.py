@@ -239,29 +239,7 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     for a, b, target in comparisons(rows):
         d = paired_difference(run_predictions(out / a.key), run_predictions(out / b.key), len(results[0]["classes"]))
         diffs.append({"a": a.label, "b": b.label, "target": target, **d})
-    ablation_md = None
-    if ablations:
-        from .model import ABLATIONS
-        from .train.results import ablation_table, results_table, to_markdown
-
-        main = next(r for r in rows if r.role == "main")
-        # without MotionMix in the recipe, the no_motionmix ablation is the full network itself
-        names = [a for a in ABLATIONS if a != "full" and not (a == "no_motionmix" and not recipe("hmrm")["motionmix_p"])]
-        where = {name: out / "ablations" / main.flow / name for name in names}
-        for i, name in enumerate(names, 1):
-            log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {where[name]}")
-            res = run_loso(inputs[main.flow], config("hmrm", main.flow, ablation=name), where[name], progress=progress,
-                           figures=True, workers=workers)
-            log(f"      UF1 {res.metrics['honest']['uf1']:.4f}  UAR {res.metrics['honest']['uar']:.4f}")
-        table = ablation_table(results_table([out / main.key, *where.values()],
-                                             relative_to=out.parent if out.is_absolute() else None))
-        caption = (f"HMRM ablations on SynthME at the demo settings ({input_size} px, {FLOW_NAMES[main.flow]}, "
-                   f"{describe_recipe(recipe('hmrm', epochs))}): honest pooled UF1 / UAR (final epoch of every fold) "
-                   "and the change against the full network, with the paired 95% interval of the UF1 change. "
-                   "`hmrm demo --ablations` runs them."
-                   + ("" if "no_motionmix" in names else " The recipe mixes no MotionMix, so the no_motionmix "
-                      "ablation would be the full network itself and is not run."))
-        ablation_md = to_markdown(table.drop(columns=["paper UF1", "paper UAR"]), caption)
+    ablation_md = _run_ablations(rows, inputs, out, config, input_size, epochs, progress, workers, log) if ablations else None
     summary = {"learned_flow": learned, "learned_flow_note": why, "input_size": input_size,
                "recipes": {m: recipe(m, epochs) for m in DEMO_RECIPES}, "seed": seed,
                "synthme_seed": _synthme_seed(root), "n_samples": len(samples),
@@ -287,6 +265,34 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
         log("")
         log(ablation_md)
     return summary
+
+
+def _run_ablations(rows, inputs, out: Path, config, input_size: int, epochs: int | None, progress: bool,
+                   workers: int | None, log) -> str:
+    """Run the paper's HMRM ablations of the main row (``out/ablations/<flow>/<name>``) and return
+    their table in markdown (each change against the full network with its paired interval)."""
+    from .model import ABLATIONS
+    from .train.loso import run_loso
+    from .train.results import ablation_table, results_table, to_markdown
+
+    main = next(r for r in rows if r.role == "main")
+    # without MotionMix in the recipe, the no_motionmix ablation is the full network itself
+    names = [a for a in ABLATIONS if a != "full" and not (a == "no_motionmix" and not recipe("hmrm")["motionmix_p"])]
+    where = {name: out / "ablations" / main.flow / name for name in names}
+    for i, name in enumerate(names, 1):
+        log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {where[name]}")
+        res = run_loso(inputs[main.flow], config("hmrm", main.flow, ablation=name), where[name], progress=progress,
+                       figures=True, workers=workers)
+        log(f"      UF1 {res.metrics['honest']['uf1']:.4f}  UAR {res.metrics['honest']['uar']:.4f}")
+    table = ablation_table(results_table([out / main.key, *where.values()],
+                                         relative_to=out.parent if out.is_absolute() else None))
+    caption = (f"HMRM ablations on SynthME at the demo settings ({input_size} px, {FLOW_NAMES[main.flow]}, "
+               f"{describe_recipe(recipe('hmrm', epochs))}): honest pooled UF1 / UAR (final epoch of every fold) "
+               "and the change against the full network, with the paired 95% interval of the UF1 change. "
+               "`hmrm demo --ablations` runs them."
+               + ("" if "no_motionmix" in names else " The recipe mixes no MotionMix, so the no_motionmix "
+                  "ablation would be the full network itself and is not run."))
+    return to_markdown(table.drop(columns=["paper UF1", "paper UAR"]), caption)
 
 
 def _fold_results(run_dir: Path) -> list[dict]:

@@ -48,6 +48,8 @@ def decays(delta, A, b, d, x, a, bits):  # pragma: no cover - compiled by Numba
     exp_into(x, a, bits)
 
 
+# compile_loops is long on purpose: its two loop nests must be closures over `rows` (see its docstring),
+# and each is one pass of the algorithm that reads best whole, as in the module docstring of hmrm.ssm.fused.
 def compile_loops(parallel: bool):
     """``(forward, backward)`` compiled by Numba. With ``parallel`` the batch rows are shared
     among Numba's threads; without, one thread and no thread pool at all (what a process that

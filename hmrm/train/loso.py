@@ -517,15 +517,57 @@ class _Fold:
             return None
         return ckpt
 
+    def _epoch(self, epoch: int, model, opt, scaler, ema) -> dict:
+        """Train one epoch (1-based) in place; its loss and training accuracy. Every random draw
+        depends on (seed, fold, epoch), and the learning rate on the step counter only."""
+        import torch
+
+        from ..augment import MotionMix
+        from .recipe import lr_factor
+
+        cfg, dev = self.config, self.device
+        n, bs = len(self.train_idx), cfg.batch_size
+        steps = -(-n // bs)  # optimiser steps per epoch
+        order = np.random.default_rng(_seed(cfg.seed, self.index, epoch, _SHUFFLE)).permutation(n)
+        mix = MotionMix(p=cfg.motionmix_p, seed=_seed(cfg.seed, self.index, epoch, _MIX), channels=cfg.channels,
+                        **cfg.motionmix_options) if cfg.mixes else None
+        _seed_torch(_seed(cfg.seed, self.index, epoch, _TORCH))
+        cw = self.cw.to(dev)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, n, bs):
+            factor = lr_factor(cfg.schedule, (epoch - 1) * steps + i // bs, cfg.epochs * steps, cfg.warmup_epochs * steps)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * factor
+            idx = order[i:i + bs]
+            it = torch.from_numpy(idx).to(dev)
+            xb, bb, yb = self.xtr[it], self.btr[it], self.ytr[it]
+            if mix is not None:  # partners from the training fold only
+                xb = mix(xb, bb, yb, pool=(self.xtr, self.btr, self.ytr_np), index=idx)
+            with self._autocast():
+                out = model(xb / self.scale_t, bb)
+            if self.amp_dtype is not None:  # the loss in float32, outside autocast
+                out = {**out, "logits": out["logits"].float(),
+                       "grain_logits": {k: v.float() for k, v in (out.get("grain_logits") or {}).items()}}
+            loss = model.loss(out, yb, cw, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((out["logits"].detach().argmax(1) == yb).sum())
+        return {"epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct / n}
+
     def run(self, progress: bool, stop: Callable[[str, int], bool] | None) -> dict:
         import torch
         from tqdm.auto import tqdm
 
-        from ..augment import MotionMix
-
-        from .recipe import lr_factor
-
-        cfg, dev = self.config, self.device
+        cfg = self.config
         ckpt_path = self.folder / "checkpoint.pt"
         model, opt, scaler, ema = self._new()
         scored = ema.module if ema is not None else model  # the network that predicts
@@ -535,48 +577,13 @@ class _Fold:
         if ckpt is not None:
             start = resumed = int(ckpt["epoch"])
             state = {k: ckpt[k] for k in state}
-        cw = self.cw.to(dev)
-        n, bs = len(self.train_idx), cfg.batch_size
-        steps = -(-n // bs)  # optimiser steps per epoch
         t0 = time.perf_counter() - state["seconds"]
         bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"  {self.subject}", unit="epoch",
                    leave=False, disable=not progress)
         model.train()
         for e in bar:
             epoch = e + 1
-            order = np.random.default_rng(_seed(cfg.seed, self.index, epoch, _SHUFFLE)).permutation(n)
-            mix = MotionMix(p=cfg.motionmix_p, seed=_seed(cfg.seed, self.index, epoch, _MIX), channels=cfg.channels,
-                            **cfg.motionmix_options) if cfg.mixes else None
-            _seed_torch(_seed(cfg.seed, self.index, epoch, _TORCH))
-            loss_sum, correct = 0.0, 0
-            for i in range(0, n, bs):
-                factor = lr_factor(cfg.schedule, e * steps + i // bs, cfg.epochs * steps, cfg.warmup_epochs * steps)
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * factor
-                idx = order[i:i + bs]
-                it = torch.from_numpy(idx).to(dev)
-                xb, bb, yb = self.xtr[it], self.btr[it], self.ytr[it]
-                if mix is not None:  # partners from the training fold only
-                    xb = mix(xb, bb, yb, pool=(self.xtr, self.btr, self.ytr_np), index=idx)
-                with self._autocast():
-                    out = model(xb / self.scale_t, bb)
-                if self.amp_dtype is not None:  # the loss in float32, outside autocast
-                    out = {**out, "logits": out["logits"].float(),
-                           "grain_logits": {k: v.float() for k, v in (out.get("grain_logits") or {}).items()}}
-                loss = model.loss(out, yb, cw, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += int((out["logits"].detach().argmax(1) == yb).sum())
-            rec = {"epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct / n}
+            rec = self._epoch(epoch, model, opt, scaler, ema)
             if cfg.record_test_curve:  # diagnostic only: nothing below reads it
                 pred, _ = self.predict(scored)
                 state["test_curve"].append(pred.tolist())
