@@ -2,11 +2,44 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
 
 DEFAULT_SYNTHME = Path("data/synthme")
+LENIENT_HELP = ("skip annotation rows that cannot be read as written (an empty or unknown emotion) with a warning, and "
+                "count them in the summary, instead of stopping at the first")
+
+
+def _count(low: int):
+    """An argparse type: an integer >= ``low`` (refused by the parser, before anything is written)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _minutes(text: str) -> float:
+    """An argparse type: a positive number of minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of minutes > 0, got {text}")
+    return value
+
+
+_POSITIVE, _NON_NEGATIVE = _count(1), _count(0)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -78,7 +111,7 @@ def _cmd_prepare(args) -> int:
         print(f"hmrm prepare: error: --root is required for {args.dataset}." + (f" The data set is requested from {hint}." if hint else ""),
               file=sys.stderr)
         return 2
-    samples = load_dataset(args.dataset, args.root or Path("."), scheme=args.scheme, **kwargs)
+    samples = load_dataset(args.dataset, args.root or Path("."), scheme=args.scheme, lenient=args.lenient, **kwargs)
     print(f"{args.dataset}: {samples.summary()}")
     for key, what, why in samples.fixes:
         print(f"  fix  {key}: {what}  ({why})")
@@ -87,11 +120,31 @@ def _cmd_prepare(args) -> int:
     if args.list:
         return 0
     todo = samples[: args.limit] if args.limit else samples
-    res = prepare_samples(todo, args.out, size=args.size, progress=not args.quiet)
+    res = prepare_samples(todo, args.out, size=args.size, progress=not args.quiet, command=_prepare_command(args))
     print(f"prepared {res['done']} new, {res['cached']} already cached, {len(res['failed'])} failed -> {args.out}")
     for key, file, why in res["failed"]:
         print(f"  fail {key}: {why}")
     return 1 if res["failed"] else 0
+
+
+def _prepare_command(args) -> str:
+    """The ``hmrm prepare`` command line of ``args`` (quoted, absolute paths, without --list / --limit /
+    --quiet): what a later hint tells the user to run again, from whichever folder."""
+    import shlex
+
+    parts = ["hmrm", "prepare", "--dataset", args.dataset]
+    for flag, value in (("--root", args.root), ("--out", args.out), ("--scheme", args.scheme),
+                        ("--casme2-root", args.casme2_root), ("--samm-root", args.samm_root),
+                        ("--smic-root", args.smic_root), ("--apex-cache", args.apex_cache)):
+        if value is not None:
+            parts += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
+    if args.frames != "auto":
+        parts += ["--frames", args.frames]
+    if args.size != 256:
+        parts += ["--size", str(args.size)]
+    parts += ["--no-apex-estimate"] if args.no_apex_estimate else []
+    parts += ["--lenient"] if args.lenient else []
+    return shlex.join(parts)
 
 
 def _cmd_flow_train(args) -> int:
@@ -131,15 +184,30 @@ def _cmd_efficiency(args) -> int:
     return 0
 
 
+#: LOSOConfig fields whose command-line flag is not ``--`` + the field name with dashes
+_FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_test_curve": "--no-test-curve"}
+
+
+def flag_of(key: str) -> str:
+    """The ``hmrm loso`` flag that sets a :class:`~hmrm.train.LOSOConfig` field (``model_overrides.depth``
+    -> ``--set depth``), for messages about a refused value."""
+    head, _, sub = key.partition(".")
+    if head == "model_overrides" and sub:
+        return f"--set {sub}"
+    return _FLAG_OF.get(head, "--" + head.replace("_", "-"))
+
+
 def _parse_sets(items) -> dict:
     """``KEY=VALUE`` pairs of --set: Python literals (32, 0.1, (8,), True) or plain words."""
     import ast
+
+    from .options import OptionError
 
     out = {}
     for item in items or ():
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"hmrm loso: error: --set needs KEY=VALUE, got {item!r}")
+            raise OptionError("model_overrides", f"needs KEY=VALUE (e.g. --set d_model=48), got {item!r}")
         try:
             out[key.strip()] = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
@@ -156,6 +224,7 @@ def _default_run_dir(args) -> Path:
 
 def _cmd_loso(args) -> int:
     from .data.datasets import WHERE_TO_REQUEST, load_dataset
+    from .options import OptionError
     from .train.loso import LOSOConfig, run_loso
 
     if args.threads:
@@ -174,9 +243,8 @@ def _cmd_loso(args) -> int:
             motionmix=not args.no_motionmix, motionmix_p=args.motionmix_p, flow=args.flow, input_size=args.input_size,
             seed=args.seed, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every, folds=args.folds,
             record_test_curve=not args.no_test_curve)
-    except (TypeError, ValueError) as exc:
-        print(f"hmrm loso: error: {exc}", file=sys.stderr)
-        return 2
+    except OptionError as exc:
+        raise exc.renamed(flag_of(exc.key)) from None
     try:
         from .utils import pick_device
 
@@ -201,7 +269,7 @@ def _cmd_loso(args) -> int:
         from .data.apex import ApexCache
 
         kwargs["apex_cache"] = ApexCache(Path(args.prepared) / "apex_estimates.json")  # the estimates prepare made
-    samples = load_dataset(args.dataset, root, scheme=args.scheme, **kwargs)
+    samples = load_dataset(args.dataset, root, scheme=args.scheme, lenient=args.lenient, **kwargs)
     run_dir = args.run_dir or _default_run_dir(args)
     n_subjects = len(samples.groups)
     scope = (f"first {min(args.folds, n_subjects)} of {n_subjects} subjects: a quick look, NOT a full LOSO"
@@ -289,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="HMRM course library: micro-expression recognition, rebuilt and honestly evaluated.",
         epilog="Start with `hmrm doctor` (what works on this machine) and `hmrm synthme` (the embedded data set).",
     )
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an error instead of the one-paragraph message")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("doctor", help="check every component and print OK / FAIL lines for bug reports",
@@ -310,11 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=DEFAULT_SYNTHME, help="folder to write the data set into")
     s.add_argument("--preset", default="default", choices=["default", "hard", "tiny"],
                    help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; tiny: 4 short clips per subject")
-    s.add_argument("--subjects", type=int, default=None, help="use only the first N bank subjects (default: all)")
-    s.add_argument("--clips-per-subject", type=int, default=None, help="override the preset's clips per subject (default preset: 16)")
-    s.add_argument("--seed", type=int, default=None, help="random seed (default: 0, or the preset's)")
+    s.add_argument("--subjects", type=_POSITIVE, default=None, help="use only the first N bank subjects (default: all)")
+    s.add_argument("--clips-per-subject", type=_POSITIVE, default=None, help="override the preset's clips per subject (default preset: 16)")
+    s.add_argument("--seed", type=_NON_NEGATIVE, default=None, help="random seed (default: 0, or the preset's)")
     s.add_argument("--format", choices=["png", "jpg"], default=None, help="frame file format (default png, lossless)")
-    s.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
+    s.add_argument("--workers", type=_POSITIVE, default=None, help="worker processes (default: up to 2)")
     s.add_argument("--offline", action="store_true", help="do not download the face bank; use what is cached")
     s.add_argument("--figure", type=Path, default=None, help="also write the montage figure to this PNG")
     s.set_defaults(func=_cmd_synthme)
@@ -338,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class scheme (default: the data set's own: casme2_5, samm5, smic3, composite3 for composite and synthme)")
     r.add_argument("--frames", default="auto", choices=["auto", "raw", "cropped"],
                    help="CASME II frames: CASME2_RAW_selected (raw) or Cropped; auto takes raw when present")
-    r.add_argument("--size", type=int, default=256, help="side of the aligned square crop in pixels")
+    r.add_argument("--size", type=_POSITIVE, default=256, help="side of the aligned square crop in pixels")
     r.add_argument("--casme2-root", type=Path, default=None, help="composite only: the CASME II folder (default ROOT/casme2)")
     r.add_argument("--samm-root", type=Path, default=None, help="composite only: the SAMM folder (default ROOT/samm)")
     r.add_argument("--smic-root", type=Path, default=None, help="composite only: the SMIC folder (default ROOT/smic)")
@@ -346,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON file of apex estimates (default: OUT/apex_estimates.json)")
     r.add_argument("--no-apex-estimate", action="store_true",
                    help="skip samples without an annotated apex instead of estimating it from motion")
+    r.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
     r.add_argument("--list", action="store_true", help="only parse and print counts, fixes and skipped samples; align nothing")
-    r.add_argument("--limit", type=int, default=None, help="prepare only the first N samples (for a quick look)")
+    r.add_argument("--limit", type=_POSITIVE, default=None, help="prepare only the first N samples (for a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_prepare)
 
@@ -362,11 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
         "runs, the models taking turns, at each --batch size). Writes a markdown table atomically to --out and "
         "prints it. Latency depends on the machine and its load: compare rows of one table only.")
     e.add_argument("--out", type=Path, default=Path("figures/efficiency.md"), help="markdown file to write")
-    e.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes to time (one column each)")
-    e.add_argument("--repeats", type=int, default=5, help="timed forward passes per model and batch size (the median is reported)")
-    e.add_argument("--warmup", type=int, default=2, help="untimed forward passes before timing")
-    e.add_argument("--input-size", type=int, default=112, help="side S of the flow maps (3 x S x S)")
-    e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice, reported in the table)")
+    e.add_argument("--batch", type=_POSITIVE, nargs="+", default=[1, 32], help="batch sizes to time (one column each)")
+    e.add_argument("--repeats", type=_POSITIVE, default=5, help="timed forward passes per model and batch size (the median is reported)")
+    e.add_argument("--warmup", type=_NON_NEGATIVE, default=2, help="untimed forward passes before timing")
+    e.add_argument("--input-size", type=_POSITIVE, default=112, help="side S of the flow maps (3 x S x S)")
+    e.add_argument("--threads", type=_POSITIVE, default=None, help="CPU threads for torch (default: torch's choice, reported in the table)")
     e.add_argument("--quiet", action="store_true", help="do not print one line per model while measuring")
     e.set_defaults(func=_cmd_efficiency)
 
@@ -390,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"the data set's folder (default for synthme: {DEFAULT_SYNTHME}; composite: a folder holding casme2/, samm/, smic/)")
     lo.add_argument("--scheme", default=None, choices=["composite3", "casme2_5", "samm5", "smic3"],
                     help="class scheme (default: the data set's own; composite3 for synthme and composite)")
+    lo.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
     lo.add_argument("--prepared", type=Path, default=None,
                     help="licensed sets: the --out folder of `hmrm prepare` (aligned crops and apex estimates)")
     lo.add_argument("--flow", default="dis_tuned", choices=["dis_tuned", "tvl1", "farneback", "dis", "gru_aofe", "gt"],
@@ -422,17 +494,17 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--run-dir", type=Path, default=None,
                     help="run folder (default: runs/loso/<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<seed>)")
     lo.add_argument("--checkpoint-every", type=int, default=5, help="write a resumable checkpoint every N epochs")
-    lo.add_argument("--max-minutes", type=float, default=None, help="pause (with a checkpoint) after this many minutes")
+    lo.add_argument("--max-minutes", type=_minutes, default=None, help="pause (with a checkpoint) after this many minutes")
     lo.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: $HMRM_CACHE/features)")
     lo.add_argument("--no-test-curve", action="store_true",
                     help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
-    lo.add_argument("--seeds", type=int, default=None, metavar="N",
+    lo.add_argument("--seeds", type=_POSITIVE, default=None, metavar="N",
                     help="run N training seeds (--seed, --seed + 1, ...) into RUN_DIR/seed<S>/ and report each pooled "
                     "score with its interval and their mean and standard deviation")
-    lo.add_argument("--workers", type=int, default=None,
+    lo.add_argument("--workers", type=_POSITIVE, default=None,
                     help="processes that train folds side by side on a CPU, one thread each (default: one per core; "
                     "the results are the same bits whatever the number)")
-    lo.add_argument("--threads", type=int, default=None,
+    lo.add_argument("--threads", type=_POSITIVE, default=None,
                     help="CPU threads for torch outside the folds (each fold trains on one thread)")
     lo.add_argument("--quiet", action="store_true", help="no progress bars")
     lo.set_defaults(func=_cmd_loso)
@@ -457,19 +529,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="README whose demo-results markers receive the table")
     dm.add_argument("--no-figures", action="store_true", help="write neither table file nor figures")
     dm.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    dm.add_argument("--epochs", type=int, default=None,
+    dm.add_argument("--epochs", type=_POSITIVE, default=None,
                     help="fixed epochs per fold for every row (default: each network's recipe; a new value needs a new --out)")
     dm.add_argument("--no-diagnostics", action="store_true", help="only the three main rows")
     dm.add_argument("--ablations", action="store_true",
                     help="also run the paper's HMRM ablations on the learned flow (about 4 minutes each on 2 cores) and "
                     "write FIGURES/demo_ablations.md")
     dm.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    dm.add_argument("--seed", type=int, default=0, help="seed of every row")
+    dm.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="seed of every row")
     dm.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: under $HMRM_CACHE)")
-    dm.add_argument("--workers", type=int, default=None,
+    dm.add_argument("--workers", type=_POSITIVE, default=None,
                     help="processes computing the flows and training folds (default: one per CPU core; the results do "
                     "not depend on it)")
-    dm.add_argument("--threads", type=int, default=None,
+    dm.add_argument("--threads", type=_POSITIVE, default=None,
                     help="CPU threads for torch outside the folds (each fold trains on one thread)")
     dm.add_argument("--quiet", action="store_true", help="no progress bars")
     dm.set_defaults(func=_cmd_demo)
@@ -496,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--prepared", type=Path, default=None, help="licensed sets: the --out folder of `hmrm prepare`")
     rp.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="parent of the per-config run folders")
     rp.add_argument("--device", default=None, help="override DEVICE of every config: auto, cpu, cuda or cuda:N")
-    rp.add_argument("--epochs", type=int, default=None,
+    rp.add_argument("--epochs", type=_POSITIVE, default=None,
                     help="override EPOCHS of every config (a run folder made with other epochs is refused: use another --out)")
     rp.add_argument("--dry-run", action="store_true", help="list the planned runs and their state (todo, resume, done); run nothing")
     rp.set_defaults(func=_cmd_reproduce)
@@ -509,11 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "steps into OUT; the same command resumes. Writes OUT/gru_aofe.pt and gru_aofe.json at the end.")
     ft.add_argument("--config", type=Path, default=Path("configs/flow_pretrain.yaml"), help="YAML config")
     ft.add_argument("--out", type=Path, default=Path("runs/flow_pretrain"), help="run folder (checkpoint, log, weights)")
-    ft.add_argument("--steps", type=int, default=None, help="override train.steps of the config")
-    ft.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
+    ft.add_argument("--steps", type=_POSITIVE, default=None, help="override train.steps of the config")
+    ft.add_argument("--max-minutes", type=_minutes, default=None, help="stop (with a checkpoint) after this many minutes")
     ft.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda; the data and maths do not change, "
                     "so a run can be continued on another device")
-    ft.add_argument("--workers", type=int, default=0,
+    ft.add_argument("--workers", type=_NON_NEGATIVE, default=0,
                     help="data loader processes that generate pairs and warm starts ahead of the model (use most CPU cores on a GPU machine)")
     ft.add_argument("--quiet", action="store_true", help="no progress bar")
     ft.set_defaults(func=_cmd_flow_train)
@@ -521,7 +593,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_OS_FIXES = {
+    errno.EACCES: "permission denied: check the owner and mode of the path (ls -l), or choose another location",
+    errno.EPERM: "operation not permitted: check the owner and mode of the path (ls -l), or choose another location",
+    errno.ENOSPC: "the disk is full: free some space (or choose a folder on another disk) and run the same command "
+                  "again; finished work is kept",
+    errno.EDQUOT: "the disk quota is used up: free some space and run the same command again; finished work is kept",
+    errno.EROFS: "the file system is read-only: choose a writable location",
+    errno.EEXIST: "a file is in the way where a folder is needed: move or delete it, or choose another path",
+    errno.ENOTDIR: "a file is in the way where a folder is needed: move or delete it, or choose another path",
+    errno.EISDIR: "a folder is where a file is needed: choose a file path, or move the folder away",
+    errno.ENOENT: "no such file or folder: check the path (relative paths start from the current folder)",
+    errno.ENAMETOOLONG: "the path is too long: choose a shorter one",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One paragraph for a failed file operation: the path, what went wrong, and what to do."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    what = exc.strerror or str(exc)
+    fix = _OS_FIXES.get(exc.errno or -1, "check the path and run the same command again")
+    if exc.errno is None and not paths:  # raised by our own code with a full message
+        return str(exc)
+    return f"cannot use {paths or 'a file'}: {what}. {fix[0].upper() + fix[1:]}."
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``hmrm`` command. Expected faults (bad input data, a refused option, a file that cannot be
+    read or written) end with a one-paragraph message and exit status 2; ``--debug`` shows the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -529,12 +628,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .data.records import DataError
     from .face.detect import FaceNotFoundError
+    from .options import OptionError
 
+    where = f"hmrm {args.command}" + (f" {args.flow_command}" if getattr(args, "flow_command", None) else "")
     try:
         return int(args.func(args) or 0)
-    except (DataError, FaceNotFoundError, FileNotFoundError) as exc:
-        print(f"hmrm {args.command}: error: {exc}", file=sys.stderr)
+    except (DataError, FaceNotFoundError, OptionError, OSError) as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, OSError) and exc.errno is not None:
+            print(f"{where}: error: {describe_os_error(exc)} (hmrm --debug {args.command} ... shows where it "
+                  "happened.)", file=sys.stderr)
+        else:
+            print(f"{where}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\n{where}: interrupted; run the same command again to continue (finished work is kept)",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -96,9 +96,11 @@ def _read_image(path: Path, sample: Sample, fix: str) -> np.ndarray:
 
 
 def _synthme_fix(sample: Sample) -> str:
+    from .data.synthme import rebuild_command
+
     clip = Path(sample.onset_path).parent
     root = clip.parent.parent.parent
-    return (f"Delete the folder {clip} and run `hmrm synthme --out {root}` again: it renders only the "
+    return (f"Delete the folder {clip} and run `{rebuild_command(root)}` again: it renders only the "
             "clips that are missing.")
 
 
@@ -113,8 +115,8 @@ def source_files(sample: Sample, prepared: str | Path | None = None) -> tuple[Pa
     if sample.dataset != "synthme" or not sample.meta.get("gt_flow"):
         raise DataError(
             f"{sample.key}: the frames of a {sample.dataset!r} sample are not aligned faces, so the flow input needs "
-            f"the crops of `hmrm prepare`. Run `hmrm prepare --dataset {sample.dataset} --root ... --out data/prepared` "
-            "and pass prepared='data/prepared' (the --out folder)."
+            f"the crops of `hmrm prepare`. Run `hmrm prepare --dataset {sample.dataset} --root <the data set's folder> "
+            "--out data/prepared` and pass prepared='data/prepared' (the --out folder)."
         )
     return Path(sample.onset_path), Path(sample.apex_path), Path(sample.meta["gt_flow"])
 
@@ -126,11 +128,13 @@ def load_aligned_pair(sample: Sample, prepared: str | Path | None = None) -> Ali
     it only SynthME samples work, since their frames are aligned faces already."""
     onset_file, apex_file, info_file = sources = source_files(sample, prepared)
     if prepared is not None:
-        fix = (f"Delete the folder {info_file.parent} and run `hmrm prepare --dataset {sample.dataset} --root ... "
-               f"--out {prepared}` again: it prepares only the samples that are missing.")
+        from .data.prepare import prepare_command
+
+        command = prepare_command(prepared, sample.dataset)
+        fix = (f"Delete the folder {info_file.parent} and run `{command}` again: it prepares only the samples that "
+               "are missing.")
         if not info_file.is_file():
-            raise DataError(f"{sample.key} is not prepared: {info_file} is missing. Run `hmrm prepare --dataset "
-                            f"{sample.dataset} --root ... --out {prepared}` first (it resumes).")
+            raise DataError(f"{sample.key} is not prepared: {info_file} is missing. Run `{command}` first (it resumes).")
         try:
             landmarks = np.asarray(json.loads(info_file.read_text())["landmarks"], dtype=np.float64)
         except (ValueError, KeyError, TypeError) as exc:
@@ -160,17 +164,25 @@ def _load_gt(sample: Sample) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- flow -> input
-@lru_cache(maxsize=1)
-def _gru_aofe():
+@lru_cache(maxsize=2)
+def _gru_aofe(sha256: str):
+    """The shipped GRU-AOFE whose weights have this sha256 (loaded once per process; weights replaced
+    on disk, say after retraining, have another hash and are loaded afresh)."""
     from .flow.pretrained import load_pretrained
 
     return load_pretrained()
 
 
+def _gru_aofe_sha() -> str:
+    from .flow.pretrained import weight_info
+
+    return weight_info("gru_aofe")["sha256"]
+
+
 def estimate_flow(onset: np.ndarray, apex: np.ndarray, method: str) -> np.ndarray:
     """Flow onset -> apex as (H, W, 2) float32 pixels with a classical method or ``gru_aofe``."""
     if method == "gru_aofe":
-        return _gru_aofe().estimate(onset, apex)
+        return _gru_aofe(_gru_aofe_sha()).estimate(onset, apex)
     from .flow import classic_flow
 
     return classic_flow(onset, apex, method)
@@ -366,16 +378,15 @@ def _fill_one(args) -> None:
 
 def _fill_in_parallel(samples: Sequence[Sample], cache: FlowCache, workers: int, progress: bool) -> None:
     """Compute the entries of ``cache`` that are missing with ``workers`` processes (spawned: safe with torch)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm.auto import tqdm
+
+    from .utils import worker_pool
 
     missing = [s for s in samples if not cache.path(s).is_file()]
     if len(missing) < 2:
         return
     jobs = [(cache.root, cache.method, cache.size, cache.channels, cache.prepared, s) for s in missing]
-    with ProcessPoolExecutor(min(workers, len(missing)), mp_context=mp.get_context("spawn")) as pool:
+    with worker_pool(min(workers, len(missing))) as pool:
         for _ in tqdm(pool.map(_fill_one, jobs), total=len(jobs), desc=f"flow inputs ({cache.tag}, {workers} processes)",
                       unit="sample", disable=not progress):
             pass

@@ -1,11 +1,13 @@
 """`hmrm.train.loso`: folds, no leak from the held-out subject, exact resume, refused mismatches, a tiny run."""
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
+from hmrm.options import OptionError
 from hmrm.train import LOSOConfig, LOSOData, RunMismatchError, fold_dirname, loso_splits, read_run, run_loso
 
 SIZE = 32
@@ -166,18 +168,37 @@ def test_partial_run_says_so(tmp_path):
     assert cfg["environment"]["device"] == "cpu" and cfg["environment"]["scan_backend"] is None
 
 
+@pytest.mark.parametrize("kwargs, key, message", [
+    ({"model": "ststnet", "ablation": "no_rffs"}, "ablation", "applies to HMRM only"),
+    ({"ablation": "nope"}, "ablation", "must be one of full, no_motionmix"),
+    ({"flow": "magic"}, "flow", "must be one of tvl1"),
+    ({"epochs": "ten"}, "epochs", "must be an integer >= 1, got 'ten' (str)"),
+    ({"epochs": 0}, "epochs", "must be an integer >= 1, got 0"),
+    ({"lr": -1}, "lr", "must be a number > 0"),
+    ({"lr": float("nan")}, "lr", "must be a number > 0"),
+    ({"amp": "yes"}, "amp", "must be true or false"),
+    ({"folds": 0}, "folds", "must be an integer >= 1 (or None)"),
+    ({"channels": ("u", "q")}, "channels", "must be a list, each one of u, v, mag, strain"),
+    ({"device": "gpu"}, "device", "must be auto, cpu, cuda or cuda:N"),
+    ({"schedule": "constant", "warmup_epochs": 2}, "warmup_epochs", "needs schedule 'cosine'"),
+    ({"model_overrides": {"d_modle": 16}}, "model_overrides.d_modle", "not an HMRMConfig field"),
+    ({"model_overrides": {"d_model": "abc"}}, "model_overrides.d_model", "must be an integer >= 1, got 'abc'"),
+    ({"model_overrides": {"n_heads": 5}}, "model_overrides", "do not build a hmrm network"),
+    ({"model": "ststnet", "model_overrides": {"filters": (3, "a")}}, "model_overrides.filters", "integers >= 1"),
+    ({"input_size": 8}, "input_size", "patch size 16 must divide the input size 8"),
+    ({"motionmix_options": {"mode": "zzz"}}, "motionmix_options", "unknown mode 'zzz'"),
+])
+def test_config_refuses_a_bad_value_naming_its_key(kwargs, key, message):
+    with pytest.raises(OptionError, match=re.escape(message)) as info:
+        LOSOConfig(**kwargs)
+    assert info.value.key == key
+
+
 def test_config_validation():
-    with pytest.raises(ValueError, match="HMRM only"):
-        LOSOConfig(model="ststnet", ablation="no_rffs")
-    with pytest.raises(ValueError, match="unknown ablation"):
-        LOSOConfig(ablation="nope")
-    with pytest.raises(ValueError, match="flow"):
-        LOSOConfig(flow="magic")
     assert not LOSOConfig(ablation="no_motionmix").mixes and LOSOConfig().mixes
+    assert LOSOConfig(epochs=5.0, lr=1, channels=["u", "v"]).to_dict()["epochs"] == 5  # canonical types
     with pytest.raises(ValueError, match="input_size"):
         _run(_data(), _config(input_size=64), "unused")
-    with pytest.raises(ValueError, match="do not build a hmrm network"):
-        _run(_data(), _config(model_overrides={"d_modle": 16}), "unused")
 
 
 def test_tiny_synthme_end_to_end(tiny_synthme, tmp_path, capsys):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hmrm.efficiency import count_flops, example_inputs
+from hmrm.options import OptionError
 from hmrm.face.regions import REGION_NAMES
 from hmrm.model import (
     ABLATIONS,
@@ -74,8 +75,14 @@ def test_ablation_switches_change_the_network():
         build_model("hmrm", ablation="nope")
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet")
-    with pytest.raises(TypeError, match="unknown HMRMConfig"):
+    with pytest.raises(OptionError, match="widht: not an HMRMConfig field"):
         build_model("hmrm", widht=3)
+    with pytest.raises(OptionError, match="d_model: must be an integer >= 1, got 'abc'"):
+        build_model("hmrm", d_model="abc")
+    with pytest.raises(OptionError, match="depth: must be an integer >= 1, got 0"):
+        build_model("hmrm", depth=0)
+    with pytest.raises(OptionError, match="filters: must be a list of integers >= 1"):
+        build_model("ststnet", filters=(3, "a"))
     with pytest.raises(ValueError, match="must divide"):
         build_model("hmrm", patch_sizes=(9, 16))
     with pytest.raises(ValueError, match="scale_weights"):

@@ -1,6 +1,7 @@
 """`hmrm reproduce`: configs map onto notebook 06's parameters, --dry-run plans, one end-to-end run that a
 second call skips."""
 import json
+import shutil
 
 import cv2
 import pytest
@@ -89,13 +90,33 @@ def test_reproduce_end_to_end_and_skip(tmp_path, tiny_synthme, capsys):
 
 
 def test_a_failing_notebook_names_its_executed_copy(tmp_path, tiny_synthme, capsys):
+    data = tmp_path / "synthme"
+    shutil.copytree(tiny_synthme, data)
+    for frame in next(data.glob("frames/*/*")).glob("img*.png"):  # fails inside the notebook, not at planning
+        frame.write_bytes(b"not a png")
     cfg = tmp_path / "broken.yaml"
-    cfg.write_text(f"dataset: synthme\ndata_root: {tiny_synthme}\nmodel: ststnet\nmodel_options: {{bogus: 1}}\n"
-                   "epochs: 1\nthreads: 1\ndevice: cpu\n")
+    cfg.write_text(f"dataset: synthme\ndata_root: {data}\nmodel: ststnet\nflow_method: farneback\nepochs: 1\n"
+                   "threads: 1\ndevice: cpu\n")
     assert main(["reproduce", str(cfg), "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert "broken: the notebook failed (ValueError" in err and str(tmp_path / "runs" / "broken" / NOTEBOOK.name) in err
+    assert "broken: the notebook failed (DataError" in err and str(tmp_path / "runs" / "broken" / NOTEBOOK.name) in err
     assert not (tmp_path / "runs" / "broken" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("text, key, accepted", [
+    ("epochs: ten", "epochs", "an integer >= 1"),
+    ("lr: -1", "lr", "a number > 0"),
+    ("model: hmrm\nmodel_options: {d_model: abc}", "model_options.d_model", "an integer >= 1"),
+    ("workers: 0", "workers", "an integer >= 1"),
+    ("class_scheme: five", "class_scheme", "one of"),
+])
+def test_a_bad_value_is_refused_at_planning_naming_file_and_key(tmp_path, text, key, accepted, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text + "\n")
+    assert main(["reproduce", str(cfg), "--out", str(tmp_path / "runs"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"config {cfg}: {key}: must be {accepted}" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_help_explains_every_option(capsys):

@@ -56,11 +56,11 @@ def frame_root(root: Path, frames: str) -> Path:
 
 
 def load_casme2(root: str | Path, scheme: str = "casme2_5", frames: str = "auto", annotation: str | Path | None = None,
-                apex_cache: ApexCache | None = None, estimate_apex: bool = True) -> SampleSet:
+                apex_cache: ApexCache | None = None, estimate_apex: bool = True, lenient: bool = False) -> SampleSet:
     root = require_dir(Path(root), "CASME II", EXPECT)
     ann = Path(annotation) if annotation else find_annotation(root)
     fr = frame_root(root, frames)
     rows = rows_from_sheet(ann, COLUMNS, "casme2", "CASME II", fr, lambda v: id_text(v, 2, "sub"),
                            f"the coding sheet of CASME II ({EXPECT})")
     return build_samples(rows, scheme, apex_cache, estimate_apex, "CASME II",
-                         f"Check that {fr} holds every clip folder of the coding sheet.")
+                         f"Check that {fr} holds every clip folder of the coding sheet.", lenient=lenient)

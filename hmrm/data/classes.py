@@ -50,6 +50,12 @@ class ClassScheme:
         """The class of a raw emotion under this scheme, or ``None`` when it is outside it."""
         return self.mapping.get(normalise_emotion(emotion))
 
+    def problem(self, emotion) -> str | None:
+        """Why a raw emotion cannot be read as written (an empty cell, a word no data set uses, such
+        as a cut-off ``happi``), or ``None`` when it can: known words outside this scheme are fine
+        (they are dropped and counted), unknown ones are not."""
+        return emotion_problem(emotion)
+
     def index(self, label: str) -> int:
         return self.classes.index(label)
 
@@ -115,6 +121,20 @@ SMIC3 = ClassScheme(
 )
 
 SCHEMES: dict[str, ClassScheme] = {s.name: s for s in (COMPOSITE3, CASME2_5, SAMM5, SMIC3)}
+#: Every emotion word an annotation file may hold (after :func:`normalise_emotion`): the spelling
+#: variants' words and every word a scheme maps, in or out of its classes.
+KNOWN_EMOTIONS = frozenset(_ALIASES.values()) | {e for s in SCHEMES.values() for e in s.mapping}
+
+
+def emotion_problem(emotion) -> str | None:
+    """``None`` when ``emotion`` is a known emotion word (any case, known spelling variants); else
+    what is wrong with it, for a message that also names the file, line and column."""
+    if emotion is None or not str(emotion).strip():
+        return "the emotion cell is empty"
+    if normalise_emotion(emotion) not in KNOWN_EMOTIONS:
+        return (f"emotion {str(emotion).strip()!r} is not a word any data set uses (known: "
+                f"{', '.join(sorted(KNOWN_EMOTIONS))}; case and the variants Happy, Other... are accepted)")
+    return None
 
 
 def get_scheme(name):

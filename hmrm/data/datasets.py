@@ -40,7 +40,8 @@ def load_dataset(name: str, root: str | Path, scheme: str | None = None, **kwarg
     """Samples of data set ``name`` under ``root``, labelled under ``scheme`` (its default if None).
 
     Extra keyword arguments go to the parser (``frames="cropped"`` for CASME II, ``apex_cache``,
-    ``casme2_root=`` ... for the composite set)."""
+    ``casme2_root=`` ... for the composite set; ``lenient=True``: skip rows that cannot be read as
+    written, such as an unknown emotion, with a warning, instead of stopping)."""
     name = name.lower()
     if name not in DEFAULT_SCHEME:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASET_NAMES)}")
@@ -49,7 +50,7 @@ def load_dataset(name: str, root: str | Path, scheme: str | None = None, **kwarg
     if name == "synthme":
         from .synthme import load_synthme
 
-        return load_synthme(root, scheme=scheme)
+        return load_synthme(root, scheme=scheme, lenient=kwargs.get("lenient", False))
     if name == "casme2":
         from .casme2 import load_casme2
 
@@ -68,4 +69,5 @@ def load_dataset(name: str, root: str | Path, scheme: str | None = None, **kwarg
         raise ValueError("the composite set has one scheme, composite3 (its labels come from the MEGC2019 list)")
     roots = {k: kwargs.pop(f"{k}_root", None) for k in ("casme2", "samm", "smic")}
     roots = {k: Path(v) if v else _sub_root(root, k) for k, v in roots.items()}
+    kwargs.pop("lenient", None)  # the composite list labels the clips, not the sheets' emotion cells
     return load_composite(roots["casme2"], roots["samm"], roots["smic"], **kwargs)

@@ -85,10 +85,23 @@ def prepare_sample(s: Sample, out: Path, size: int = 256) -> Path:
     return final
 
 
-def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = True) -> dict:
+def prepare_command(out: str | Path, dataset: str) -> str:
+    """The ``hmrm prepare`` command that filled ``out`` with ``dataset`` (as recorded in
+    ``<out>/<dataset>/command.txt``), or one with the data set's folder to fill in."""
+    import shlex
+
+    try:
+        return (Path(out) / dataset / "command.txt").read_text().strip()
+    except OSError:
+        return shlex.join(["hmrm", "prepare", "--dataset", dataset, "--out", str(out)]) + " --root <the data set's folder>"
+
+
+def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = True, command: str | None = None) -> dict:
     """Prepare every sample; returns ``{"done": n, "cached": n, "failed": [(key, file, reason)]}``.
 
-    Writes ``<out>/<dataset>/prepared.csv`` (one row per prepared sample) and ``failures.csv``."""
+    Writes ``<out>/<dataset>/prepared.csv`` (one row per prepared sample) and ``failures.csv``, and
+    ``command`` (the command line that asked for it) into ``<out>/<dataset>/command.txt`` for the
+    hints of later messages."""
     from tqdm.auto import tqdm
 
     from ..face.detect import FaceNotFoundError
@@ -102,6 +115,9 @@ def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = 
             raise DataError(f"{out} holds crops of size {old.get('size')}, not {size}. Use another --out, or delete {out} to start again.")
     else:
         atomic_write_text(cfg, json.dumps({"size": size, "version": VERSION}))
+    if command:
+        for dataset in sorted({s.dataset for s in samples}):
+            atomic_write_text(out / dataset / "command.txt", command + "\n")
     done = cached = 0
     failed: list[tuple[str, str, str]] = []
     ok: list[Sample] = []
@@ -149,7 +165,7 @@ def load_prepared(s: Sample, out: str | Path) -> Prepared:
 
     d = sample_dir(Path(out), s)
     if not (d / "face.json").is_file():
-        raise DataError(f"{s.key} is not prepared in {out}; run `hmrm prepare --dataset {s.dataset} ... --out {out}`.")
+        raise DataError(f"{s.key} is not prepared in {out}; run `{prepare_command(out, s.dataset)}` (it resumes).")
     info = json.loads((d / "face.json").read_text())
     return Prepared(s, load_image(d / "onset.png"), load_image(d / "apex.png"), np.asarray(info["landmarks"]),
                     {k: tuple(v) for k, v in info["regions"].items()})

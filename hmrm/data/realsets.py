@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .apex import ApexCache
 from .classes import get_scheme
-from .records import DataError, Sample, SampleSet
+from .records import DataError, Sample, SampleSet, unreadable_row, warn_unreadable
 from .tables import list_frames
 
 
@@ -38,15 +38,20 @@ class RawRow:
     aus: str = ""
     where: str = ""  # "file, line N" for messages
     meta: dict = field(default_factory=dict)
+    emotion_column: str = "emotion"  # the header of the emotion column, as the file spells it
 
 
 def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = None, estimate_apex: bool = True,
-                  what: str = "", fix_hint: str = "") -> SampleSet:
+                  what: str = "", fix_hint: str = "", lenient: bool = False) -> SampleSet:
     sch = get_scheme(scheme)
     cache = apex_cache if apex_cache is not None else (ApexCache() if estimate_apex else None)
-    samples, skipped, dropped, fixes = [], [], {}, []
+    samples, skipped, dropped, fixes, unreadable = [], [], {}, [], []
     for r in rows:
         key = f"{r.dataset}/{r.subject}/{r.sample_id}"
+        problem = sch.problem(r.emotion)
+        if problem:
+            unreadable_row(r.where or key, r.emotion_column, problem, lenient, unreadable)
+            continue
         label = sch.label(r.emotion)
         if label is None:
             dropped[r.emotion] = dropped.get(r.emotion, 0) + 1
@@ -105,7 +110,8 @@ def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = Non
             + (f". {fix_hint}" if fix_hint else ""),
             stacklevel=3,
         )
-    return SampleSet(samples, skipped, dropped, sch, fixes)
+    warn_unreadable(unreadable, what or "data set")
+    return SampleSet(samples, skipped, dropped, sch, fixes, unreadable)
 
 
 def rows_from_sheet(ann: Path, columns: dict, dataset: str, what: str, frame_root: Path, subject_id, expect: str) -> list[RawRow]:
@@ -116,6 +122,7 @@ def rows_from_sheet(ann: Path, columns: dict, dataset: str, what: str, frame_roo
     rows = []
     for r in read_sheet(ann, columns, what, f"Expected {expect}."):
         line = f"{ann}, line {r['_line']}"
+        header = r["_header"]
         if r["subject"] is None or r["filename"] is None:
             raise DataError(f"{line}: empty Subject or Filename. Fix or delete the row.")
         try:
@@ -126,7 +133,8 @@ def rows_from_sheet(ann: Path, columns: dict, dataset: str, what: str, frame_roo
             raise DataError(f"{line}: onset and offset frames are required, got {r['onset']!r}, {r['offset']!r}.")
         subject, sample = subject_id(r["subject"]), str(r["filename"]).strip()
         rows.append(RawRow(dataset, subject, sample, frame_root / subject / sample, onset, apex, offset,
-                           str(r["emotion"] or "").strip(), str(r["aus"] or "").strip(), f"{ann.name}, line {r['_line']}"))
+                           str(r["emotion"] or "").strip(), str(r["aus"] or "").strip(), line,
+                           emotion_column=header["emotion"]))
     return rows
 
 

@@ -69,16 +69,37 @@ class DataError(RuntimeError):
     file and the fix."""
 
 
+def unreadable_row(where: str, column: str, problem: str, lenient: bool, unreadable: list) -> None:
+    """A row that cannot be read as written: an error naming file, line and column, or (``lenient``)
+    a note in ``unreadable`` that the loader turns into one warning and the summary counts."""
+    if not lenient:
+        raise DataError(f"{where}, column {column!r}: {problem}. Fix the cell, or pass --lenient to skip such rows "
+                        "with a warning.")
+    unreadable.append((where, f"column {column!r}: {problem}"))
+
+
+def warn_unreadable(unreadable: list, what: str) -> None:
+    if unreadable:
+        import warnings
+
+        warnings.warn(f"{what}: {len(unreadable)} unreadable row(s) skipped (--lenient): "
+                      + "; ".join(f"{w} ({why})" for w, why in unreadable[:3]) + (" ..." if len(unreadable) > 3 else ""),
+                      stacklevel=3)
+
+
 class SampleSet(list):
     """A list of :class:`Sample` that also remembers what the loader left out.
 
     ``skipped``: (sample key, reason) for rows whose frames are missing or unreadable.
     ``dropped``: raw emotion -> count of rows outside the chosen class scheme.
     ``fixes``: (sample key, what was changed, why / source) for annotation errors corrected on load.
+    ``unreadable``: (file and line, why) for rows that cannot be read as written (an empty or unknown
+    emotion) and were skipped because the loader was asked to be lenient; otherwise they are errors.
     """
 
-    def __init__(self, samples=(), skipped=None, dropped=None, scheme=None, fixes=None):
+    def __init__(self, samples=(), skipped=None, dropped=None, scheme=None, fixes=None, unreadable=None):
         super().__init__(samples)
+        self.unreadable: list[tuple[str, str]] = list(unreadable or [])
         self.skipped: list[tuple[str, str]] = list(skipped or [])
         self.dropped: dict[str, int] = dict(dropped or {})
         self.scheme = scheme
@@ -111,4 +132,6 @@ class SampleSet(list):
             parts.append(f"annotation fixes: {len(self.fixes)}")
         if self.skipped:
             parts.append(f"skipped (missing frames): {len(self.skipped)}")
+        if self.unreadable:
+            parts.append(f"UNREADABLE rows skipped (--lenient): {len(self.unreadable)}")
         return "; ".join(parts)

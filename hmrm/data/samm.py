@@ -39,11 +39,12 @@ def find_annotation(root: Path) -> Path:
 
 
 def load_samm(root: str | Path, scheme: str = "samm5", annotation: str | Path | None = None,
-              apex_cache: ApexCache | None = None, estimate_apex: bool = True) -> SampleSet:
+              apex_cache: ApexCache | None = None, estimate_apex: bool = True, lenient: bool = False) -> SampleSet:
     root = require_dir(Path(root), "SAMM", EXPECT)
     ann = Path(annotation) if annotation else find_annotation(root)
     fr = root / "SAMM"
     if not fr.is_dir():
         raise DataError(f"{fr} does not exist. Expected {EXPECT}.")
     rows = rows_from_sheet(ann, COLUMNS, "samm", "SAMM", fr, lambda v: id_text(v, 3), f"SAMM's FACS code sheet ({EXPECT})")
-    return build_samples(rows, scheme, apex_cache, estimate_apex, "SAMM", f"Check that {fr} holds every clip folder of the sheet.")
+    return build_samples(rows, scheme, apex_cache, estimate_apex, "SAMM", f"Check that {fr} holds every clip folder of the sheet.",
+                         lenient=lenient)

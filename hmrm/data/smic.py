@@ -33,7 +33,7 @@ def composite_id(name: str) -> str:
 
 
 def load_smic(root: str | Path, scheme: str = "smic3", apex_cache: ApexCache | None = None,
-              estimate_apex: bool = True) -> SampleSet:
+              estimate_apex: bool = True, lenient: bool = False) -> SampleSet:
     root = require_dir(Path(root), "SMIC", EXPECT)
     hs = root / "HS" if (root / "HS").is_dir() else root
     subjects = sorted((p for p in hs.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name, re.IGNORECASE)),
@@ -51,4 +51,4 @@ def load_smic(root: str | Path, scheme: str = "smic3", apex_cache: ApexCache | N
                                    emotion, "", str(clip.relative_to(root)), {"folder_name": clip.name}))
     if not rows:
         raise DataError(f"no clip folders under {hs}/sN/micro/<class>/. Expected {EXPECT}.")
-    return build_samples(rows, scheme, apex_cache, estimate_apex, "SMIC-HS", "")
+    return build_samples(rows, scheme, apex_cache, estimate_apex, "SMIC-HS", "", lenient=lenient)

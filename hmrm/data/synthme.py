@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -40,7 +38,7 @@ import numpy as np
 
 from ..face.align import eye_template, invert_affine, matrix_scale, transform_points
 from ..face.landmarks import eye_centres
-from ..utils import atomic_path, atomic_write_text
+from ..utils import atomic_path, atomic_write_text, folder_lock, worker_pool
 from .au import FaceFieldModel, parse_aus
 from .classes import get_scheme
 from .records import DataError, Sample
@@ -99,6 +97,56 @@ PRESETS: dict[str, dict] = {
     # a few short clips of two subjects: for tests and quick notebook runs
     "tiny": {"clips_per_subject": 4, "frames": (16, 16)},
 }
+
+
+#: SynthConfig fields that ``hmrm synthme`` sets with its own flag (the rest come from --preset)
+_FLAGS = {"clips_per_subject": "--clips-per-subject", "seed": "--seed", "image_format": "--format"}
+
+
+def synthme_command(out: str | Path, config: SynthConfig | dict | None = None, subjects: int | None = None) -> str:
+    """The ``hmrm synthme`` command line (shell-quoted, ready to paste) that builds ``config`` into
+    ``out``: the preset it derives from plus the flags that differ. A config no preset and flags can
+    express (made in Python) gets the plain command and a pointer to its manifest."""
+    import shlex
+
+    cfg = json.loads(json.dumps(config.to_json() if isinstance(config, SynthConfig) else (config or SynthConfig().to_json())))
+    best = None
+    for name in PRESETS:
+        base = json.loads(json.dumps(SynthConfig.preset(name).to_json()))
+        diff = [k for k in base if cfg.get(k, base[k]) != base[k]]
+        if set(diff) <= set(_FLAGS) and (best is None or len(diff) < len(best[1])):
+            best = (name, diff)
+    parts = ["hmrm", "synthme", "--out", str(out)]
+    if best is None:
+        return shlex.join(parts) + f"  # with the SynthConfig recorded in {Path(out) / 'manifest.json'}, from Python"
+    name, diff = best
+    parts += ["--preset", name] if name != "default" else []
+    for key in diff:
+        parts += [_FLAGS[key], str(cfg[key])]
+    if subjects is not None:
+        parts += ["--subjects", str(subjects)]
+    return shlex.join(parts)
+
+
+def rebuild_command(root: str | Path) -> str:
+    """The command that (re)builds the SynthME in ``root`` with the settings its manifest records
+    (the default build's command when there is no manifest)."""
+    try:
+        manifest = json.loads((Path(root) / "manifest.json").read_text())
+        subjects = manifest["max_subjects"] if "max_subjects" in manifest else manifest.get("n_subjects")
+        return synthme_command(root, manifest["config"], subjects)
+    except (OSError, ValueError, KeyError, TypeError):
+        return synthme_command(root)
+
+
+def _setting_differences(old: dict, new: dict) -> list[str]:
+    old_cfg, new_cfg = old.get("config") or {}, new["config"]
+    out = [f"{k} {old_cfg.get(k)!r} there, {new_cfg[k]!r} here" for k in new_cfg if old_cfg.get(k) != new_cfg[k]]
+    if old.get("generator") != new["generator"]:
+        out.append(f"generator version {old.get('generator')!r} there, {new['generator']!r} here")
+    if old.get("photos") != new["photos"]:
+        out.append(f"{len(old.get('photos') or [])} bank photos there, {len(new['photos'])} here (--subjects)")
+    return out
 
 
 # ----------------------------------------------------------------------------- bank faces
@@ -504,10 +552,9 @@ def build_synthme(
     """Build (or finish building) SynthME in ``out``; returns the manifest.
 
     Clips already on disk are kept, so an interrupted build resumes where it stopped. A folder
-    built with a different configuration is refused rather than mixed.
+    built with a different configuration is refused rather than mixed, and so is a second process
+    while one is building into the same folder.
     """
-    from tqdm.auto import tqdm
-
     config = config or SynthConfig()
     out = Path(out)
     t0 = time.time()
@@ -516,15 +563,28 @@ def build_synthme(
         keep = list(dict.fromkeys(f.person for f in faces))[:max_subjects]
         faces = [f for f in faces if f.person in keep]
     identity = {"generator": GENERATOR_VERSION, "config": config.to_json(), "photos": [f.photo_id for f in faces]}
+    with folder_lock(out, "SynthME folder"):  # one builder at a time; a second process is refused
+        manifest = _build_locked(out, config, faces, identity, max_subjects, workers, progress)
+    # the build time is returned, not written: same seed, same bytes
+    return {**manifest, "seconds": round(time.time() - t0, 1), "root": str(out)}
+
+
+def _build_locked(out: Path, config: SynthConfig, faces: list, identity: dict, max_subjects, workers, progress) -> dict:
+    """The body of :func:`build_synthme` once the folder is locked; returns the manifest."""
+    from tqdm.auto import tqdm
+
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
         if {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
             raise DataError(
-                f"{out} already holds a SynthME build made with other settings (see {manifest_path}). "
-                "Choose another --out folder, or delete this one to rebuild it."
+                f"{out} already holds a SynthME build made with other settings ({manifest_path}): "
+                + "; ".join(_setting_differences(old, json.loads(json.dumps(identity))))
+                + f". To finish or reuse that build: {rebuild_command(out)}. To build these settings, choose another "
+                "--out folder, or delete this one."
             )
     out.mkdir(parents=True, exist_ok=True)
+    identity["max_subjects"] = max_subjects  # recorded for the rebuild hints, not part of the identity
     atomic_write_text(manifest_path, json.dumps({**identity, "complete": False}, indent=1))
 
     specs = make_specs(faces, config)
@@ -533,10 +593,7 @@ def build_synthme(
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="SynthME clips", unit="clip", disable=not progress)
     jobs = [(s, str(out), config.image_format) for s in todo]
     if workers > 1 and len(jobs) > 1:
-        # "spawn", not fork: forking a process whose torch/OpenMP threads already ran (a Jupyter
-        # kernel, a test session) can deadlock the children.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(faces, config.size)) as pool:
+        with worker_pool(workers, _init_worker, (faces, config.size)) as pool:  # spawned, end with this process
             for _ in pool.map(_build_clip, jobs, chunksize=2):
                 bar.update()
     else:
@@ -569,8 +626,7 @@ def build_synthme(
         "emotions": emotions, "composite3": class_counts_of(rows, "composite3"),
     }
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
-    # the build time is returned, not written: same seed, same bytes
-    return {**manifest, "seconds": round(time.time() - t0, 1), "root": str(out)}
+    return manifest
 
 
 def class_counts_of(rows: list[dict], scheme: str) -> dict[str, int]:
@@ -584,30 +640,33 @@ def class_counts_of(rows: list[dict], scheme: str) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_synthme(root: str | Path, scheme: str = "composite3") -> "SampleSet":
+def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = False) -> "SampleSet":
     """Read a SynthME build as :class:`~hmrm.data.records.Sample` records (the same record the
     CASME II parser returns). Rows whose frames are missing are skipped and listed in
-    ``.skipped``; rows outside ``scheme`` are counted in ``.dropped``."""
+    ``.skipped``; rows outside ``scheme`` are counted in ``.dropped``; a row that cannot be read as
+    written (frame numbers out of order, an empty or unknown emotion) is an error naming the line,
+    or with ``lenient`` a skipped row listed in ``.unreadable``."""
     import warnings
 
-    from .records import SampleSet
+    from .records import SampleSet, unreadable_row, warn_unreadable
 
     root = Path(root)
     sch = get_scheme(scheme)
     ann = root / "annotations.csv"
+    rebuild = f"`{rebuild_command(root)}`"
     if not root.is_dir():
-        raise DataError(f"SynthME folder {root} does not exist. Build it with `hmrm synthme --out {root}` (or `make demo`).")
+        raise DataError(f"SynthME folder {root} does not exist. Build it with `{synthme_command(root)}` (or `make demo`).")
     if not ann.is_file():
         raise DataError(
             f"{ann} is missing, so {root} is not a finished SynthME build. "
-            f"Run `hmrm synthme --out {root}` again: it resumes and writes the annotation file at the end."
+            f"Run {rebuild} again: it resumes and writes the annotation file at the end."
         )
-    samples, skipped, dropped = [], [], {}
+    samples, skipped, dropped, unreadable = [], [], {}, []
     with open(ann, newline="") as f:
         reader = csv.DictReader(f)
         missing_cols = [c for c in ("subject", "sample", "n_frames", "onset", "apex", "offset", "emotion") if c not in (reader.fieldnames or [])]
         if missing_cols:
-            raise DataError(f"{ann}: missing column(s) {missing_cols}; the header is {reader.fieldnames}. Rebuild with `hmrm synthme --out {root}`.")
+            raise DataError(f"{ann}: missing column(s) {missing_cols}; the header is {reader.fieldnames}. Rebuild with {rebuild}.")
         for line, row in enumerate(reader, start=2):
             try:
                 n = int(row["n_frames"])
@@ -617,6 +676,15 @@ def load_synthme(root: str | Path, scheme: str = "composite3") -> "SampleSet":
                     f"{ann}, line {line}: n_frames/onset/apex/offset must be integers, got "
                     f"{[row.get(k) for k in ('n_frames', 'onset', 'apex', 'offset')]}. Fix the row or rebuild the set."
                 ) from None
+            if not 1 <= nums[0] <= nums[1] <= nums[2] <= n:
+                raise DataError(
+                    f"{ann}, line {line}: need 1 <= onset <= apex <= offset <= n_frames (frame numbers as this file "
+                    f"writes them: img001 is frame 1), got onset={nums[0]} apex={nums[1]} offset={nums[2]} "
+                    f"n_frames={n}. Fix the row, or rebuild the set with {rebuild}.")
+            problem = sch.problem(row["emotion"])
+            if problem:
+                unreadable_row(f"{ann}, line {line}", "emotion", problem, lenient, unreadable)
+                continue
             label = sch.label(row["emotion"])
             if label is None:
                 dropped[row["emotion"]] = dropped.get(row["emotion"], 0) + 1
@@ -643,10 +711,11 @@ def load_synthme(root: str | Path, scheme: str = "composite3") -> "SampleSet":
         warnings.warn(
             f"{len(skipped)} SynthME sample(s) skipped for missing frames: "
             + "; ".join(f"{k} ({why})" for k, why in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-            + f". Run `hmrm synthme --out {root}` to rebuild them.",
+            + f". Run {rebuild} to rebuild them.",
             stacklevel=2,
         )
-    return SampleSet(samples, skipped, dropped, sch)
+    warn_unreadable(unreadable, f"SynthME {ann}")
+    return SampleSet(samples, skipped, dropped, sch, unreadable=unreadable)
 
 
 def load_gt_flow(sample: Sample) -> dict[str, np.ndarray]:
@@ -654,7 +723,10 @@ def load_gt_flow(sample: Sample) -> dict[str, np.ndarray]:
     ``landmarks_onset``, ``landmarks_apex``."""
     path = Path(sample.meta.get("gt_flow", ""))
     if not path.is_file():
-        raise DataError(f"ground-truth flow {path} for {sample.key} is missing; rebuild with `hmrm synthme`.")
+        root = path.parent.parent.parent
+        raise DataError(f"ground-truth flow {path} for {sample.key} is missing; delete the clip folder "
+                        f"{root / 'frames' / sample.subject / sample.sample_id} and run `{rebuild_command(root)}`: it "
+                        "renders only the missing clips.")
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
 

@@ -28,7 +28,8 @@ def read_sheet(path: str | Path, required: dict[str, tuple[str, ...]], what: str
     ``required`` maps our column name to the spellings the files use (compared without case,
     spaces or underscores). The header is the first row holding a cell equal to one spelling of
     every required column, so preamble rows above it are skipped. Each dict also has ``_line``,
-    the row's line number in the sheet (1-based, as a spreadsheet shows it), for error messages.
+    the row's line number in the sheet (1-based, as a spreadsheet shows it), and ``_header``, our
+    column names -> the header cells as the file spells them, for error messages.
     """
     import pandas as pd
 
@@ -56,6 +57,7 @@ def read_sheet(path: str | Path, required: dict[str, tuple[str, ...]], what: str
     col_of = {}
     for key, spellings in wanted.items():
         col_of[key] = next(j for j, h in enumerate(header) if h in spellings)
+    names = {key: str(raw.iloc[header_row, j]).strip() for key, j in col_of.items()}
     rows = []
     for i in range(header_row + 1, len(raw)):
         values = raw.iloc[i].tolist()
@@ -63,6 +65,7 @@ def read_sheet(path: str | Path, required: dict[str, tuple[str, ...]], what: str
             continue
         row = {key: (None if _blank(values[j]) else values[j]) for key, j in col_of.items()}
         row["_line"] = i + 1
+        row["_header"] = names
         rows.append(row)
     return rows
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..utils import atomic_path, atomic_write_text, pick_device, sha256_file
+from ..utils import atomic_path, atomic_write_text, folder_lock, pick_device, sha256_file
 from .classic import classic_flow
 from .gru_aofe import GRUAOFE, FlowConfig, flow_loss
 from .synthetic import PairConfig, PairDataset
@@ -66,11 +66,16 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
           device: str = "auto", workers: int = 0) -> dict:
     """Train (or continue) the run in ``out``. ``device``: auto / cpu / cuda; ``workers``: data
     loader processes generating pairs and warm starts ahead of the model (0: in this process).
-    Neither changes the data or the maths, so a run may be continued on another device."""
+    Neither changes the data or the maths, so a run may be continued on another device. A second
+    process on the same ``out`` is refused while one trains there."""
+    with folder_lock(out, "flow training folder"):
+        return _train(cfg, Path(out), max_minutes, progress, command, device, workers)
+
+
+def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, command: str, device: str,
+           workers: int) -> dict:
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     tr, mc = cfg["train"], FlowConfig(**cfg["model"])
     torch.manual_seed(tr.get("seed", 0))

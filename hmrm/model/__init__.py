@@ -47,7 +47,10 @@ def build_model(name: str = "hmrm", **cfg) -> nn.Module:
             cfg = {**ABLATIONS[ablation], **cfg}
         return HMRM(HMRMConfig().replace(**cfg))
     if key == "ststnet":
-        return STSTNet(**cfg)
+        from ..options import at_least, check_kwargs
+
+        rules = {"in_channels": at_least(1), "n_classes": at_least(2), "input_size": at_least(1), "filters": at_least(1)}
+        return STSTNet(**check_kwargs(STSTNet.__init__, cfg, rules))
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..face.regions import REGION_NAMES
+from ..options import OptionError, at_least, between, check_fields, one_of
 from .encoder import GrainedMambaEncoder
 from .loss import default_scale_weights, multiscale_loss, plain_loss
 from .rffs import RFFS
@@ -77,21 +78,27 @@ class HMRMConfig:
     motionmix: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "patch_sizes", tuple(int(p) for p in self.patch_sizes))
-        if self.scale_weights is not None:
-            object.__setattr__(self, "scale_weights", tuple(float(w) for w in self.scale_weights))
-            if len(self.scale_weights) != 1 + len(self.patch_sizes):
-                raise ValueError(f"scale_weights needs {1 + len(self.patch_sizes)} values (fused, then one per patch "
-                                 f"size {self.patch_sizes}), got {self.scale_weights}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        from ..ssm import BACKENDS
+        from .encoder import STEMS
+
+        check_fields(self, {
+            **{k: at_least(1) for k in ("in_channels", "input_size", "patch_sizes", "d_model", "depth", "d_state",
+                                        "d_conv", "expand", "gate_kernel", "n_heads", "n_regions")},
+            "n_classes": at_least(2), "backend": one_of("auto", *BACKENDS), "stem": one_of(*STEMS),
+            "dropout": between(0, 1, high_open=True), "loss": one_of(*LOSSES), "scale_weights": at_least(0),
+            "grain_weight": at_least(0)})
+        if not self.patch_sizes:
+            raise OptionError("patch_sizes", "must name at least one patch size")
+        if self.scale_weights is not None and len(self.scale_weights) != 1 + len(self.patch_sizes):
+            raise OptionError("scale_weights", f"needs {1 + len(self.patch_sizes)} values (fused, then one per patch "
+                                               f"size {self.patch_sizes}), got {self.scale_weights}")
 
     def replace(self, **overrides) -> "HMRMConfig":
-        """A copy with some fields changed (unknown names raise ``TypeError``)."""
+        """A copy with some fields changed (an unknown name raises :class:`~hmrm.options.OptionError`)."""
         known = {f.name for f in fields(self)}
-        unknown = set(overrides) - known
+        unknown = sorted(set(overrides) - known)
         if unknown:
-            raise TypeError(f"unknown HMRMConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise OptionError(unknown[0], f"not an HMRMConfig field; known: {', '.join(sorted(known))}")
         return replace(self, **overrides)
 
     def to_dict(self) -> dict:

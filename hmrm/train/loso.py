@@ -60,6 +60,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import sys
 import time
 import warnings
@@ -70,8 +71,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..data.records import DataError, Sample
+from ..options import OptionError
 from ..features import DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
-from ..utils import atomic_path, atomic_write_text
+from ..utils import atomic_path, atomic_write_text, folder_lock, worker_pool
 from . import metrics as M
 
 #: Format of the run folder; bumped when its files change meaning.
@@ -142,46 +144,56 @@ class LOSOConfig:
     record_test_curve: bool = True
 
     def __post_init__(self) -> None:
+        from ..features import CHANNELS
         from ..model import ABLATIONS, MODELS
-
-        self.model = self.model.lower()
-        self.channels = tuple(self.channels)
-        self.model_overrides = dict(self.model_overrides or {})
-        self.motionmix_options = dict(self.motionmix_options or {})
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.ablation is not None and self.model != "hmrm":
-            raise ValueError(f"ablations apply to HMRM only, not to {self.model!r}")
-        if self.ablation is not None and self.ablation not in ABLATIONS:
-            raise ValueError(f"unknown ablation {self.ablation!r}; choose one of {', '.join(ABLATIONS)}")
-        if self.flow not in METHODS:
-            raise ValueError(f"unknown flow method {self.flow!r}; choose one of {', '.join(METHODS)}")
-        for name in ("epochs", "batch_size", "checkpoint_every", "input_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.folds is not None and self.folds < 1:
-            raise ValueError(f"folds must be at least 1 (or None for all), got {self.folds}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if not 0.0 <= self.motionmix_p <= 1.0:
-            raise ValueError(f"motionmix_p must be in [0, 1], got {self.motionmix_p}")
+        from ..options import at_least, between, check_fields, one_of, positive
         from .recipe import SCHEDULES
 
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not 0 <= self.warmup_epochs < max(self.epochs, 1) or (self.warmup_epochs and self.schedule == "constant"):
-            raise ValueError(f"warmup_epochs must be in [0, epochs) and needs schedule='cosine', got "
-                             f"{self.warmup_epochs} with schedule {self.schedule!r} and {self.epochs} epochs")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1) (a decay per step; 0 = off), got {self.ema}")
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if isinstance(self.model, str):
+            self.model = self.model.lower()
+        if isinstance(self.channels, list):
+            self.channels = tuple(self.channels)
+        check_fields(self, {
+            "model": one_of(*MODELS), "ablation": one_of(*ABLATIONS), "epochs": at_least(1), "batch_size": at_least(1),
+            "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
+            "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
+            "motionmix_p": between(0, 1), "flow": one_of(*METHODS), "input_size": at_least(1),
+            "channels": one_of(*CHANNELS), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
+        if not self.channels:
+            raise OptionError("channels", f"must name at least one of {', '.join(CHANNELS)}")
+        if self.ablation is not None and self.model != "hmrm":
+            raise OptionError("ablation", f"applies to HMRM only, not to {self.model!r}")
+        if self.warmup_epochs and self.schedule == "constant":
+            raise OptionError("warmup_epochs", f"needs schedule 'cosine' (the constant schedule has no warm-up), got "
+                                               f"{self.warmup_epochs}")
+        if self.warmup_epochs >= self.epochs:
+            raise OptionError("warmup_epochs", f"must be less than epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not (self.device in ("auto", "cpu") or re.fullmatch(r"cuda(:\d+)?", self.device)):
+            raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """Build the network once on PyTorch's "meta" device (shapes only, no memory, no time), so a
+        model option that does not build is refused here, before a run folder records it."""
+        import torch
+
+        from ..augment import MotionMix
+        from ..options import check_kwargs
+
+        check_kwargs(MotionMix.__init__, self.motionmix_options, prefix="motionmix_options.")
+        try:
+            MotionMix(p=self.motionmix_p, channels=self.channels, **self.motionmix_options)
+        except (TypeError, ValueError) as exc:
+            raise OptionError("motionmix_options", f"{self.motionmix_options} are refused by MotionMix: {exc}") from None
+        try:
+            with torch.device("meta"):
+                build_fold_model(self, n_classes=3, in_channels=len(self.channels))
+        except OptionError as exc:
+            raise exc.renamed("model_overrides." + exc.key.removeprefix("model_overrides.")) from None
+        except (TypeError, ValueError) as exc:
+            key = "model_overrides" if self.model_overrides else "input_size"
+            raise OptionError(key, f"{self.model_overrides or 'the default options'} do not build a {self.model} "
+                                   f"network at {self.input_size} px: {exc}") from None
 
     @property
     def mixes(self) -> bool:
@@ -772,12 +784,10 @@ def _folds_in_workers(todo: list, n_workers: int, data: LOSOData, config: LOSOCo
     """Train the folds of ``todo`` in ``n_workers`` spawned processes, adding each result to
     ``results`` (and the run folder's pooled files) as it arrives. False if one stopped at the
     deadline."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     finished = True
-    with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(data, config, env, run_dir)) as pool:
+    with worker_pool(n_workers, _worker_init, (data, config, env, run_dir)) as pool:
         running = {pool.submit(_worker_fold, index, subject, train_idx, test_idx, deadline): subject
                    for index, subject, train_idx, test_idx in todo}
         try:
@@ -888,6 +898,13 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
         raise ValueError(f"the model options {config.model_overrides} do not build a {config.model} network: {exc}") from None
     run_dir = Path(run_dir)
     env = resolve_environment(config)
+    with folder_lock(run_dir, "run folder"):  # one writer at a time; a second process is refused
+        return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers)
+
+
+def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, progress: bool, stop, max_minutes,
+               figures: bool, workers) -> LOSOResult:
+    """The body of :func:`run_loso` once its inputs are checked and the run folder is locked."""
     _open_run_dir(run_dir, _config_record(config, data, env))
     from tqdm.auto import tqdm
 

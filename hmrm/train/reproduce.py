@@ -29,11 +29,13 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..data.records import DataError
+from ..options import OptionError
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "06_loso_training.ipynb"
@@ -91,6 +93,59 @@ def load_config(path: str | Path, parameters: dict | None = None) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- parameters -> configuration
+#: Notebook parameter -> :class:`~hmrm.train.LOSOConfig` field: the notebook and ``hmrm reproduce`` both
+#: build the run's configuration through :func:`config_from_parameters`, so a value is checked by the
+#: same rules (the config's) whether it comes from the command line, a YAML file or the notebook.
+PARAMETER_FIELDS = {
+    "MODEL": "model", "ABLATION": "ablation", "MODEL_OPTIONS": "model_overrides", "FLOW_METHOD": "flow",
+    "INPUT_SIZE": "input_size", "EPOCHS": "epochs", "FOLDS": "folds", "BATCH_SIZE": "batch_size", "LR": "lr",
+    "WEIGHT_DECAY": "weight_decay", "SCHEDULE": "schedule", "WARMUP_EPOCHS": "warmup_epochs",
+    "LABEL_SMOOTHING": "label_smoothing", "EMA": "ema", "MOTIONMIX_P": "motionmix_p", "AMP": "amp",
+    "DEVICE": "device", "SEED": "seed",
+}
+
+
+def _other_parameters() -> dict:
+    """The notebook parameters that are not configuration fields: their type and accepted values."""
+    from ..data.classes import SCHEMES
+    from ..data.datasets import DATASET_NAMES
+    from ..options import at_least, one_of
+
+    return {"DATASET": (str, one_of(*DATASET_NAMES)), "DATA_ROOT": (str | None, None), "PREPARED": (str | None, None),
+            "CLASS_SCHEME": (str | None, one_of(*SCHEMES)), "THREADS": (int, at_least(0)),
+            "WORKERS": (int | None, at_least(1)), "RUN_DIR": (str | None, None)}
+
+
+def config_from_parameters(params: dict):
+    """The :class:`~hmrm.train.LOSOConfig` that the notebook parameters in ``params`` ask for (other
+    names in ``params`` are ignored, so a notebook can pass ``globals()``). Every parameter is
+    checked, the configuration's own and the others (data set, scheme, threads, workers); a refused
+    value raises :class:`~hmrm.options.OptionError` under its parameter's name (``EPOCHS``)."""
+    from ..options import OptionError, check_value
+    from .loso import LOSOConfig
+
+    for name, (hint, rule) in _other_parameters().items():
+        if name in params:
+            value = params[name]
+            if name in ("DATA_ROOT", "PREPARED", "RUN_DIR") and isinstance(value, Path):
+                value = str(value)
+            if name == "DATASET" and isinstance(value, str):
+                value = value.lower()
+            check_value(name, value, hint, rule)
+    kwargs = {field: params[name] for name, field in PARAMETER_FIELDS.items() if name in params}
+    if kwargs.get("ablation") == "full":
+        kwargs["ablation"] = None
+    if str(kwargs.get("model", "")).lower() != "hmrm" and kwargs.get("ablation") is None:
+        kwargs.pop("ablation", None)
+    try:
+        return LOSOConfig(**kwargs)
+    except OptionError as exc:
+        head, dot, sub = exc.key.partition(".")
+        name = next((n for n, f in PARAMETER_FIELDS.items() if f == head), head.upper())
+        raise exc.renamed(name + dot + sub) from None
+
+
 # ----------------------------------------------------------------------------- data (the notebook calls this)
 def where_to_request(dataset: str) -> str:
     from ..data.datasets import WHERE_TO_REQUEST
@@ -112,9 +167,9 @@ def check_data(dataset: str, data_root, prepared, where: str = "") -> None:
             f"in the config). It cannot be shipped; it is requested from {where_to_request(dataset)} (README, "
             "'The licensed data sets').")
     if prepared is None:
+        command = shlex.join(["hmrm", "prepare", "--dataset", dataset, "--root", str(data_root), "--out", "data/prepared"])
         raise ReproduceError(
-            f"{what}{dataset} needs the aligned crops of `hmrm prepare --dataset {dataset} --root {data_root} --out "
-            "data/prepared` (--prepared, or PREPARED in the config).")
+            f"{what}{dataset} needs the aligned crops of `{command}` (--prepared, or PREPARED in the config).")
 
 
 def loso_samples(dataset: str = "synthme", data_root=None, prepared=None, scheme: str | None = None, seed: int = 0):
@@ -181,10 +236,18 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
                 params["DATA_ROOT"] = str(data_root)
             if prepared is not None:
                 params["PREPARED"] = str(prepared)
+        overridden = set()
         if device is not None:
-            params["DEVICE"] = device
+            params["DEVICE"], overridden = device, overridden | {"DEVICE"}
         if epochs is not None:
-            params["EPOCHS"] = int(epochs)
+            params["EPOCHS"], overridden = epochs, overridden | {"EPOCHS"}
+        try:
+            config_from_parameters(params)
+        except OptionError as exc:
+            origin = "--" + exc.key.lower() if exc.key in ("DEVICE", "EPOCHS") and exc.key in overridden else \
+                f"{exc.key.lower()}: in {cfg}"
+            raise ReproduceError(f"config {cfg}: {exc.key.lower()}: {exc.problem}. Fix {origin} (keys are the "
+                                 f"parameters of {NOTEBOOK.name}, in either case).") from None
         check_data(dataset, params["DATA_ROOT"], params["PREPARED"], where=f"config {cfg}")
         for key in ("DATA_ROOT", "PREPARED"):  # the kernel may start elsewhere
             if params[key] is not None:

@@ -59,8 +59,8 @@ import numpy as np
 import torch
 from IPython.display import Image, Markdown, display
 
-from hmrm.train import LOSOConfig, loso_splits, run_loso
-from hmrm.train.reproduce import loso_samples
+from hmrm.train import loso_splits, run_loso
+from hmrm.train.reproduce import config_from_parameters, loso_samples
 from hmrm.utils import cache_dir
 
 if THREADS:
@@ -106,11 +106,8 @@ Everything the network is normalised with (the per-channel scale of the flow map
 weights of the loss, the MotionMix partners) comes from the training fold only.
 '''),
 ("code", '''
-config = LOSOConfig(
-    model=MODEL, ablation=None if ABLATION in (None, "full") else ABLATION, model_overrides=MODEL_OPTIONS,
-    epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, weight_decay=WEIGHT_DECAY, schedule=SCHEDULE,
-    warmup_epochs=WARMUP_EPOCHS, label_smoothing=LABEL_SMOOTHING, ema=EMA, motionmix_p=MOTIONMIX_P,
-    flow=FLOW_METHOD, input_size=INPUT_SIZE, seed=SEED, device=DEVICE, amp=AMP, folds=FOLDS)
+# the parameters above -> one LOSOConfig (every value checked; hmrm reproduce uses the same function)
+config = config_from_parameters(globals())
 if RUN_DIR:
     run_dir = Path(RUN_DIR)
 else:
