@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,16 @@ def test_config_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="configs/flow_pretrain.yaml"):
         load_config(tmp_path / "none.yaml")
     (tmp_path / "bad.yaml").write_text("model: {}\n")
-    with pytest.raises(ValueError, match="missing section 'data:'"):
+    with pytest.raises(ValueError, match="bad.yaml: data: missing section"):
         load_config(tmp_path / "bad.yaml")
+    shipped = (Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain.yaml").read_text()
+    for old, new, message in [("lr: 0.0004", "lr: fast", "train.lr: must be a number > 0, got 'fast'"),
+                              ("iters: 2", "iters: 0", "model.iters: must be an integer >= 1, got 0"),
+                              ("size: 128", "size: 100", "data.size: must be a multiple of 16"),
+                              ("clip: 1.0", "clipp: 1.0", "train.clipp: unknown key")]:
+        (tmp_path / "bad.yaml").write_text(shipped.replace(old, new))
+        with pytest.raises(ValueError, match=re.escape(f"bad.yaml: {message}")):
+            load_config(tmp_path / "bad.yaml")
 
 
 def test_loader_workers_do_not_change_the_run(tmp_path):

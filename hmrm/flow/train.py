@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,65 @@ from .gru_aofe import GRUAOFE, FlowConfig, flow_loss
 from .synthetic import PairConfig, PairDataset
 
 
+def _sections() -> dict:
+    """The ``data:`` and ``train:`` keys of a pretraining config: (type, accepted values, required)."""
+    from ..options import Rule, at_least, positive
+
+    return {
+        "data": {"size": (int, at_least(16), True), "seed": (int, at_least(0), True)},
+        "train": {"steps": (int, at_least(1), True), "batch": (int, at_least(1), True), "lr": (float, positive(), True),
+                  "refine_lr": (float, positive(), False), "refine_max_error": (float, positive(), False),
+                  "weight_decay": (float, at_least(0), True), "gamma": (float, Rule(low=0, high=1, low_open=True), True),
+                  "clip": (float, positive(), True), "save_every": (int, at_least(1), True),
+                  "seed": (int, at_least(0), False)},
+    }
+
+
+def check_config(cfg, path: str | Path = "config") -> dict:
+    """Check every key and value of a pretraining config (``model:`` against :class:`FlowConfig`);
+    a bad one raises :class:`~hmrm.options.OptionError` naming the file and the key."""
+    from ..options import OptionError, at_least, check_fields, check_value, one_of
+    from .classic import METHODS as CLASSIC
+
+    if not isinstance(cfg, dict):
+        raise OptionError(f"{path}", "must be a mapping with the sections model:, data:, train:")
+    for section in ("model", "data", "train"):
+        if not isinstance(cfg.get(section), dict):
+            raise OptionError(f"{path}: {section}", "missing section (see configs/flow_pretrain.yaml)")
+    for section, keys in _sections().items():
+        for key in cfg[section]:
+            if key not in keys:
+                raise OptionError(f"{path}: {section}.{key}", f"unknown key; known: {', '.join(keys)}")
+        for key, (hint, rule, required) in keys.items():
+            if key in cfg[section]:
+                cfg[section][key] = check_value(f"{path}: {section}.{key}", cfg[section][key], hint, rule)
+            elif required:
+                raise OptionError(f"{path}: {section}.{key}", "missing (see configs/flow_pretrain.yaml)")
+    if cfg["data"]["size"] % 16:
+        raise OptionError(f"{path}: data.size", f"must be a multiple of 16 (the encoder's stride), got {cfg['data']['size']}")
+    known = {f.name for f in fields(FlowConfig)}
+    for key in cfg["model"]:
+        if key not in known:
+            raise OptionError(f"{path}: model.{key}", f"unknown key; known: {', '.join(sorted(known))}")
+    try:
+        check_fields(FlowConfig(**cfg["model"]), {
+            **{k: at_least(1) for k in ("feature_dim", "hidden", "context", "width", "levels", "radius", "iters",
+                                        "refine_hidden")}, "warm_start": one_of(*CLASSIC)})
+    except OptionError as exc:
+        raise exc.renamed(f"{path}: model.{exc.key}") from None
+    return cfg
+
+
 def load_config(path: str | Path) -> dict:
+    """A pretraining config, every value checked (:func:`check_config`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config {path} not found; the shipped one is configs/flow_pretrain.yaml")
-    cfg = yaml.safe_load(path.read_text())
-    for section in ("model", "data", "train"):
-        if section not in cfg:
-            raise ValueError(f"{path}: missing section '{section}:' (see configs/flow_pretrain.yaml)")
-    return cfg
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from None
+    return check_config(cfg, path)
 
 
 def _warm(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch.Tensor | None:
