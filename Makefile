@@ -5,19 +5,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hmrm-installed
-# torch and torchvision must be a pair that imports together; see ../shared/ENVIRONMENT.md or the README.
+# torch and torchvision must be a pair that imports together; these two do (CPU and CUDA, Python 3.10-3.12).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Downloads (face bank photos) and derived data live in git-ignored folders of the repository.
 export HMRM_CACHE ?= $(CURDIR)/.cache/hmrm
 export MPLBACKEND ?= Agg
 SYNTHME ?= data/synthme
 
-.PHONY: venv demo test test-fast figures doctor clean-data help
+.PHONY: venv demo test test-fast figures doctor chapters clean-data help
 
 help:
 	@echo "make demo   - set up .venv if needed, build SynthME, run the main job (HMRM LOSO on SynthME: table + figures)"
 	@echo "make test   - set up .venv if needed, run every test and notebook"
-	@echo "make figures, make doctor, make test-fast (no notebooks), make clean-data"
+	@echo "make figures, make doctor, make test-fast (no notebooks), make chapters (sync .ipynb <-> .py, clear outputs), make clean-data"
 
 venv: $(STAMP)
 
@@ -43,6 +43,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -p no:cacheprovider
+
+# Chapters are jupytext pairs: notebooks/NN_name.ipynb <-> notebooks/NN_name.py (percent format). Whichever
+# of the two was saved last wins; outputs are cleared so that notebooks are committed without them.
+chapters: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb
+	$(VENV)/bin/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/[0-9]*.ipynb
 
 doctor: $(STAMP)
 	$(VENV)/bin/hmrm doctor

@@ -1,4 +1,5 @@
-"""Every chapter is committed without outputs and opens with a papermill `parameters` cell of literals."""
+"""Every chapter is committed without outputs, opens with a papermill `parameters` cell of literals, and
+its notebook matches the jupytext percent-format `.py` it is paired with."""
 
 import ast
 import json
@@ -34,3 +35,22 @@ def test_notebook_is_clean(path):
                 f"{path.name}: commit notebooks without outputs (clear them before committing)"
             )
     assert any(c["cell_type"] == "markdown" and c["source"] for c in cells), path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_matches_its_paired_script(path):
+    import jupytext
+
+    script = path.with_suffix(".py")
+    assert script.is_file(), f"{path.name} has no paired {script.name}: run `make chapters`"
+    nb = json.loads(path.read_text())
+    assert nb["metadata"].get("jupytext", {}).get("formats") == "ipynb,py:percent", (
+        f"{path.name} is not paired: run `.venv/bin/jupytext --set-formats ipynb,py:percent {path}`")
+    text = jupytext.read(script)
+
+    def cells(cs):
+        return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+                 c.get("metadata", {}).get("tags", [])) for c in cs]
+
+    assert cells(nb["cells"]) == cells(text.cells), (
+        f"{path.name} and {script.name} have drifted apart: run `make chapters` (jupytext --sync) and commit both")

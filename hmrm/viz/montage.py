@@ -29,10 +29,7 @@ def pick_showcase(samples, n: int = 5) -> list:
 def synthme_montage(root: str | Path, out: str | Path | None = None, n: int = 5, max_mag: float = 2.0):
     """Draw ``n`` SynthME samples: onset with landmarks and regions, the amplified apex-onset
     difference, the ground-truth flow in colour (saturated at ``max_mag`` px) and as arrows."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: a library never switches it (a notebook's would go dark)
 
     from ..data.synthme import load_frame, load_gt_flow, load_synthme
     from ..face.regions import region_boxes

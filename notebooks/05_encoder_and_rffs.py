@@ -1,7 +1,19 @@
-import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).parent))
-from _nb import make
-cells = [
-("params", '''
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
 # Parameters (papermill can override these)
 SYNTHME_ROOT = ""               # a SynthME build; "" = build the tiny preset into the hmrm cache
 SAMPLE = 0                      # which clip to draw
@@ -13,28 +25,28 @@ EFFICIENCY_BATCHES = [1, 8]     # batch sizes timed in section 6 (`hmrm efficien
 EFFICIENCY_REPEATS = 2          # timed runs per model and batch size (the median is shown)
 THREADS = 0                     # CPU threads for torch; 0 = torch's default
 SEED = 0
-'''),
-("md", '''
-# 05 · The grained Mamba encoder and region fusion (RFFS)
 
-Chapters 02 and 04 built the two halves this chapter joins: an optical-flow map of the face
-(onset to apex) and the bidirectional Mamba block. HMRM reads the flow map as a sequence of
-patches, at two sizes, mixes each sequence with Mamba blocks, and then looks at the face the way
-the paper's *regions feature fusion strategy* (RFFS) does: a few tokens for the eyes, the nose and
-the mouth, from both grains, fused by multi-head self-attention before the classifier.
+# %% [markdown]
+# # 05 · The grained Mamba encoder and region fusion (RFFS)
+#
+# Chapters 02 and 04 built the two halves this chapter joins: an optical-flow map of the face
+# (onset to apex) and the bidirectional Mamba block. HMRM reads the flow map as a sequence of
+# patches, at two sizes, mixes each sequence with Mamba blocks, and then looks at the face the way
+# the paper's *regions feature fusion strategy* (RFFS) does: a few tokens for the eyes, the nose and
+# the mouth, from both grains, fused by multi-head self-attention before the classifier.
+#
+# You will:
+# 1. see the network's input: a flow map (u, v, optical strain) and four region boxes;
+# 2. cut it into patches at each grain and follow the token shapes through the encoder;
+# 3. map the region boxes onto each token grid;
+# 4. look at the RFFS attention over region tokens;
+# 5. switch each ablation on and off and see what changes in the network;
+# 6. measure parameters, FLOPs and CPU latency of HMRM, its ablations and the STSTNet baseline.
+#
+# Everything calls `hmrm.model` (the network), `hmrm.features` (inputs) and `hmrm.efficiency`;
+# `tests/test_model.py` and `tests/test_efficiency.py` test them.
 
-You will:
-1. see the network's input: a flow map (u, v, optical strain) and four region boxes;
-2. cut it into patches at each grain and follow the token shapes through the encoder;
-3. map the region boxes onto each token grid;
-4. look at the RFFS attention over region tokens;
-5. switch each ablation on and off and see what changes in the network;
-6. measure parameters, FLOPs and CPU latency of HMRM, its ablations and the STSTNet baseline.
-
-Everything calls `hmrm.model` (the network), `hmrm.features` (inputs) and `hmrm.efficiency`;
-`tests/test_model.py` and `tests/test_efficiency.py` test them.
-'''),
-("code", '''
+# %%
 import inspect
 
 import matplotlib.pyplot as plt
@@ -55,19 +67,19 @@ if THREADS:
 torch.manual_seed(SEED)
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
-'''),
-("md", '''
-## 1. The input: a flow map and four boxes
 
-`hmrm.features.flow_input` turns a sample into the network's input: the onset-to-apex flow of the
-aligned 256 px face, area-averaged down to S x S with its displacements rescaled to input pixels,
-as three channels **u** (horizontal), **v** (vertical) and **optical strain** (local
-deformation). Here we use SynthME's *exact* flow (`method="gt"`) so that what we see is the true
-motion; training uses an estimator (GRU-AOFE or DIS). `region_boxes_for` gives the four region
-boxes (right eye, left eye, nose, mouth; the subject's right is on the image's left) in the same
-coordinates.
-'''),
-("code", '''
+# %% [markdown]
+# ## 1. The input: a flow map and four boxes
+#
+# `hmrm.features.flow_input` turns a sample into the network's input: the onset-to-apex flow of the
+# aligned 256 px face, area-averaged down to S x S with its displacements rescaled to input pixels,
+# as three channels **u** (horizontal), **v** (vertical) and **optical strain** (local
+# deformation). Here we use SynthME's *exact* flow (`method="gt"`) so that what we see is the true
+# motion; training uses an estimator (GRU-AOFE or DIS). `region_boxes_for` gives the four region
+# boxes (right eye, left eye, nose, mouth; the subject's right is on the image's left) in the same
+# coordinates.
+
+# %%
 sample = samples[SAMPLE]
 x_np = flow_input(sample, method="gt", size=INPUT_SIZE)                  # (3, S, S): u, v, strain
 boxes_np = region_boxes_for(sample, size=INPUT_SIZE)                      # (4, 4): x0, y0, x1, y1
@@ -86,16 +98,16 @@ for (x0, y0, x1, y1), name in zip(boxes_np, REGION_NAMES):
 for ax in axes:
     ax.axis("off")
 plt.tight_layout(); plt.show()
-'''),
-("md", '''
-## 2. Patches at two grains, and the tokens through the encoder
 
-A **grain** is a patch size. Fine patches (8 px at S = 112, a 14 x 14 grid) resolve the corner of
-an eye or a lip; coarse patches (16 px, 7 x 7) see whole regions at once. Each patch becomes one
-token by a convolution with kernel and stride equal to the patch size (the same as flattening the
-patch and applying one linear map), plus a learned positional embedding.
-'''),
-("code", '''
+# %% [markdown]
+# ## 2. Patches at two grains, and the tokens through the encoder
+#
+# A **grain** is a patch size. Fine patches (8 px at S = 112, a 14 x 14 grid) resolve the corner of
+# an eye or a lip; coarse patches (16 px, 7 x 7) see whole regions at once. Each patch becomes one
+# token by a convolution with kernel and stride equal to the patch size (the same as flattening the
+# patch and applying one linear map), plus a learned positional embedding.
+
+# %%
 fig, axes = plt.subplots(1, len(PATCH_SIZES), figsize=(4 * len(PATCH_SIZES), 4))
 for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
     ax.imshow(flow_to_color(flow))
@@ -104,14 +116,14 @@ for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
     g = INPUT_SIZE // p
     ax.set_title(f"patch {p} px: {g} x {g} = {g * g} tokens"); ax.axis("off")
 plt.tight_layout(); plt.show()
-'''),
-("md", '''
-The encoder (`hmrm.model.encoder.GrainedMambaEncoder`) reads each grain's tokens in raster order
-(row by row) and passes them through `depth` pre-norm residual blocks, `t + BiMamba(LayerNorm(t))`.
-The default network follows the paper's width 192 and depth 4; one stack of blocks serves both
-grains (each grain is its own sequence). Below, the shapes at each step for one sample:
-'''),
-("code", '''
+
+# %% [markdown]
+# The encoder (`hmrm.model.encoder.GrainedMambaEncoder`) reads each grain's tokens in raster order
+# (row by row) and passes them through `depth` pre-norm residual blocks, `t + BiMamba(LayerNorm(t))`.
+# The default network follows the paper's width 192 and depth 4; one stack of blocks serves both
+# grains (each grain is its own sequence). Below, the shapes at each step for one sample:
+
+# %%
 model = HMRM(input_size=INPUT_SIZE, patch_sizes=PATCH_SIZES, backend=BACKEND).eval()
 x = torch.from_numpy(x_np)[None]
 boxes = torch.from_numpy(boxes_np)[None]
@@ -131,25 +143,25 @@ for part in ("encoder", "rffs", "head", "grain_heads"):
     print(f"{part:<12} {count_parameters(getattr(model, part)):>9,} parameters")
 print(f"{'total':<12} {count_parameters(model):>9,}")
 assert all(grids[f"p{p}"].shape == (1, INPUT_SIZE // p, INPUT_SIZE // p, 192) for p in PATCH_SIZES)
-'''),
-("md", '''
-The default sizes were chosen by measurement; the encoder's docstring holds the table
-(`benchmarks/encoder_grains.py` makes it) and the reasons:
-'''),
-("code", '''
+
+# %% [markdown]
+# The default sizes were chosen by measurement; the encoder's docstring holds the table
+# (`benchmarks/encoder_grains.py` makes it) and the reasons:
+
+# %%
 doc = inspect.getmodule(enc).__doc__
 print(doc[doc.index("Why these defaults"):])
-'''),
-("md", '''
-## 3. Region boxes on the token grids
 
-RFFS summarises each grain with one token per region plus a global token. A region token is the
-**mean of the tokens whose patch overlaps the box**. Overlap, not containment, so that a region
-always gets at least one token: a box smaller than a patch takes the patch it lies in, and an
-empty box the patch under its corner (`hmrm.model.rffs.region_token_mask`). Coloured cells below
-are the tokens each region pools, drawn on the token grid with the box scaled to grid units.
-'''),
-("code", '''
+# %% [markdown]
+# ## 3. Region boxes on the token grids
+#
+# RFFS summarises each grain with one token per region plus a global token. A region token is the
+# **mean of the tokens whose patch overlaps the box**. Overlap, not containment, so that a region
+# always gets at least one token: a box smaller than a patch takes the patch it lies in, and an
+# empty box the patch under its corner (`hmrm.model.rffs.region_token_mask`). Coloured cells below
+# are the tokens each region pools, drawn on the token grid with the box scaled to grid units.
+
+# %%
 fig, axes = plt.subplots(1, len(PATCH_SIZES), figsize=(4 * len(PATCH_SIZES), 4))
 for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
     g = INPUT_SIZE // p
@@ -165,30 +177,30 @@ for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
     ax.grid(which="minor", color="grey", lw=0.3); ax.tick_params(which="both", length=0)
     ax.set_xticklabels([]); ax.set_yticklabels([])
     counts = ", ".join(f"{n} {int(m.sum())}" for n, m in zip(REGION_NAMES, mask))
-    ax.set_title(f"patch {p}: tokens per region\\n{counts}", fontsize=9)
+    ax.set_title(f"patch {p}: tokens per region\n{counts}", fontsize=9)
 plt.tight_layout(); plt.show()
-'''),
-("code", '''
+
+# %%
 # robustness: a 1-pixel box, an empty box and a box off the image each still pool one token
 odd = torch.tensor([[[50, 50, 51, 51], [60, 60, 60, 60], [200, 200, 220, 220], [0, 0, INPUT_SIZE, INPUT_SIZE]]])
 for p in PATCH_SIZES:
     print(f"patch {p}: tokens pooled per box", region_token_mask(odd, p, INPUT_SIZE // p).flatten(2).sum(-1).tolist()[0])
-'''),
-("md", '''
-## 4. Fusing the regions: multi-head self-attention
 
-The 2 x 5 region tokens (plus a learned embedding that says which grain and region each one is)
-go through one pre-norm multi-head self-attention layer, so that, for instance, the fine mouth
-token can draw on the coarse eye tokens. The fused tokens are averaged into one feature vector
-for the classifier. The model returns the attention weights (`outputs["attention"]`, one
-T x T matrix per head, rows are queries and sum to 1).
+# %% [markdown]
+# ## 4. Fusing the regions: multi-head self-attention
+#
+# The 2 x 5 region tokens (plus a learned embedding that says which grain and region each one is)
+# go through one pre-norm multi-head self-attention layer, so that, for instance, the fine mouth
+# token can draw on the coarse eye tokens. The fused tokens are averaged into one feature vector
+# for the classifier. The model returns the attention weights (`outputs["attention"]`, one
+# T x T matrix per head, rows are queries and sum to 1).
+#
+# An untrained network attends almost uniformly. To have something to look at we fit a *small*
+# HMRM (width 64, one block) for a few dozen steps on the chapter's clips, with their exact flow.
+# On eight clips this is memorisation, not a result: the point is to see the mechanism. Training
+# with leave-one-subject-out evaluation comes with the LOSO chapter.
 
-An untrained network attends almost uniformly. To have something to look at we fit a *small*
-HMRM (width 64, one block) for a few dozen steps on the chapter's clips, with their exact flow.
-On eight clips this is memorisation, not a result: the point is to see the mechanism. Training
-with leave-one-subject-out evaluation comes with the LOSO chapter.
-'''),
-("code", '''
+# %%
 x_all = torch.from_numpy(np.stack([flow_input(s, method="gt", size=INPUT_SIZE) for s in samples]))
 boxes_all = torch.from_numpy(np.stack([region_boxes_for(s, size=INPUT_SIZE) for s in samples]))
 labels = torch.tensor([s.label_index for s in samples])
@@ -214,29 +226,29 @@ for ax, att, title in [(axes[0], before, "untrained"), (axes[1], after, f"after 
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_xlabel("key (attended to)"); ax.set_ylabel("query")
-    ax.set_title(f"RFFS attention, {title}\\n(mean over heads and clips)", fontsize=9)
+    ax.set_title(f"RFFS attention, {title}\n(mean over heads and clips)", fontsize=9)
     plt.colorbar(im, ax=ax, fraction=0.046)
 plt.tight_layout(); plt.show()
 torch.testing.assert_close(out["attention"].sum(-1), torch.ones(out["attention"].shape[:-1]))
 received = dict(zip(names, after.sum(0).tolist()))
 print("attention received per token (column sums):", {k: round(v, 2) for k, v in received.items()})
-'''),
-("md", """
-## 5. The ablation switches
 
-The paper's ablation study removes one idea at a time. Each is a set of `HMRMConfig` overrides in
-`hmrm.model.ABLATIONS`, and `build_model("hmrm", ablation=name)` builds it:
+# %% [markdown]
+# ## 5. The ablation switches
+#
+# The paper's ablation study removes one idea at a time. Each is a set of `HMRMConfig` overrides in
+# `hmrm.model.ABLATIONS`, and `build_model("hmrm", ablation=name)` builds it:
+#
+# | ablation | what changes |
+# |---|---|
+# | `full` | nothing: two grains, bidirectional Mamba, RFFS, multi-scale weighted loss, MotionMix |
+# | `no_motionmix` | the same network; the training pipeline skips MotionMix (recorded in the config) |
+# | `single_grain` | fine patches only (one token grid, one set of region tokens) |
+# | `unidirectional` | `hmrm.ssm.Mamba` instead of `BiMamba`: each token sees only the patches before it |
+# | `no_rffs` | no region tokens, no attention: each grain's tokens are averaged (global average pooling) |
+# | `plain_ce` | one head, unweighted cross-entropy (no per-grain heads, no class weights) |
 
-| ablation | what changes |
-|---|---|
-| `full` | nothing: two grains, bidirectional Mamba, RFFS, multi-scale weighted loss, MotionMix |
-| `no_motionmix` | the same network; the training pipeline skips MotionMix (recorded in the config) |
-| `single_grain` | fine patches only (one token grid, one set of region tokens) |
-| `unidirectional` | `hmrm.ssm.Mamba` instead of `BiMamba`: each token sees only the patches before it |
-| `no_rffs` | no region tokens, no attention: each grain's tokens are averaged (global average pooling) |
-| `plain_ce` | one head, unweighted cross-entropy (no per-grain heads, no class weights) |
-"""),
-("code", """
+# %%
 with torch.no_grad():
     for name, overrides in ABLATIONS.items():
         m = build_model("hmrm", ablation=name, backend=BACKEND).eval()
@@ -244,60 +256,57 @@ with torch.no_grad():
         att = "-" if o["attention"] is None else tuple(o["attention"].shape)
         print(f"{name:<15} {str(overrides):<32} {count_parameters(m):>10,} params  grains {m.grain_names}  "
               f"heads {['fused', *o['grain_logits']]}  attention {att}")
-"""),
-("md", """
-### The loss
 
-`model.loss(outputs, labels, class_weights)` is the multi-scale weighted cross-entropy: one
-cross-entropy per head (fused, and one per grain), each with **class weights** from the training
-fold, `w[c] = n / (k n_c)` (inverse frequency, normalised so that the average training sample
-weighs 1), summed with **scale weights** (default 1 for the fused head, 0.5 per grain):
-"""),
-("code", """
+# %% [markdown]
+# ### The loss
+#
+# `model.loss(outputs, labels, class_weights)` is the multi-scale weighted cross-entropy: one
+# cross-entropy per head (fused, and one per grain), each with **class weights** from the training
+# fold, `w[c] = n / (k n_c)` (inverse frequency, normalised so that the average training sample
+# weighs 1), summed with **scale weights** (default 1 for the fused head, 0.5 per grain):
+
+# %%
 from hmrm.model.loss import multiscale_loss
 
 print("labels of the clips:", labels.tolist(), "-> class weights", [round(w, 3) for w in weights.tolist()])
 total, terms = multiscale_loss(out, labels, weights, small.scale_weights, return_terms=True)
 print("scale weights", small.scale_weights)
 print("cross-entropy per head", {k: round(v.item(), 4) for k, v in terms.items()}, "-> total", round(total.item(), 4))
-"""),
-("md", """
-## 6. How much does it cost?
 
-`hmrm.efficiency` counts, for HMRM, every ablation and the STSTNet baseline (Liong et al. 2019:
-three shallow convolution streams on a 28 x 28 flow picture):
+# %% [markdown]
+# ## 6. How much does it cost?
+#
+# `hmrm.efficiency` counts, for HMRM, every ablation and the STSTNet baseline (Liong et al. 2019:
+# three shallow convolution streams on a 28 x 28 flow picture):
+#
+# * **parameters** of the recognition network (optical flow not included);
+# * **FLOPs per sample** of the forward pass, one multiply-add = 2 FLOPs: dense operations by
+#   `torch.utils.flop_counter.FlopCounterMode`, each selective scan explicitly as 9 B L D N per
+#   direction (the counter would otherwise see only the scan's read-out product, and the scan is
+#   never counted twice);
+# * **CPU latency**, the median of a few forward passes, with the thread count in the header.
+#
+# Latency depends on the machine and what else runs on it: compare rows of one table only.
+# `hmrm efficiency` writes the full table (batches 1 and 32, more repeats) to
+# `figures/efficiency.md`.
 
-* **parameters** of the recognition network (optical flow not included);
-* **FLOPs per sample** of the forward pass, one multiply-add = 2 FLOPs: dense operations by
-  `torch.utils.flop_counter.FlopCounterMode`, each selective scan explicitly as 9 B L D N per
-  direction (the counter would otherwise see only the scan's read-out product, and the scan is
-  never counted twice);
-* **CPU latency**, the median of a few forward passes, with the thread count in the header.
-
-Latency depends on the machine and what else runs on it: compare rows of one table only.
-`hmrm efficiency` writes the full table (batches 1 and 32, more repeats) to
-`figures/efficiency.md`.
-"""),
-("code", """
+# %%
 from hmrm.efficiency import efficiency_markdown, efficiency_rows
 
 rows = efficiency_rows(input_size=INPUT_SIZE, batches=EFFICIENCY_BATCHES, repeats=EFFICIENCY_REPEATS, warmup=1)
 display(Markdown(efficiency_markdown(rows, INPUT_SIZE, EFFICIENCY_REPEATS, warmup=1)))
 full = rows[0]
 assert full.name == "hmrm" and full.params <= 2_000_000 and full.flops <= 1e9, "HMRM's budget: 2 M parameters, 1 GFLOP"
-"""),
-("md", """
-## Summary
 
-* The grained encoder cuts the flow map into 8 px and 16 px patches (196 and 49 tokens at
-  S = 112) and mixes each sequence with four bidirectional Mamba blocks shared by both grains.
-* RFFS pools region tokens (eyes, nose, mouth, global) from every grain by box overlap, robust to
-  tiny boxes, and fuses them with multi-head self-attention; the attention weights are returned.
-* Each ablation is a switch of `HMRMConfig`; the default network has about 1.5 M parameters and
-  0.67 GFLOPs per sample, and the loss adds class-weighted cross-entropies of the fused and the
-  per-grain heads.
-
-Next: training HMRM with leave-one-subject-out cross-validation.
-"""),
-]
-make(cells, "notebooks/05_encoder_and_rffs.ipynb")
+# %% [markdown]
+# ## Summary
+#
+# * The grained encoder cuts the flow map into 8 px and 16 px patches (196 and 49 tokens at
+#   S = 112) and mixes each sequence with four bidirectional Mamba blocks shared by both grains.
+# * RFFS pools region tokens (eyes, nose, mouth, global) from every grain by box overlap, robust to
+#   tiny boxes, and fuses them with multi-head self-attention; the attention weights are returned.
+# * Each ablation is a switch of `HMRMConfig`; the default network has about 1.5 M parameters and
+#   0.67 GFLOPs per sample, and the loss adds class-weighted cross-entropies of the fused and the
+#   per-grain heads.
+#
+# Next: training HMRM with leave-one-subject-out cross-validation.

@@ -1,0 +1,150 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+# Parameters (papermill can override these)
+RUNS_ROOT = "runs"              # searched for LOSO run folders (hmrm reproduce: runs/reproduce/<config>/, hmrm loso: runs/loso/<name>/); relative to the repository
+RUN_QUICK = True                # no run found: run configs/loso_synthme_quick.yaml into the hmrm cache (about a minute on a CPU) so the tables have a row
+QUICK_CONFIG = "configs/loso_synthme_quick.yaml"
+EFFICIENCY_MD = "figures/efficiency.md"  # written by `hmrm efficiency --out figures/efficiency.md`
+
+# %% [markdown]
+# # 07 · Results and efficiency
+#
+# Chapter 06 trained and scored one LOSO run; `hmrm reproduce` and `hmrm loso` leave one run folder
+# each. This chapter gathers every run folder it finds into three tables:
+#
+# 1. the **results table**: one row per run (data set, model, flow, ablation, epochs, folds done),
+#    our honest UF1 / UAR, the optimistic "best epoch on test" figures in their own labelled
+#    columns, and the paper's reported figures beside ours where the paper gives them;
+# 2. the **ablation table**: the HMRM runs by ablation, per data set, with the change against the
+#    full network;
+# 3. the **efficiency table**: parameters, FLOPs and CPU latency of HMRM, its ablations and the
+#    baseline (`figures/efficiency.md`).
+#
+# Everything is read from files (`hmrm.train.results`); nothing is trained here, except, when no
+# run exists at all, the quick SynthME config of chapter 06 (STSTNet, 20 epochs, tiny set), so
+# that the tables are never empty.
+
+# %%
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from hmrm.train import results as R
+from hmrm.utils import cache_dir
+
+
+def in_repo(path):
+    path = Path(path)
+    return path if path.is_absolute() else R.REPO / path
+
+
+roots = [in_repo(RUNS_ROOT)]
+found = R.find_run_dirs(roots)
+print(f"{len(found)} run folder(s) under {roots[0]}")
+if not found and RUN_QUICK:
+    from hmrm.train.reproduce import reproduce
+
+    quick_out = cache_dir("results_quick")
+    print(f"no run yet: running {QUICK_CONFIG} into {quick_out} (a pipeline check, not a result)")
+    reproduce([in_repo(QUICK_CONFIG)], out=quick_out)
+    roots.append(quick_out)
+    found = R.find_run_dirs(roots)
+for d in found:
+    print("  " + str(d))
+
+# %% [markdown]
+# ## How to read the tables
+#
+# **Honest UF1 / UAR.** Each fold trains for a fixed number of epochs and the model of the *last*
+# epoch predicts the held-out subject once. The predictions of every fold are pooled into one
+# confusion matrix and scored: that is the MEGC definition, and the only figure we call a result.
+# Pooling matters because a held-out subject has a handful of clips, often none of some class: an
+# F1 per fold is mostly noise, and the mean of such numbers is not what the literature reports.
+# UF1 (mean F1 over classes) and UAR (mean recall over classes) weigh a rare class as much as a
+# frequent one.
+#
+# **95 % intervals.** Beside each honest score, the interval a bootstrap over the held-out subjects
+# gives (chapter 06, section 6): how far the score could move had other subjects of the same kind
+# been recorded. With ten SynthME subjects it spans about ±0.1 UF1; with the 26 subjects of CASME II
+# it is narrower. Two rows whose intervals overlap widely are not shown to differ; the paired
+# interval of a difference (below, for the ablations) is the fair test when two runs share their
+# subjects.
+#
+# **Best epoch on test (OPTIMISTIC).** For each held-out subject, the epoch that scored best on that
+# same subject. It selects on the test data, so it is not a result; it is shown in separate,
+# labelled columns only because some published code reports it. The gap between the two columns
+# is how much that choice flatters a model.
+#
+# **PARTIAL.** A run that has not held out every subject yet (interrupted, or a `FOLDS=N` quick
+# look). Its scores pool the folds done only and are not a LOSO result.
+#
+# **The paper's figures.** `paper UF1` / `paper UAR` are the figures the paper reports for the full
+# HMRM (source: `../shared/PAPER.md`, "Results reported"). They appear only beside runs of the full
+# HMRM on the same data set with our paper config's class scheme, and stay blank everywhere else:
+# the paper reports no ablation or baseline figures. Even where both appear, the set-ups may
+# differ: the paper's GRU-AOFE was pretrained on FlyingChairs / FlyingThings, ours on generated pairs with
+# a refinement stage added (README, Optical flow), and
+# it names no class scheme, input size or batch size.
+#
+# **SynthME is not comparable.** SynthME is our synthetic data set (rendered faces, exact flow,
+# a few subjects); the paper never used it. Its rows show that the pipeline runs end to end, and a
+# quick run's scores on a tiny set are noise. No SynthME figure says anything about CASME II, SAMM,
+# SMIC-HS or the composite.
+
+# %%
+results = R.results_table(roots=roots, relative_to=R.REPO)
+display(Markdown(R.results_markdown(results)))
+
+# %% [markdown]
+# ## Ablations
+#
+# The paper's ablation study removes one part at a time: MotionMix (`no_motionmix`), the second
+# grain (`single_grain`), the backward scan (`unidirectional`), region fusion (`no_rffs`) and the
+# multi-scale loss (`plain_ce`). Run them with `hmrm reproduce` on a config with `ablation: <name>`
+# (or `hmrm loso --ablation <name>`); each lands here as one row. The change is measured against the
+# full network of the same data set, class scheme, flow and epochs, and is blank when there is no
+# such run. Its paired interval resamples the same held-out subjects for the ablated and the full
+# run: an ablation whose interval contains 0 has not been shown to matter on this data.
+
+# %%
+ablations = R.ablation_table(results)
+display(Markdown(R.ablation_markdown(ablations)))
+if ablations.empty:
+    print("no HMRM run yet: the ablation table fills in as HMRM runs finish")
+
+# %% [markdown]
+# ## Efficiency
+#
+# The paper reports efficiency as parameters and FLOPs. `hmrm efficiency` measures both for HMRM,
+# each ablation and STSTNet, and CPU latency besides; the file states its conventions (what a FLOP
+# is, how the selective scan is counted) above the table. Latency depends on the machine: compare
+# rows of one table only.
+
+# %%
+efficiency, text = R.read_efficiency(in_repo(EFFICIENCY_MD))
+display(Markdown(text))
+efficiency
+
+# %% [markdown]
+# ## Adding rows
+#
+# Every finished or interrupted run folder under `RUNS_ROOT` is a row: `hmrm reproduce configs/<name>.yaml`
+# writes `runs/reproduce/<name>/`, `hmrm loso` writes `runs/loso/<name>/`, and `make demo` (`hmrm demo`)
+# writes its five SynthME rows to `runs/demo/` (with `--ablations`, the ablation rows to
+# `runs/demo/ablations/<flow>/`). Run this chapter again (or
+# `hmrm.train.results.results_table()` from Python) to refresh the tables; nothing here writes to the
+# run folders.
