@@ -12,7 +12,7 @@ export HMRM_CACHE ?= $(CURDIR)/.cache/hmrm
 export MPLBACKEND ?= Agg
 SYNTHME ?= data/synthme
 
-.PHONY: venv demo test test-fast figures doctor chapters clean-data help
+.PHONY: venv demo test test-fast test-browser figures doctor chapters clean-data help
 
 help:
 	@echo "make demo   - set up .venv if needed, build SynthME, run the main job (HMRM LOSO on SynthME: table + figures)"
@@ -40,6 +40,12 @@ figures: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+
+# The flow explorer in JupyterLab in headless Chromium (Debian's chromium package, driven by Playwright;
+# no browser download). Skipped by `make test` where Chromium or Playwright is missing.
+test-browser: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,browser]'
+	$(PY) -m pytest tests/browser -p no:cacheprovider
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -p no:cacheprovider

@@ -547,11 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm.set_defaults(func=_cmd_demo)
 
     rp = sub.add_parser(
-        "reproduce", help="run the LOSO notebook (chapter 06) once per YAML config with papermill (resumable)",
+        "reproduce", help="run the LOSO job notebook once per YAML config with papermill (resumable)",
         formatter_class=_Help,
-        description="For each CONFIG (a YAML of configs/, its keys the parameters of notebooks/06_loso_training.ipynb "
+        description="For each CONFIG (a YAML of configs/, its keys the parameters of notebooks/jobs/loso_run.ipynb "
         "in either case: epochs: 1000 sets EPOCHS), executes that notebook with papermill into OUT/<config name>/: "
-        "the executed 06_loso_training.ipynb and the run's files beside it (config.json, folds/, predictions.csv, "
+        "the executed loso_run.ipynb and the run's files beside it (config.json, folds/, predictions.csv, "
         "metrics.json, confusion.png, training.png). A config whose metrics.json already covers every fold asked "
         "for, with the same epochs, is skipped; an interrupted one continues from its finished folds and checkpoints. "
         "Everything is checked before any training: an unknown config key, a missing config file, a licensed data "

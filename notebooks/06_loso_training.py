@@ -14,45 +14,29 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters: papermill and `hmrm reproduce` override these, configs/*.yaml set them per run
-DATASET = "synthme"             # synthme, casme2, samm, smic or composite
-DATA_ROOT = None                # folder of the data set, None with synthme: the tiny SynthME build in the hmrm cache
-PREPARED = None                 # licensed sets: the --out folder of `hmrm prepare`
-CLASS_SCHEME = None             # None: the default of the data set, casme2_5, samm5, smic3, or composite3 (synthme, composite)
-FLOW_METHOD = "gt"              # gt (SynthME's exact flow, quick), dis_tuned, tvl1, farneback, dis, gru_aofe
-MODEL = "ststnet"               # ststnet (small baseline, quick) or hmrm
-ABLATION = "full"               # HMRM only: full, no_motionmix, single_grain, unidirectional, no_rffs, plain_ce
-MODEL_OPTIONS = {}              # model keyword arguments, e.g. {"d_model": 32, "depth": 1} for a tiny HMRM
-INPUT_SIZE = 112                # side of the flow maps the network sees
-EPOCHS = 20                     # fixed epochs per fold (the paper: 1000)
-FOLDS = None                    # None: every subject, a full LOSO. N: only the first N folds, a quick look
-BATCH_SIZE = 32
-LR = 0.0005                     # AdamW (peak) learning rate (the paper's)
-WEIGHT_DECAY = 0.01             # AdamW weight decay, the PyTorch default (the paper gives none)
-SCHEDULE = "constant"           # constant, or cosine (linear warm-up, then cosine decay)
-WARMUP_EPOCHS = 0               # cosine only: epochs of linear warm-up
-LABEL_SMOOTHING = 0.0           # label smoothing of the cross-entropy (0 = off)
-EMA = 0.0                       # decay per step of the weight average that predicts (0 = off, e.g. 0.99)
-MOTIONMIX_P = 0.5               # probability that a training sample is mixed (0 = no MotionMix)
-AMP = False                     # mixed precision on CUDA
-DEVICE = "auto"                 # auto, cpu, cuda, cuda:N
-THREADS = 0                     # CPU threads for torch outside the folds, 0 for the torch default
-WORKERS = 1                     # processes training folds side by side on a CPU (None: one per core); same results
+# Parameters (papermill can override these)
+SUBJECTS = 3                    # bank subjects of the tiny SynthME this chapter builds (4 clips each)
+SYNTHME_ROOT = ""               # "": the tiny build in the hmrm cache; or a folder `hmrm synthme` wrote (then SUBJECTS is unused)
+FLOW_METHOD = "gt"              # gt: SynthME's exact flow (no estimation cost); dis_tuned, tvl1, gru_aofe also work
+INPUT_SIZE = 64                 # side of the flow maps the network sees
+EPOCHS = 40                     # fixed epochs per fold
+FOLDS = None                    # None: every subject (a LOSO result); N: only the first N folds (a quick look)
 SEED = 0
-RUN_DIR = None                  # None: a folder under the hmrm cache named after the settings
+RUN_DIR = ""                    # "": a folder under the hmrm cache named after the settings
 
 # %% [markdown]
 # # 06 · Leave-one-subject-out training
 #
 # Chapters 01 to 05 built the parts: faces and SynthME, optical flow, MotionMix, the selective scan
-# and the grained Mamba encoder with RFFS. This chapter trains a network on them and scores it the
+# and the grained Mamba encoder with RFFS. This chapter trains **HMRM** on them and scores it the
 # way the micro-expression literature does, with **leave-one-subject-out** (LOSO) cross-validation,
 # and with no choice that peeks at the test subject.
 #
-# The cell above holds every setting. With its defaults the chapter trains the small STSTNet
-# baseline on the tiny SynthME build with its exact flow: about a minute on a laptop CPU. The paper's
-# settings live in `configs/loso_*.yaml`; `hmrm reproduce configs/loso_casme2_5.yaml --data-root ...`
-# runs this same notebook with them (papermill) and keeps the executed copy beside the run's files.
+# With its defaults the chapter trains the demo's small HMRM (64 px inputs, one Mamba layer, a
+# convolutional stem) on a tiny SynthME of a few subjects with its exact flow: about a minute on a
+# laptop CPU. It is a lesson, so the data are tiny and the scores mean little; `make demo` runs the
+# same harness on the full SynthME, and the paper's runs are a job of their own
+# (`hmrm reproduce configs/loso_*.yaml`, which executes `notebooks/jobs/loso_run.ipynb`).
 #
 # You will:
 # 1. see the folds: one per subject;
@@ -68,26 +52,23 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from IPython.display import Image, Markdown, display
 
+from hmrm.data.synthme import load_synthme, tiny_synthme
 from hmrm.train import loso_splits, run_loso
-from hmrm.train.reproduce import config_from_parameters, loso_samples
 from hmrm.utils import cache_dir
 
-if THREADS:
-    torch.set_num_threads(THREADS)
-samples = loso_samples(DATASET, DATA_ROOT, PREPARED, CLASS_SCHEME, seed=SEED)
-print(f"{DATASET}: {samples.summary()}")
+samples = load_synthme(SYNTHME_ROOT) if SYNTHME_ROOT else tiny_synthme(seed=SEED, subjects=SUBJECTS)
+print(f"SynthME: {samples.summary()}")
 
 # %% [markdown]
 # ## 1. One fold per subject
 #
-# Micro-expression data sets are small (CASME II: 247 clips of 26 people) and a face is easy to
-# recognise: a model scored on clips of people it trained on partly learns *who* is moving, not
-# *how*. LOSO holds out one subject at a time: fold *s* trains on every other subject and predicts
-# the clips of *s* once. Every clip is predicted exactly once, by a model that never saw its
-# subject.
+# Micro-expression data sets are small (CASME II: 255 coded clips of 26 people, of which the usual
+# five-class scheme keeps 247) and a face is easy to recognise: a model scored on clips of people it
+# trained on partly learns *who* is moving, not *how*. LOSO holds out one subject at a time: fold *s*
+# trains on every other subject and predicts the clips of *s* once. Every clip is predicted exactly
+# once, by a model that never saw its subject.
 
 # %%
 groups = [s.group for s in samples]
@@ -104,29 +85,18 @@ for subject, train_idx, test_idx in loso_splits(groups):
 # **Pooled scores.** A held-out subject often has a handful of clips, some classes none at all: a
 # per-fold F1 is mostly noise. The MEGC protocol pools the predictions of every fold into one
 # confusion matrix and scores that: **UF1**, the unweighted mean over classes of the F1 score, and
-# **UAR**, the unweighted mean of the per-class recalls. Both weigh a rare class as much as a
-# frequent one, which plain accuracy does not.
+# **UAR** (unweighted average recall), the mean of the per-class recalls. Both weigh a rare class as
+# much as a frequent one, which plain accuracy does not.
 #
 # **Fixed epochs.** Each fold trains for exactly `EPOCHS` epochs and the model of the *last* epoch
 # predicts the held-out subject. Picking, per fold, the epoch that scored best on that subject
-# selects on the test data: with many epochs and few test clips it inflates the score a lot. Some
+# selects on the test data: with many epochs and few test clips it inflates the score. Some
 # published code does exactly that. The harness records the held-out accuracy after every epoch
 # only to print that figure beside the honest one, **labelled as optimistic**; training never reads
 # it.
 #
 # Everything the network is normalised with (the per-channel scale of the flow maps, the class
 # weights of the loss, the MotionMix partners) comes from the training fold only.
-
-# %%
-# the parameters above -> one LOSOConfig (every value checked; hmrm reproduce uses the same function)
-config = config_from_parameters(globals())
-if RUN_DIR:
-    run_dir = Path(RUN_DIR)
-else:
-    name = "-".join([DATASET, MODEL] + ([ABLATION] if MODEL == "hmrm" else []) + [FLOW_METHOD, f"e{EPOCHS}", f"seed{SEED}"])
-    run_dir = cache_dir("loso_runs") / name
-print(json.dumps(config.to_dict(), indent=1))
-print("run folder:", run_dir)
 
 # %% [markdown]
 # ## 3. The recipe, and where its settings come from
@@ -136,15 +106,15 @@ print("run folder:", run_dir)
 # how often MotionMix mixes. The paper gives one line of it ("AdamW, learning rate 0.0005, 1000
 # epochs", for its full network on a GPU). A small network trained for a few minutes on a CPU needs
 # its own, and on a data set of 160 clips the recipe moves a score by more than most architectural
-# ideas do. The harness offers:
+# ideas do. The harness (`hmrm.train.LOSOConfig`) offers:
 #
-# * `SCHEDULE = "cosine"`: a linear warm-up over `WARMUP_EPOCHS`, then the rate decays along a half
+# * `schedule="cosine"`: a linear warm-up over `warmup_epochs`, then the rate decays along a half
 #   cosine towards zero, so the last epochs, the only ones scored, take small steps;
-# * `LABEL_SMOOTHING`: the target of each clip keeps only part of its weight on the labelled class,
+# * `label_smoothing`: the target of each clip keeps only part of its weight on the labelled class,
 #   which keeps a network from becoming overconfident on few examples;
-# * `EMA`: an exponential moving average of the weights, updated every step, predicts the held-out
-#   subject instead of the last weights;
-# * `MOTIONMIX_P`: how often a training clip gets the eye and mouth regions of another clip of its
+# * `ema`: an exponential moving average (EMA) of the weights, updated every step, predicts the
+#   held-out subject instead of the last weights;
+# * `motionmix_p`: how often a training clip gets the eye and mouth regions of another clip of its
 #   class (chapter 03).
 #
 # **Choosing them honestly.** Trying settings and keeping the one that scores best on the data you
@@ -152,13 +122,20 @@ print("run folder:", run_dir)
 # chooses every setting on a *development* SynthME built with another seed (same face bank, none of
 # the same clips), gives HMRM and the baseline the same number of tries, and scores the demo's
 # SynthME and a third, untouched seed only with the winners (`benchmarks/recipe_search.py`, whose
-# table is `benchmarks/results/recipe_search.md`). The demo's recipes:
+# table is `benchmarks/results/recipe_search.md`). The demo's recipes, and the configuration this
+# chapter trains (HMRM's recipe with `EPOCHS` from the parameters cell):
 
 # %%
 from hmrm.demo import DEMO_RECIPES, describe_recipe
+from hmrm.train.recipe import recipe_config
 
 for name, recipe in DEMO_RECIPES.items():
     print(f"{name:8s} {describe_recipe(recipe)}")
+config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow=FLOW_METHOD, input_size=INPUT_SIZE,
+                       seed=SEED, folds=FOLDS)
+run_dir = Path(RUN_DIR) if RUN_DIR else cache_dir("loso_runs") / f"chapter06-hmrm-{FLOW_METHOD}-s{len(set(groups))}-e{EPOCHS}-seed{SEED}"
+print(json.dumps(config.to_dict(), indent=1))
+print("run folder:", run_dir)
 
 # %% [markdown]
 # ## 4. Train and score
@@ -169,7 +146,7 @@ for name, recipe in DEMO_RECIPES.items():
 # refused.
 
 # %%
-result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS)
+result = run_loso(samples, config, run_dir, progress=False)
 metrics = result.metrics
 print(result.table())
 
@@ -177,8 +154,8 @@ print(result.table())
 # ## 5. Honest and optimistic, side by side
 #
 # The first row is the result: the final epoch of every fold, pooled. The second is what selecting
-# the best epoch on each held-out subject would have reported. The gap between them is how much a
-# test-set epoch choice flatters a model; on a small data set it is large.
+# the best epoch on each held-out subject would have reported; the gap printed under the table is
+# how much that test-set choice flatters this run.
 
 # %%
 h, b = metrics["honest"], metrics.get("best_epoch_on_test")
@@ -188,6 +165,8 @@ table += "".join(f"| {name} | {m['uf1']:.3f} | {m['uar']:.3f} | {m['accuracy']:.
 if not metrics["complete"]:
     table += f"\n**{metrics['partial_note']}**\n"
 display(Markdown(table))
+if b:
+    print(f"optimistic minus honest: UF1 {b['uf1'] - h['uf1']:+.3f}, UAR {b['uar'] - h['uar']:+.3f}")
 
 # %% [markdown]
 # The confusion matrix pools every fold's final-epoch predictions (rows: true class). The training
@@ -210,7 +189,7 @@ for figure in ("confusion.png", "training.png"):
 # the middle 95 % of the scores.
 #
 # How to read it:
-# * it is wide with few subjects (with the ten subjects of SynthME often ±0.1 UF1): two runs whose
+# * it is wide with few subjects (with the handful of subjects here, very wide): two runs whose
 #   intervals overlap a lot are not shown to differ;
 # * to compare two runs on the *same* subjects, resample the same subjects for both and look at the
 #   interval of the **difference** (`hmrm.train.stats.paired_difference`, what the demo reports):
@@ -226,18 +205,6 @@ if ci:
     print(f"UAR {h['uar']:.3f}, 95% interval over {ci['n_subjects']} subjects [{ci['uar'][0]:.3f}, {ci['uar'][1]:.3f}]")
 
 # %% [markdown]
-# **Self-check.** The cell below asserts what makes this run a LOSO result: every clip of the data
-# set was predicted exactly once, and the pooled score lies inside its own interval. Set `FOLDS = 1`
-# in the parameters cell, run the chapter again, and watch the first check fail: a run that has not
-# held out every subject is a quick look, not a result.
-
-# %%
-assert int(np.sum(h["confusion"])) == len(samples), (
-    f"only {int(np.sum(h['confusion']))} of {len(samples)} clips were predicted: {metrics.get('partial_note', '')}")
-assert ci is not None and ci["uf1"][0] <= h["uf1"] <= ci["uf1"][1]
-print("self-check passed: every clip predicted once, the score inside its interval")
-
-# %% [markdown]
 # ## 7. Where the run lives
 #
 # Everything is in the run folder: `config.json` (settings, input fingerprint, device),
@@ -247,4 +214,33 @@ print("self-check passed: every clip predicted once, the score inside its interv
 # %%
 print(f"run folder: {run_dir.resolve()}")
 for p in sorted(run_dir.iterdir()):
-    print("  " + p.name + ("/" if p.is_dir() else ""))
+    if not p.name.startswith("."):
+        print("  " + p.name + ("/" if p.is_dir() else ""))
+
+# %% [markdown]
+# ## Check yourself
+#
+# The cell below asserts what makes this run a LOSO result: every clip of the data set was
+# predicted exactly once, and the pooled score lies inside its own interval. Set `FOLDS = 1` in the
+# parameters cell, run the chapter again, and watch the first check fail: a run that has not held
+# out every subject is a quick look, not a result.
+
+# %%
+assert int(np.sum(h["confusion"])) == len(samples), (
+    f"only {int(np.sum(h['confusion']))} of {len(samples)} clips were predicted: {metrics.get('partial_note', '')}")
+assert ci is not None and ci["uf1"][0] <= h["uf1"] <= ci["uf1"][1]
+print("self-check passed: every clip predicted once, the score inside its interval")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Recompute the score.** Read `predictions.csv` from the run folder and compute UF1 and UAR
+#    yourself from its true and predicted classes (the mean over classes of F1, and of recall).
+#    Do you get the numbers of `metrics.json`?
+# 2. **The optimistic number, by hand.** `folds/<subject>/result.json` holds each fold's held-out
+#    accuracy after every epoch. Pick, per fold, the best epoch, and explain why the figure this
+#    gives cannot be lower than the honest one's accuracy on average, and why it is not a result.
+# 3. **Interval and subjects.** Rebuild the run with `SUBJECTS = 2` and with `SUBJECTS = 4`. How
+#    does the width of the UF1 interval change, and why?
+#
+# Solutions: `notebooks/solutions/06_loso_training_solutions.ipynb` (open it after trying).

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(ROOT.glob("*.ipynb"))  # the chapters
+ALL = sorted(ROOT.glob("**/*.ipynb"))  # chapters, their solutions, the job notebook
 
 
 def test_chapters_exist_and_are_numbered():
@@ -17,7 +19,7 @@ def test_chapters_exist_and_are_numbered():
         assert n[:2].isdigit() and n[2] == "_", n
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_notebook_is_clean(path):
     nb = json.loads(path.read_text())
     cells = nb["cells"]
@@ -37,7 +39,7 @@ def test_notebook_is_clean(path):
     assert any(c["cell_type"] == "markdown" and c["source"] for c in cells), path.name
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_notebook_matches_its_paired_script(path):
     import jupytext
 
@@ -54,3 +56,20 @@ def test_notebook_matches_its_paired_script(path):
 
     assert cells(nb["cells"]) == cells(text.cells), (
         f"{path.name} and {script.name} have drifted apart: run `make chapters` (jupytext --sync) and commit both")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_calls_only_public_package_code(path):
+    """A chapter teaches with the package's public functions: no `obj._name` and no `from hmrm... import _name`."""
+    nb = json.loads(path.read_text())
+    for c in nb["cells"]:
+        if c["cell_type"] != "code":
+            continue
+        src = "".join(c["source"])
+        tree = ast.parse("\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                pytest.fail(f"{path.name}: private attribute .{node.attr} in {src.strip()[:60]!r}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hmrm"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name}: imports private {private} from {node.module}"

@@ -33,6 +33,9 @@ def test_every_view_draws(samples):
         v = compute_view(samples, ExplorerState(0, "dis", samples[0].apex, view, True), _fast())
         fig = draw_view(v)
         assert len(fig.axes) >= 3
+        insets = [c for a in fig.axes for c in a.child_axes]
+        keys = [a for a in insets if a.get_title().endswith(" px") and a.get_title()[0].isdigit()]
+        assert len(keys) == (2 if view == "colour" else 0)  # a colour wheel beside each colour-coded flow
 
 
 def test_widget_sweeps_every_control(samples):

@@ -3,7 +3,7 @@
 * :mod:`hmrm.train.metrics` - UF1, UAR, accuracy and confusion matrix pooled over folds (MEGC);
 * :mod:`hmrm.train.loso` - ``LOSOConfig``, ``run_loso`` (resumable, honest: fixed epochs, the final
   epoch's predictions pooled over every held-out subject);
-* :mod:`hmrm.train.reproduce` - ``hmrm reproduce``: chapter 06 run with papermill once per config;
+* :mod:`hmrm.train.reproduce` - ``hmrm reproduce``: the LOSO job notebook run with papermill once per config;
 * :mod:`hmrm.train.results` - run folders gathered into the results and ablation tables (with the
   paper's reported figures beside ours), and the efficiency table read back.
 """

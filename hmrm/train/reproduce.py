@@ -1,12 +1,12 @@
-"""``hmrm reproduce``: run chapter 06 (the parameterised LOSO notebook) once per YAML config, with papermill.
+"""``hmrm reproduce``: run the LOSO job notebook (``notebooks/jobs/loso_run.ipynb``) once per YAML config, with papermill.
 
 ::
 
     for each configs/<name>.yaml:
-        parameters <- the YAML, each key mapped onto a parameter of notebooks/06_loso_training.ipynb
+        parameters <- the YAML, each key mapped onto a parameter of notebooks/jobs/loso_run.ipynb
         parameters <- command-line overrides (--data-root, --prepared, --device, --epochs)
         <out>/<name>/metrics.json complete (and for the same epochs)?  -> skip, already done
-        papermill: notebooks/06 -> <out>/<name>/06_loso_training.ipynb, RUN_DIR = <out>/<name>
+        papermill: notebooks/jobs/loso_run.ipynb -> <out>/<name>/loso_run.ipynb, RUN_DIR = <out>/<name>
                    (run_loso writes config.json, folds/, metrics.json, ... beside the notebook)
 
 Key mapping
@@ -38,7 +38,7 @@ from ..data.records import DataError
 from ..options import OptionError
 
 REPO = Path(__file__).resolve().parents[2]
-NOTEBOOK = REPO / "notebooks" / "06_loso_training.ipynb"
+NOTEBOOK = REPO / "notebooks" / "jobs" / "loso_run.ipynb"
 CONFIG_DIR = REPO / "configs"
 LICENSED = ("casme2", "samm", "smic", "composite")
 
@@ -278,7 +278,7 @@ def _score_line(metrics: dict | None) -> str:
 def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
               device: str | None = None, epochs: int | None = None, dry_run: bool = False,
               log: Callable[[str], None] = print) -> list[PlannedRun]:
-    """Run notebook 06 for every config not yet done (see the module docstring); return the plan
+    """Run the job notebook for every config not yet done (see the module docstring); return the plan
     with each run's metrics. A failing notebook raises :class:`ReproduceError` naming the executed
     notebook, which holds the traceback."""
     runs = plan(configs, out, data_root, prepared, device, epochs)

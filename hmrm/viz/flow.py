@@ -25,6 +25,19 @@ def flow_to_color(flow: np.ndarray, max_mag: float | None = None) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
 
 
+def add_flow_wheel(ax, max_mag: float, size: float = 0.28, corner: str = "lower right"):
+    """Put the colour key of :func:`flow_to_color` in a corner of ``ax``: the wheel's rim is a
+    displacement of ``max_mag`` px (the saturation of the image beside it), its hue the direction.
+    Returns the inset axes."""
+    x = 1 - size if "right" in corner else 0.0
+    y = 0.0 if "lower" in corner else 1 - size
+    inset = ax.inset_axes([x, y, size, size])
+    inset.imshow(flow_wheel(64))
+    inset.set_title(f"{max_mag:g} px", fontsize=6, pad=1)
+    inset.axis("off")
+    return inset
+
+
 def flow_wheel(size: int = 101) -> np.ndarray:
     """The colour key: the colour of every flow vector inside a unit disc."""
     r = np.linspace(-1, 1, size, dtype=np.float32)

@@ -79,7 +79,7 @@ def draw_view(view: dict, fig=None, max_mag: float = 2.0):
     """Draw a :func:`compute_view` result: frame, flow in the chosen view, and the ground truth if any."""
     import matplotlib.pyplot as plt
 
-    from .flow import flow_to_color
+    from .flow import add_flow_wheel, flow_to_color
     from .overlays import draw_flow_arrows, draw_regions
 
     panels = 3 if view["gt"] is not None else 2
@@ -93,6 +93,7 @@ def draw_view(view: dict, fig=None, max_mag: float = 2.0):
     def show(ax, flow, name):
         if view["view"] == "colour":
             ax.imshow(flow_to_color(flow, max_mag))
+            add_flow_wheel(ax, max_mag)
         elif view["view"] == "magnitude":
             im = ax.imshow(np.linalg.norm(flow, axis=-1), cmap="magma", vmin=0, vmax=max_mag)
             fig.colorbar(im, ax=ax, fraction=0.046, label="px")
