@@ -1,6 +1,7 @@
 """hmrm.ssm.scan: the parallel scan against the readable loop, against mambapy, and the kernel."""
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -157,18 +158,22 @@ def test_errors_are_clear():
             selective_scan(*core, backend="mamba_ssm")
 
 
-def test_auto_reports_its_choice_once(monkeypatch, capsys):
+def test_auto_reports_its_choice_once(monkeypatch, capsys, caplog):
+    """Once per process, to the "hmrm.ssm" logger at INFO: nothing on a student's screen by default."""
+    caplog.set_level(logging.INFO, logger="hmrm.ssm")
     monkeypatch.setattr(scan, "_reported", set())
     t = {k: v.detach() for k, v in make_inputs(1, 2, 3, 2).items()}
     for _ in range(3):
         selective_scan(*(t[k] for k in NAMES[:5]))
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = [r.getMessage() for r in caplog.records if r.name == "hmrm.ssm"]
     assert len(lines) == 1 and "'fused'" in lines[0]   # float32 on the CPU: the compiled loops
+    assert capsys.readouterr().err == ""
 
 
-def test_auto_prefers_the_kernel_only_where_it_can_run(monkeypatch, capsys):
+def test_auto_prefers_the_kernel_only_where_it_can_run(monkeypatch, caplog):
     """Dispatch logic with a stand-in kernel: CUDA float32 -> mamba_ssm; CPU float32 -> fused;
     float64 -> parallel."""
+    caplog.set_level(logging.INFO, logger="hmrm.ssm")
     monkeypatch.setattr(scan, "_mamba_ssm_kernel", lambda: (lambda *a, **k: None, ""))
     monkeypatch.setattr(scan, "_reported", set())
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
@@ -181,7 +186,7 @@ def test_auto_prefers_the_kernel_only_where_it_can_run(monkeypatch, capsys):
         scan.resolve_backend("mamba_ssm", cpu)
     with pytest.raises(RuntimeError, match="fused.*CPU"):
         scan.resolve_backend("fused", cuda)
-    assert len(capsys.readouterr().err.strip().splitlines()) == 3   # one line per choice made
+    assert len([r for r in caplog.records if r.name == "hmrm.ssm"]) == 3   # one line per choice made
 
 
 def test_fused_against_float64_reference():

@@ -73,8 +73,8 @@ Autograd on the loop would instead store and replay thousands of small operation
 from __future__ import annotations
 
 import functools
+import logging
 import math
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -256,9 +256,9 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = tor
         choice, reason = "fused", "compiled CPU loops (Numba)"
     else:
         choice, reason = "parallel", f"pure PyTorch; {why}" + ("" if device.type != "cpu" else f"; {numba_why}")
-    if choice not in _reported:
+    if choice not in _reported:  # once per process, at INFO: runs record it in config.json, `hmrm doctor` lists all
         _reported.add(choice)
-        print(f"hmrm.ssm: selective_scan backend 'auto' -> {choice!r} ({reason})", file=sys.stderr)
+        logging.getLogger("hmrm.ssm").info("selective_scan backend 'auto' -> %r (%s)", choice, reason)
     return choice
 
 
