@@ -64,9 +64,9 @@ print(f"SynthME: {samples.summary()}")
 # %% [markdown]
 # ## 1. One fold per subject
 #
-# Micro-expression data sets are small (CASME II: 255 coded clips of 26 people, of which the usual
-# five-class scheme keeps 247) and a face is easy to recognise: a model scored on clips of people it
-# trained on partly learns *who* is moving, not *how*. LOSO holds out one subject at a time: fold *s*
+# Micro-expression data sets are small (CASME II's coding sheet lists 255 clips of 26 people; the
+# HMRM paper evaluates on 247 of them) and a face is easy to recognise: a model scored on clips of
+# people it trained on partly learns *who* is moving, not *how*. LOSO holds out one subject at a time: fold *s*
 # trains on every other subject and predicts the clips of *s* once. Every clip is predicted exactly
 # once, by a model that never saw its subject.
 
