@@ -53,8 +53,9 @@ test-fast: $(STAMP)
 # Chapters are jupytext pairs: notebooks/NN_name.ipynb <-> notebooks/NN_name.py (percent format). Whichever
 # of the two was saved last wins; outputs are cleared so that notebooks are committed without them.
 chapters: $(STAMP)
-	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb
-	$(VENV)/bin/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/[0-9]*.ipynb
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb notebooks/solutions/*.ipynb notebooks/jobs/*.ipynb
+	$(VENV)/bin/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/[0-9]*.ipynb \
+		notebooks/solutions/*.ipynb notebooks/jobs/*.ipynb
 
 doctor: $(STAMP)
 	$(VENV)/bin/hmrm doctor

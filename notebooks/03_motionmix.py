@@ -36,7 +36,8 @@ SEED = 0
 # invents in-between emotions that do not exist.
 #
 # **The idea of MotionMix.** A micro-expression is made of a few local movements: brows and lids
-# (action units 1, 2, 4, 5, 7), lips (10, 12, 14, 15, 17, 20, 25). Faces are aligned and landmarked,
+# (action units 1, 2, 4, 5, 7), lips (10, 12, 14, 15, 17, 20, 25). An *action unit* (AU) is one
+# numbered movement of the Facial Action Coding System, e.g. AU12 pulls the lip corners up. Faces are aligned and landmarked,
 # so we know where each person's eyes and mouth are. Two clips of the **same class** can lend each
 # other their eye or mouth motion: one person's raised brows with another person's lip corners is
 # still a plausible clip of that class, and its label is exact. HMRM describes it in one line:
@@ -63,7 +64,7 @@ from hmrm.augment import MIX_REGIONS, MotionMix, motionmix, resize_patch
 from hmrm.data.synthme import load_frame, load_gt_flow, tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import build_flow_inputs
-from hmrm.viz import draw_regions, flow_to_color
+from hmrm.viz import draw_regions, flow_to_color, flow_wheel
 
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
@@ -81,7 +82,8 @@ print(samples.summary())
 # `build_flow_inputs` computes each sample once and keeps it in a cache keyed by method, size,
 # channels and sample (and a hash of the source files); a second call only reads. We build the
 # inputs twice: with `METHOD`, and with SynthME's exact flow (`"gt"`) to see what the estimator
-# loses.
+# loses. The loss is measured as the **end-point error** (EPE): the length of the difference between
+# the estimated and the true displacement vector, averaged over the pixels.
 
 # %%
 t0 = time.perf_counter()
@@ -101,25 +103,46 @@ g = load_gt_flow(samples[0])["flow"]
 assert np.isclose(exact.x[0, 0].mean(), g[..., 0].mean() * SIZE / g.shape[1], atol=2e-3)
 
 
+# %% [markdown]
+# How to read the pictures: a flow picture codes the direction of motion as a hue (the colour wheel in
+# its corner: the colour at each angle of the wheel is motion in that direction) and the speed as
+# saturation (white: still; full colour: the speed named in the title). The scalar maps `u`, `v`
+# (in input pixels) and strain (pixels of displacement per pixel, px/px) carry a colour bar.
+
 # %%
+def add_wheel(ax, size=48):
+    """The colour key of a flow picture, in its top-right corner (transparent outside the disc)."""
+    r = np.linspace(-1, 1, size)
+    disc = (r[None] ** 2 + r[:, None] ** 2 <= 1).astype(np.uint8) * 255
+    key = ax.inset_axes([0.78, 0.78, 0.22, 0.22])
+    key.imshow(np.dstack([flow_wheel(size), disc])); key.axis("off")
+
+
+def show_flow(ax, flow, title, max_mag=None):
+    """One (H, W, 2) flow as colour, with its wheel; full colour = max_mag px (default: the largest speed)."""
+    m = max_mag or float(np.sqrt((flow ** 2).sum(-1)).max())
+    ax.imshow(flow_to_color(flow, m)); add_wheel(ax)
+    ax.set_title(f"{title}\nfull colour = {m:.2f} px", fontsize=8); ax.axis("off")
+
+
 def show_input(ax_row, x, title, max_mag=None):
     """Flow colour, u, v and strain of one (C, S, S) input."""
-    flow = np.moveaxis(x[:2], 0, -1)
     m = max_mag or np.abs(x[:2]).max()
-    ax_row[0].imshow(flow_to_color(flow, m)); ax_row[0].set_title(title, fontsize=8)
+    show_flow(ax_row[0], np.moveaxis(x[:2], 0, -1), title, m)
     for ax, k, name in zip(ax_row[1:], (0, 1), ("u", "v")):
-        ax.imshow(x[k], cmap="coolwarm", vmin=-m, vmax=m); ax.set_title(name, fontsize=8)
-    ax_row[3].imshow(x[2], cmap="magma"); ax_row[3].set_title("optical strain", fontsize=8)
-    for ax in ax_row: ax.axis("off")
+        im = ax.imshow(x[k], cmap="coolwarm", vmin=-m, vmax=m); ax.set_title(name, fontsize=8)
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02).set_label("px", fontsize=7)
+    im = ax_row[3].imshow(x[2], cmap="magma"); ax_row[3].set_title("optical strain", fontsize=8)
+    plt.colorbar(im, ax=ax_row[3], fraction=0.046, pad=0.02).set_label("px/px", fontsize=7)
+    for ax in ax_row[1:]: ax.axis("off")
 
 show = [int(np.flatnonzero(inputs.labels == c)[0]) for c in np.unique(inputs.labels)]  # one clip per class
-fig, axes = plt.subplots(len(show), 6, figsize=(14, 2.5 * len(show)))
+fig, axes = plt.subplots(len(show), 6, figsize=(15, 2.6 * len(show)))
 for row, i in zip(axes, show):
     s = samples[i]
     row[0].imshow(load_frame(s.onset_path)); row[0].set_title(f"{s.sample_id} onset\n{s.label} ({s.aus})", fontsize=8)
     row[0].axis("off")
-    row[1].imshow(flow_to_color(np.moveaxis(exact.x[i, :2], 0, -1))); row[1].set_title("exact flow", fontsize=8)
-    row[1].axis("off")
+    show_flow(row[1], np.moveaxis(exact.x[i, :2], 0, -1), "exact flow")
     show_input(row[2:], inputs.x[i], f"{METHOD} flow, {SIZE} px")
 plt.tight_layout(); plt.show()
 
@@ -138,9 +161,8 @@ plt.tight_layout(); plt.show()
 # %%
 fig, axes = plt.subplots(1, len(show), figsize=(3.2 * len(show), 3.4))
 for ax, i in zip(axes, show):
-    ax.imshow(flow_to_color(np.moveaxis(inputs.x[i, :2], 0, -1)))
+    show_flow(ax, np.moveaxis(inputs.x[i, :2], 0, -1), f"{samples[i].sample_id} ({samples[i].label})")
     draw_regions(ax, dict(zip(REGION_NAMES, inputs.boxes[i].tolist())))
-    ax.set_title(f"{samples[i].sample_id} ({samples[i].label})", fontsize=8); ax.axis("off")
 plt.tight_layout(); plt.show()
 
 def overlap(b1, b2):
@@ -185,7 +207,7 @@ soft = motionmix(xa, ba, xb, bb, blend="feather", feather_px=FEATHER_PX)
 matched = motionmix(xa, ba, xb, bb, head_motion="match", channels=("u", "v", "strain"))
 
 m = np.abs(np.concatenate([xa[:2], xb[:2]])).max()
-fig, axes = plt.subplots(5, 4, figsize=(11, 13.5))
+fig, axes = plt.subplots(5, 4, figsize=(12, 14))
 for row, x, title in zip(axes, (xa, xb, hard, soft, matched),
                          ("a (before)", "partner b", "a mixed, hard", f"a mixed, feather {FEATHER_PX} px",
                           "a mixed, head motion matched")):
@@ -261,8 +283,10 @@ assert all(v == 0 for v in checks.values())
 # %% [markdown]
 # ## 5. A training batch
 #
-# During training, `MotionMix` is applied to each batch of the **training folds only** (the test
-# subject of a LOSO fold is never mixed, and never lends its motion). Each sample is mixed with
+# During training, `MotionMix` is applied to each batch of the **training folds only**. Training and
+# testing follow **LOSO** (leave-one-subject-out): each *fold* holds one person out as the test
+# subject and trains on all the others, so the test subject of a fold is never mixed, and never lends
+# its motion. Each sample is mixed with
 # probability `P`; its partner is drawn uniformly among the *other* samples of its class, from the
 # batch or from a whole training fold passed as `pool`. A class with a single sample is never mixed.
 # `mode="random"` takes a random non-empty subset of the regions per draw instead of all of them.
@@ -301,7 +325,7 @@ assert np.array_equal(again(inputs.x, inputs.boxes, inputs.labels), x_aug)      
 # |---|---|---|
 # | what is mixed | "eye and mouth regions" of two flow maps | the `right_eye`, `left_eye` (each with its brow) and `mouth` boxes of `hmrm.face.regions`, from the onset landmarks |
 # | partner | "of the same class" | uniform among the *other* samples of the class in the batch or training fold, any subject; a single-sample class is never mixed |
-# | how often | not stated | each sample with probability `p = 0.5` |
+# | how often | not stated | each sample with probability `p` (`P` above; 0.5 by default) |
 # | which regions per mix | not stated | all three (`mode="all"`), or a random non-empty subset (`mode="random"`) |
 # | boxes of different size | not stated | partner patch resized bilinearly into the sample's box; displacement values unchanged (same alignment scale) |
 # | edges | "patch mixing" | hard paste by default; `blend="feather"` ramps the weight over `feather_px` pixels |
@@ -310,9 +334,48 @@ assert np.array_equal(again(inputs.x, inputs.boxes, inputs.labels), x_aug)      
 # | channels | flow maps | every input channel (u, v, strain) mixed alike, after the channels were computed (strain is not recomputed across the seam) |
 # | label | unchanged (same class) | unchanged, by construction |
 # | where | training | training folds only; the LOSO harness applies it to training batches |
+
+# %% [markdown]
+# ## Check yourself
 #
-# **Exercises.** (1) Set `MODE = "random"` and rerun section 5: how many different region subsets
-# appear? (2) Set `METHOD = "farneback"` and compare the end-point error printed in section 1 with
-# tuned DIS. (3) Rerun section 3 with `FEATHER_PX = 6` and compare the seams. (4) Mix the *other* way, `motionmix(xb, bb, xa, ba)`: is it the mirror image of the
-# mix above? Why not exactly? (5) Write a MotionMix that also takes the nose box: where would its
-# seams fall, given that the nose box overlaps the eye and mouth boxes?
+# The next cell checks the promise of section 5 on the batch `x_aug` that `MotionMix` returned:
+# every sample it mixed has a partner of its own class, and changed inside the partner's regions and
+# nowhere else (measured with the landmark boxes of `inputs.boxes`). To see it fail on purpose, give
+# the augmenter of section 5 bigger boxes, `mm = MotionMix(p=P, mode=MODE, seed=SEED, grow=0.25)`,
+# and run section 5 and this cell again: the mix now reaches outside the landmark boxes and the
+# assertion names the first sample that changed there.
+
+# %%
+mixed_ids = np.flatnonzero(plan.mixed)
+assert len(mixed_ids) > 0, "nothing was mixed: raise P and run section 5 again"
+for i in mixed_ids:
+    j = plan.partner[i]
+    region_mask = np.zeros((SIZE, SIZE), bool)
+    for r in plan.regions[i]:
+        x0, y0, x1, y1 = inputs.boxes[i][REGION_NAMES.index(r)]
+        region_mask[y0:y1, x0:x1] = True
+    assert inputs.labels[j] == inputs.labels[i], f"{samples[i].key} was mixed with another class"
+    assert np.array_equal(x_aug[i][:, ~region_mask], inputs.x[i][:, ~region_mask]), (
+        f"{samples[i].key} changed outside its regions")
+    assert not np.array_equal(x_aug[i][:, region_mask], inputs.x[i][:, region_mask]), (
+        f"{samples[i].key} is marked mixed but its regions did not change")
+print(f"self-check passed: the {len(mixed_ids)} mixed samples changed only inside their partner's regions "
+      f"({', '.join(samples[i].key for i in mixed_ids)})")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Seams against feather width.** Measure `seam` (section 3) of the pair `a`, `b` for
+#    `feather_px` = 0 (a hard paste), 1, 2, 3, 4, 6 and 8, with the partner's head motion kept and
+#    matched, and plot both curves. How does the edge jump shrink with the width? Does feathering
+#    remove the offset between the two drifts, or only spread it over more pixels?
+# 2. **How random is `mode="random"`?** Draw 300 plans with `MotionMix(p=1.0, mode="random",
+#    seed=SEED)` and count how often each region subset is taken by a mixed sample. How many
+#    different subsets appear, and why is the subset of all three regions about three times as
+#    common as each of the others? (Read `MotionMix.plan`: first the number of regions, then which.)
+# 3. **Mixing the nose too.** Mix `a` with `b` taking `regions=MIX_REGIONS + ("nose",)`, then
+#    with the nose listed first, `("nose",) + MIX_REGIONS`. Where do the two results differ, and
+#    why? Where would the seams of a nose-and-eyes mix fall, given that the nose box overlaps the
+#    eye and mouth boxes? How much more of the input comes from `b`?
+#
+# The solutions are in `notebooks/solutions/03_motionmix_solutions.ipynb`: open it after trying.

@@ -22,7 +22,7 @@ TIMING_LENGTHS = [16, 64, 256]  # sequence lengths of the timing plot
 TIMING_CHANNELS = 64
 D_MODEL = 32                    # width of the bidirectional block on image patches
 IMAGE = "camera"                # a picture from skimage.data
-BACKEND = "auto"                # selective-scan backend of the block: auto, parallel, fused, sequential, mamba_ssm
+BACKEND = "auto"                # selective-scan backend: auto, parallel, fused, sequential (mamba_ssm needs CUDA tensors)
 SEED = 0
 
 # %% [markdown]
@@ -58,10 +58,18 @@ from skimage.color import rgb2gray
 from skimage.transform import resize
 
 from hmrm.ssm import BiMamba, available_backends, linear_scan_, parallel_scan, selective_scan, sequential_scan
+from hmrm.ssm.scan import chunk_size
 
 torch.manual_seed(SEED)
 for b in available_backends():
     print(f"{b.name:<11} {'yes' if b.available else 'no ':<4} {b.detail}")
+
+# "auto" would pick the fastest backend that can run the tensors (and note its choice in the
+# "hmrm.ssm" log). We make the same choice here, in the open, and pass it explicitly: every
+# tensor of this chapter is on the CPU, where mamba_ssm's CUDA kernel cannot run.
+usable = {b.name for b in available_backends() if b.available} - {"mamba_ssm"}
+SCAN = BACKEND if BACKEND != "auto" else ("fused" if "fused" in usable else "parallel")
+print(f"backend of this chapter's scans: {SCAN!r}")
 
 # %% [markdown]
 # ## 1. A continuous state-space model and its discretisation
@@ -107,7 +115,8 @@ print(f"largest error at the samples: ZOH {np.abs(zoh - (b / -a) * (1 - np.exp(a
 # %% [markdown]
 # ## 2. Selectivity
 #
-# In a classical SSM (S4) $\Delta$, $B$ and $C$ are parameters, the same at every position. Mamba
+# In a classical SSM (such as S4, the structured state-space model Mamba grew from) $\Delta$, $B$ and
+# $C$ are parameters, the same at every position. Mamba
 # computes them **from the input at each position** (linear projections of the token). The step
 # size becomes a gate: a large $\Delta_t$ makes $e^{\Delta_t A} \approx 0$ (forget the past, take
 # the current input), a tiny $\Delta_t$ makes $e^{\Delta_t A} \approx 1$ and $\Delta_t B \approx 0$
@@ -121,6 +130,8 @@ print(f"largest error at the samples: ZOH {np.abs(zoh - (b / -a) * (1 - np.exp(a
 # y[l] = sum_n C[l, n] * h[l, n] + D * u[l]        (then, in a Mamba block, y * silu(z))
 # ```
 #
+# (`silu(z) = z * sigmoid(z)`, a smooth gate: near 0 for negative `z`, near `z` for large `z`.)
+#
 # A hand-made example: the step size is large only at a few "write" positions. The state then
 # copies the input there and holds it until the next write, something a time-invariant model
 # with one fixed step size cannot do.
@@ -132,8 +143,8 @@ writes = torch.zeros(n_pos, dtype=torch.bool)
 writes[[5, 22, 41]] = True
 A = torch.tensor([[-20.0]])                                   # (D=1, N=1)
 ones = torch.ones(1, 1, n_pos)                                # B = C = 1
-selective = selective_scan(u, torch.where(writes, 1.0, 1e-4).view(1, 1, -1), A, ones, ones)
-fixed = selective_scan(u, torch.full((1, 1, n_pos), 0.05), A, ones, ones)
+selective = selective_scan(u, torch.where(writes, 1.0, 1e-4).view(1, 1, -1), A, ones, ones, backend=SCAN)
+fixed = selective_scan(u, torch.full((1, 1, n_pos), 0.05), A, ones, ones, backend=SCAN)
 plt.figure(figsize=(8, 3))
 plt.plot(u[0, 0], ".", color="grey", label="input u")
 plt.vlines(torch.nonzero(writes).flatten(), -2.5, 2.5, colors="tab:red", linestyles=":", label="large step size")
@@ -206,8 +217,8 @@ print(f"{math.ceil(math.log2(L))} doubling rounds instead of {L} steps; same sta
 # 3. adds each chunk's incoming state, multiplied by those running decays, to all of its positions
 #    in one operation.
 #
-# About $2\sqrt{L}$ dependent steps instead of $L$ (for $L = 196$: 13 + 13 steps and one fix-up
-# instead of 196), and only products of numbers in $[0, 1]$, which cannot overflow. The tempting closed form
+# About $2\sqrt{L}$ dependent steps instead of $L$ (the cell below prints the counts for this
+# chapter's `L`), and only products of numbers in $[0, 1]$, which cannot overflow. The tempting closed form
 # $h_t = P_t \sum_{s \le t} b_s / P_s$ with $P_t = \prod_{s \le t} a_s$ divides by products that
 # underflow to zero on long or strongly decaying sequences:
 
@@ -224,6 +235,9 @@ for t in range(L):
     h_loop[t] = state
 print(f"closed form: smallest P = {P.min():.1e}, non-finite states: {(~torch.isfinite(closed_form)).sum().item()} of {x.numel()}")
 print(f"two-level scan: max |difference| to the loop = {(h - h_loop).abs().max():.1e}")
+T = chunk_size(L)
+print(f"L = {L}: chunks of T = {T}, so {T - 1} steps inside the chunks + {L // T - 1} across them + one fix-up "
+      f"(+ {L - (L // T) * T} tail steps) instead of {L} steps")
 
 
 # %% [markdown]
@@ -239,7 +253,8 @@ print(f"two-level scan: max |difference| to the loop = {(h - h_loop).abs().max()
 # gradient then follows from $g$ and the saved states: $\partial b_l = g_l$,
 # $\partial a_l = g_l h_{l-1}$, $\partial C_l = h_l\, \partial y_l$. Below, both backends with
 # all options on (`D`, the gate `z`, `delta_bias`, `delta_softplus`), compared with the tolerance of
-# mamba-ssm's own tests, and a float64 `gradcheck` of the hand-written backward.
+# mamba-ssm's own tests, and a float64 `gradcheck` of the hand-written backward (`gradcheck` compares
+# the gradients of a backward pass with finite differences, (f(x + ε) - f(x - ε)) / 2ε, for every input).
 
 # %%
 def scan_inputs(batch, dim, length, n, dtype=torch.float32):
@@ -276,12 +291,12 @@ print("gradcheck of the hand-written backward:", torch.autograd.gradcheck(parall
 # The parallel scan is fast because each of its steps is one large tensor operation. On a CPU that
 # has a cost too: every intermediate of shape (batch, D, L, N) is written to memory and read back.
 # `backend="fused"` (`hmrm.ssm.fused`) goes the other way, like mamba-ssm's CUDA kernel: a loop nest
-# compiled by Numba walks one (batch, channel) pair at a time with its N states in a buffer of a few
+# compiled by Numba (a compiler that turns numerical Python loops into machine code) walks one (batch, channel) pair at a time with its N states in a buffer of a few
 # kilobytes that never leaves the processor's cache, computes the decays, the skip term and the gate
 # in the same pass, and runs the adjoint recurrence backwards for the gradients. The sequence is
 # walked in order, as in the readable loop, but as machine code. For the short sequences of HMRM's
-# patch grids it is the fastest CPU backend, and `auto` picks it on the CPU; it is checked against
-# the loop above like the parallel scan.
+# patch grids it is usually the fastest CPU backend (the timing below shows how it fares on this
+# machine), and `auto` picks it on the CPU; it is checked against the loop above like the parallel scan.
 #
 # ### Timing
 #
@@ -334,7 +349,7 @@ picture = rgb2gray(picture) if picture.ndim == 3 else picture / 255.0
 picture = resize(picture, (64, 64), anti_aliasing=True).astype(np.float32)
 patches = torch.from_numpy(picture.reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64))  # (patch, pixel)
 embed = torch.nn.Linear(64, D_MODEL)
-block = BiMamba(D_MODEL, backend=BACKEND)
+block = BiMamba(D_MODEL, backend=SCAN)
 tokens = embed(patches).unsqueeze(0)                          # (batch 1, L 64, D_MODEL)
 out = block(tokens)
 print("tokens", tuple(tokens.shape), "-> block output", tuple(out.shape))
@@ -354,32 +369,35 @@ maps = {}
 for name, y in [("forward branch", y_fwd), ("backward branch", y_bwd), ("block output", block(leaf).transpose(1, 2))]:
     (grad,) = torch.autograd.grad(y[0, :, centre].pow(2).sum(), leaf, retain_graph=True)
     maps[name] = grad[0].norm(dim=-1).reshape(8, 8)
-fig, axes = plt.subplots(1, 4, figsize=(11, 3))
+fig, axes = plt.subplots(1, 4, figsize=(12, 3))
 axes[0].imshow(picture, cmap="gray")
 axes[0].add_patch(plt.Rectangle((8 * (centre % 8) - 0.5, 8 * (centre // 8) - 0.5), 8, 8, fill=False, color="red"))
 axes[0].set_title("input, centre patch")
 for ax, (name, m) in zip(axes[1:], maps.items()):
-    ax.imshow(torch.log10(m / m.max()).clamp(min=-6), cmap="magma", vmin=-6, vmax=0)   # black: no influence
+    im = ax.imshow(torch.log10(m / m.max()).clamp(min=-6), cmap="magma", vmin=-6, vmax=0)   # black: no influence
     ax.set_title(f"{name}\ninfluence, log10 relative to max", fontsize=9)
+plt.colorbar(im, ax=axes[1:].tolist(), fraction=0.02).set_label("log10 (influence / max)")
 for ax in axes:
     ax.axis("off")
-plt.tight_layout(); plt.show()
+plt.show()
 assert maps["forward branch"].flatten()[centre + 2:].abs().max() == 0, "forward branch must not see the future"
 assert maps["backward branch"].flatten()[: centre - 1].abs().max() == 0, "backward branch must not see the past"
 assert maps["backward branch"].flatten()[centre + 2:].abs().max() > 0, "the backward scan really ran"
 
 # %% [markdown]
-# Both CPU backends run both directions and agree on the block:
+# Every CPU backend runs both directions and they agree on the block:
 
 # %%
 with torch.no_grad():
     outputs = {}
-    for backend in ("sequential", "parallel"):
-        block.backend = backend
-        outputs[backend] = block(tokens)
-block.backend = BACKEND
-print("max |parallel - sequential| on the block output:",
-      f"{(outputs['parallel'] - outputs['sequential']).abs().max():.1e}")
+    for backend in ("sequential", "parallel", "fused"):
+        if backend in usable:
+            block.backend = backend
+            outputs[backend] = block(tokens)
+block.backend = SCAN
+for backend, y in outputs.items():
+    if backend != "sequential":
+        print(f"max |{backend} - sequential| on the block output: {(y - outputs['sequential']).abs().max():.1e}")
 
 # %% [markdown]
 # ## Summary
@@ -388,8 +406,48 @@ print("max |parallel - sequential| on the block output:",
 #   step size and maps depend on the input; the step size decides what to remember.
 # * The recurrence is a composition of affine maps, which is associative: it can be scanned in
 #   parallel. `hmrm.ssm` uses a two-level chunked scan with a hand-written backward pass (the adjoint
-#   is the same scan in reverse), and mamba-ssm's fused CUDA kernel when it is installed.
+#   is the same scan in reverse), compiled CPU loops (`fused`), and mamba-ssm's fused CUDA kernel when
+#   it is installed.
 # * `BiMamba` scans patch sequences in both directions with separate parameters per direction and a
 #   convolutional gate.
 #
 # Next, chapter 05 stacks these blocks over multi-grain patches of the optical-flow maps.
+
+# %% [markdown]
+# ## Check yourself
+#
+# The next cell checks the idea of section 2 on the numbers it computed: with a large step size only at
+# the "write" positions, the selective state still holds at least 90 % of each written value just
+# before the next write (or at the end of the sequence). To see it fail on purpose, change the small
+# step size `1e-4` in section 2 to `1e-3` and run section 2 and this cell again: each step now keeps
+# only $e^{-20 \cdot 0.001} \approx 0.98$ of the state, the value leaks away and the assertion fails.
+
+# %%
+write_pos = torch.nonzero(writes).flatten()
+before_next = torch.cat([write_pos[1:] - 1, torch.tensor([n_pos - 1])])
+written, held = u[0, 0, write_pos], selective[0, 0, before_next]
+kept = held / written
+for w, e, k in zip(write_pos.tolist(), before_next.tolist(), kept.tolist()):
+    print(f"written at {w:>2}: {u[0, 0, w]:+.3f}, still held at {e:>2}: {selective[0, 0, e]:+.3f} ({k:.1%})")
+assert ((kept > 0.9) & (kept < 1.1)).all(), "the selective state did not hold the written values"
+print(f"self-check passed: the selective scan held every written value to within {(kept - 1).abs().max():.1%}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **How coarse may the step be?** Repeat the unit-step response of section 1 for step sizes
+#    $\Delta$ = 0.05, 0.1, 0.2, 0.5, 1 and 2, and plot the largest error at the samples of ZOH and of
+#    Mamba's simplification $\bar B = \Delta B$ against $\Delta$ (log-log). How does the error of the
+#    simplification shrink when $\Delta$ is halved, and what does that say about its order?
+# 2. **Write the scan yourself.** Implement the two lines of section 2 (with `D`, the gate
+#    `y * silu(z)`, `delta_bias` and `delta = softplus(delta + delta_bias)`) as a plain Python loop over
+#    positions, for inputs of shape (batch, D, L), and check it against
+#    `selective_scan(..., delta_softplus=True, backend="sequential")` on the inputs of section 5.
+# 3. **When does the closed form break?** With the strong decays of section 5 ($a = e^{-3r}$, $r$
+#    uniform in [0, 1]), find the first position at which the closed form $P_t \sum_{s \le t} b_s / P_s$
+#    gives a non-finite state. Predict it first: float32 overflows above about $3.4 \times 10^{38}$
+#    ($\approx e^{88.7}$), and $-\log P_t$ grows by 1.5 per position on average. Does the two-level
+#    scan stay exact on a sequence of 4096 positions?
+#
+# The solutions are in `notebooks/solutions/04_mamba_selective_scan_solutions.ipynb`: open it after
+# trying.

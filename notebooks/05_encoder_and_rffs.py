@@ -19,7 +19,7 @@ SYNTHME_ROOT = ""               # a SynthME build; "" = build the tiny preset in
 SAMPLE = 0                      # which clip to draw
 INPUT_SIZE = 112                # side S of the flow maps
 PATCH_SIZES = [8, 16]           # the grains, finest first
-BACKEND = "auto"                # selective-scan backend: auto, parallel, sequential, mamba_ssm
+BACKEND = "auto"                # selective-scan backend: auto, fused, parallel, sequential (mamba_ssm needs CUDA tensors)
 FIT_STEPS = 40                  # steps of the small fit that gives the attention something to show
 EFFICIENCY_BATCHES = [1, 8]     # batch sizes timed in section 6 (`hmrm efficiency` uses 1 and 32)
 EFFICIENCY_REPEATS = 2          # timed runs per model and batch size (the median is shown)
@@ -40,8 +40,10 @@ SEED = 0
 # 2. cut it into patches at each grain and follow the token shapes through the encoder;
 # 3. map the region boxes onto each token grid;
 # 4. look at the RFFS attention over region tokens;
-# 5. switch each ablation on and off and see what changes in the network;
-# 6. measure parameters, FLOPs and CPU latency of HMRM, its ablations and the STSTNet baseline.
+# 5. switch each ablation on and off and see what changes in the network (an *ablation* is the
+#    network with one of its ideas removed, to measure what that idea contributes);
+# 6. measure parameters, FLOPs and CPU latency of HMRM, its ablations and the STSTNet baseline (a
+#    small published network for the same task, our point of comparison).
 #
 # Everything calls `hmrm.model` (the network), `hmrm.features` (inputs) and `hmrm.efficiency`;
 # `tests/test_model.py` and `tests/test_efficiency.py` test them.
@@ -59,7 +61,8 @@ from hmrm.data.synthme import tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import flow_input, region_boxes_for
 from hmrm.model import ABLATIONS, HMRM, build_model, class_weights, count_parameters, region_token_mask
-from hmrm.viz import flow_to_color
+from hmrm.ssm import available_backends
+from hmrm.viz import flow_to_color, flow_wheel
 from hmrm.viz.overlays import REGION_COLOURS
 
 if THREADS:
@@ -68,13 +71,29 @@ torch.manual_seed(SEED)
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
 
+# "auto" would pick the fastest scan backend that can run the tensors (and note its choice in the
+# "hmrm.ssm" log). We make the same choice here, in the open, and pass it to every
+# model we build: this chapter runs on the CPU, where mamba_ssm's CUDA kernel cannot run.
+usable = {b.name for b in available_backends() if b.available} - {"mamba_ssm"}
+SCAN = BACKEND if BACKEND != "auto" else ("fused" if "fused" in usable else "parallel")
+print(f"selective-scan backend of this chapter: {SCAN!r}")
+
+
+def add_wheel(ax, size=48):
+    """The colour key of a flow picture in its top-right corner: the hue at each angle is motion in
+    that direction; white is no motion, full colour the speed named in the title."""
+    r = np.linspace(-1, 1, size)
+    disc = (r[None] ** 2 + r[:, None] ** 2 <= 1).astype(np.uint8) * 255
+    key = ax.inset_axes([0.78, 0.78, 0.22, 0.22])
+    key.imshow(np.dstack([flow_wheel(size), disc])); key.axis("off")
+
 # %% [markdown]
 # ## 1. The input: a flow map and four boxes
 #
 # `hmrm.features.flow_input` turns a sample into the network's input: the onset-to-apex flow of the
 # aligned 256 px face, area-averaged down to S x S with its displacements rescaled to input pixels,
 # as three channels **u** (horizontal), **v** (vertical) and **optical strain** (local
-# deformation). Here we use SynthME's *exact* flow (`method="gt"`) so that what we see is the true
+# deformation, in pixels of displacement per pixel, px/px). Here we use SynthME's *exact* flow (`method="gt"`) so that what we see is the true
 # motion; training uses an estimator (GRU-AOFE or DIS). `region_boxes_for` gives the four region
 # boxes (right eye, left eye, nose, mouth; the subject's right is on the image's left) in the same
 # coordinates.
@@ -85,14 +104,15 @@ x_np = flow_input(sample, method="gt", size=INPUT_SIZE)                  # (3, S
 boxes_np = region_boxes_for(sample, size=INPUT_SIZE)                      # (4, 4): x0, y0, x1, y1
 flow = x_np[:2].transpose(1, 2, 0)
 print(f"{sample.key}: {sample.label}; input {x_np.shape}, largest displacement {np.abs(flow).max():.2f} px")
-fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
-axes[0].imshow(flow_to_color(flow))
-axes[0].set_title("flow (colour = direction)")
-for ax, channel, name in zip(axes[1:], x_np, ["u (px)", "v (px)", "optical strain"]):
+speed = np.sqrt((flow ** 2).sum(-1)).max()
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+axes[0].imshow(flow_to_color(flow, speed)); add_wheel(axes[0])
+axes[0].set_title(f"flow (colour = direction)\nfull colour = {speed:.2f} px", fontsize=10)
+for ax, channel, name, unit in zip(axes[1:], x_np, ["u", "v", "optical strain"], ["px", "px", "px/px"]):
     lim = np.abs(channel).max()
     im = ax.imshow(channel, cmap="RdBu_r" if name != "optical strain" else "magma",
                    vmin=-lim if name != "optical strain" else 0, vmax=lim)
-    ax.set_title(name); plt.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(name); plt.colorbar(im, ax=ax, fraction=0.046).set_label(unit)
 for (x0, y0, x1, y1), name in zip(boxes_np, REGION_NAMES):
     axes[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=REGION_COLOURS[name], lw=1.2))
 for ax in axes:
@@ -110,7 +130,7 @@ plt.tight_layout(); plt.show()
 # %%
 fig, axes = plt.subplots(1, len(PATCH_SIZES), figsize=(4 * len(PATCH_SIZES), 4))
 for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
-    ax.imshow(flow_to_color(flow))
+    ax.imshow(flow_to_color(flow, speed)); add_wheel(ax)
     for t in range(0, INPUT_SIZE + 1, p):
         ax.axhline(t - 0.5, color="k", lw=0.4); ax.axvline(t - 0.5, color="k", lw=0.4)
     g = INPUT_SIZE // p
@@ -119,12 +139,14 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # The encoder (`hmrm.model.encoder.GrainedMambaEncoder`) reads each grain's tokens in raster order
-# (row by row) and passes them through `depth` pre-norm residual blocks, `t + BiMamba(LayerNorm(t))`.
+# (row by row) and passes them through `depth` pre-norm residual blocks, `t + BiMamba(LayerNorm(t))`
+# (*pre-norm*: each block normalises its input and adds its output to the unchanged tokens, the
+# *residual*, so a block that learns nothing passes the tokens through).
 # The default network follows the paper's width 192 and depth 4; one stack of blocks serves both
 # grains (each grain is its own sequence). Below, the shapes at each step for one sample:
 
 # %%
-model = HMRM(input_size=INPUT_SIZE, patch_sizes=PATCH_SIZES, backend=BACKEND).eval()
+model = HMRM(input_size=INPUT_SIZE, patch_sizes=PATCH_SIZES, backend=SCAN).eval()
 x = torch.from_numpy(x_np)[None]
 boxes = torch.from_numpy(boxes_np)[None]
 enc = model.encoder
@@ -206,7 +228,7 @@ boxes_all = torch.from_numpy(np.stack([region_boxes_for(s, size=INPUT_SIZE) for 
 labels = torch.tensor([s.label_index for s in samples])
 x_all = x_all / x_all.std()                    # sub-pixel flow: one constant brings it to unit scale
 torch.manual_seed(SEED)
-small = HMRM(input_size=INPUT_SIZE, patch_sizes=PATCH_SIZES, d_model=64, depth=1, dropout=0.0, backend=BACKEND)
+small = HMRM(input_size=INPUT_SIZE, patch_sizes=PATCH_SIZES, d_model=64, depth=1, dropout=0.0, backend=SCAN)
 with torch.no_grad():
     before = small.eval()(x_all, boxes_all)["attention"].mean((0, 1))
 weights = class_weights(labels, 3)
@@ -251,7 +273,7 @@ print("attention received per token (column sums):", {k: round(v, 2) for k, v in
 # %%
 with torch.no_grad():
     for name, overrides in ABLATIONS.items():
-        m = build_model("hmrm", ablation=name, backend=BACKEND).eval()
+        m = build_model("hmrm", ablation=name, backend=SCAN).eval()
         o = m(x, boxes)
         att = "-" if o["attention"] is None else tuple(o["attention"].shape)
         print(f"{name:<15} {str(overrides):<32} {count_parameters(m):>10,} params  grains {m.grain_names}  "
@@ -293,20 +315,66 @@ print("cross-entropy per head", {k: round(v.item(), 4) for k, v in terms.items()
 # %%
 from hmrm.efficiency import efficiency_markdown, efficiency_rows
 
-rows = efficiency_rows(input_size=INPUT_SIZE, batches=EFFICIENCY_BATCHES, repeats=EFFICIENCY_REPEATS, warmup=1)
+# the models of hmrm.efficiency.default_models, with this chapter's scan backend passed explicitly
+models = {("hmrm" if name == "full" else f"hmrm/{name}"):
+          (lambda name=name: build_model("hmrm", ablation=name, input_size=INPUT_SIZE, backend=SCAN))
+          for name in ABLATIONS}
+models["ststnet"] = lambda: build_model("ststnet")
+rows = efficiency_rows(models, input_size=INPUT_SIZE, batches=EFFICIENCY_BATCHES, repeats=EFFICIENCY_REPEATS,
+                       warmup=1)
 display(Markdown(efficiency_markdown(rows, INPUT_SIZE, EFFICIENCY_REPEATS, warmup=1)))
 full = rows[0]
+print(f"HMRM: {full.params / 1e6:.2f} M parameters, {full.flops / 1e9:.2f} GFLOPs per sample")
 assert full.name == "hmrm" and full.params <= 2_000_000 and full.flops <= 1e9, "HMRM's budget: 2 M parameters, 1 GFLOP"
 
 # %% [markdown]
 # ## Summary
 #
-# * The grained encoder cuts the flow map into 8 px and 16 px patches (196 and 49 tokens at
-#   S = 112) and mixes each sequence with four bidirectional Mamba blocks shared by both grains.
+# * The grained encoder cuts the flow map into patches of each grain (by default 8 px and 16 px,
+#   196 and 49 tokens at S = 112) and mixes each sequence with bidirectional Mamba blocks (`depth`
+#   of them, 4 by default) shared by both grains.
 # * RFFS pools region tokens (eyes, nose, mouth, global) from every grain by box overlap, robust to
 #   tiny boxes, and fuses them with multi-head self-attention; the attention weights are returned.
-# * Each ablation is a switch of `HMRMConfig`; the default network has about 1.5 M parameters and
-#   0.67 GFLOPs per sample, and the loss adds class-weighted cross-entropies of the fused and the
-#   per-grain heads.
+# * Each ablation is a switch of `HMRMConfig`; the default network stays within the budget of 2 M
+#   parameters and 1 GFLOP per sample (section 6 prints its figures), and the loss adds
+#   class-weighted cross-entropies of the fused and the per-grain heads.
 #
 # Next: training HMRM with leave-one-subject-out cross-validation.
+
+# %% [markdown]
+# ## Check yourself
+#
+# The rule of section 3, checked by hand: a region token pools every patch that *overlaps* its box.
+# Along one axis the patches `c` with `c * p < x1` and `(c + 1) * p > x0` overlap `[x0, x1)`: from
+# `x0 // p` up to `x1 / p` rounded up (`-(-x1 // p)`), clipped to the grid. The next cell counts them for
+# each box of the sample and each grain, and compares with `region_token_mask`. To see it fail on
+# purpose, count by *containment* (only patches wholly inside the box): write
+# `cols = x1 // p - -(-x0 // p)` (and the same for `rows`) and run it again.
+
+# %%
+for p in PATCH_SIZES:
+    g = INPUT_SIZE // p
+    mask = region_token_mask(boxes, p, g)[0]                                 # (R, g, g)
+    for r, (x0, y0, x1, y1) in enumerate(boxes_np.tolist()):
+        cols = min(g, -(-x1 // p)) - x0 // p
+        rows = min(g, -(-y1 // p)) - y0 // p
+        assert int(mask[r].sum()) == rows * cols, f"patch {p}, {REGION_NAMES[r]}: mask {int(mask[r].sum())}, by hand {rows * cols}"
+print("self-check passed: tokens per region by hand = region_token_mask, "
+      + "; ".join(f"patch {p}: " + ", ".join(f"{n} {int(m.sum())}" for n, m in
+                  zip(REGION_NAMES, region_token_mask(boxes, p, INPUT_SIZE // p)[0])) for p in PATCH_SIZES))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Grain against region.** For patch sizes 4, 8, 16 and 28 (all divide 112), count the tokens
+#    each region of the sample pools, and the share of the pooled area that lies *outside* the box.
+#    Which grain describes the mouth best, and what does the coarsest one pool?
+# 2. **Does `no_rffs` look at the boxes?** Build the `full` network and the `no_rffs` ablation (one
+#    seed each, untrained, `eval()`), and feed each the sample twice: with its boxes, and with every
+#    box moved 16 px down. Which output changes? Explain from section 5 what `no_rffs` removes.
+# 3. **What does a bigger input cost?** With `hmrm.efficiency.count_flops`, count the FLOPs of the
+#    default HMRM for input sizes 96, 112 and 128 (patches 8 and 16), and its parameters. Do the FLOPs
+#    follow the number of tokens, as the encoder's docstring says, and why do the parameters hardly
+#    move?
+#
+# The solutions are in `notebooks/solutions/05_encoder_and_rffs_solutions.ipynb`: open it after trying.

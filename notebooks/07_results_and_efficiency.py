@@ -23,8 +23,9 @@ EFFICIENCY_MD = "figures/efficiency.md"  # written by `hmrm efficiency --out fig
 # %% [markdown]
 # # 07 · Results and efficiency
 #
-# Chapter 06 trained and scored one LOSO run; `hmrm reproduce` and `hmrm loso` leave one run folder
-# each. This chapter gathers every run folder it finds into three tables:
+# Chapter 06 trained and scored one LOSO run (leave-one-subject-out: every person is held out once as
+# the test subject while the network trains on the others); `hmrm reproduce` and `hmrm loso` leave
+# one run folder each. This chapter gathers every run folder it finds into three tables:
 #
 # 1. the **results table**: one row per run (data set, model, flow, ablation, epochs, folds done),
 #    our honest UF1 / UAR, the optimistic "best epoch on test" figures in their own labelled
@@ -71,7 +72,8 @@ for d in found:
 #
 # **Honest UF1 / UAR.** Each fold trains for a fixed number of epochs and the model of the *last*
 # epoch predicts the held-out subject once. The predictions of every fold are pooled into one
-# confusion matrix and scored: that is the MEGC definition, and the only figure we call a result.
+# confusion matrix and scored: that is the definition of MEGC (the Micro-Expression Grand Challenge,
+# whose protocol the literature follows), and the only figure we call a result.
 # Pooling matters because a held-out subject has a handful of clips, often none of some class: an
 # F1 per fold is mostly noise, and the mean of such numbers is not what the literature reports.
 # UF1 (mean F1 over classes) and UAR (mean recall over classes) weigh a rare class as much as a
@@ -79,15 +81,16 @@ for d in found:
 #
 # **95 % intervals.** Beside each honest score, the interval a bootstrap over the held-out subjects
 # gives (chapter 06, section 6): how far the score could move had other subjects of the same kind
-# been recorded. With ten SynthME subjects it spans about ±0.1 UF1; with the 26 subjects of CASME II
-# it is narrower. Two rows whose intervals overlap widely are not shown to differ; the paired
+# been recorded. With the few subjects of SynthME it is wide (read its width in the table); with the
+# 26 subjects of CASME II it is narrower. Two rows whose intervals overlap widely are not shown to differ; the paired
 # interval of a difference (below, for the ablations) is the fair test when two runs share their
 # subjects.
 #
 # **Best epoch on test (OPTIMISTIC).** For each held-out subject, the epoch that scored best on that
 # same subject. It selects on the test data, so it is not a result; it is shown in separate,
 # labelled columns only because some published code reports it. The gap between the two columns
-# is how much that choice flatters a model.
+# is how much that choice flatters a model. (The epoch is picked by *accuracy*, so on a rare run its
+# pooled UF1 can even come out below the honest one; exercise 1 looks for such rows.)
 #
 # **PARTIAL.** A run that has not held out every subject yet (interrupted, or a `FOLDS=N` quick
 # look). Its scores pool the folds done only and are not a LOSO result.
@@ -148,3 +151,55 @@ efficiency
 # `runs/demo/ablations/<flow>/`). Run this chapter again (or
 # `hmrm.train.results.results_table()` from Python) to refresh the tables; nothing here writes to the
 # run folders.
+
+# %% [markdown]
+# ## Check yourself
+#
+# The tables are only as good as the files they read. The next cell recomputes the honest UF1 and UAR
+# of every row from the run's `predictions.csv` (one line per held-out clip: true and predicted class),
+# pooled over all held-out subjects with `hmrm.train.metrics`, and asserts that they equal the table's.
+# To see it fail on purpose, score one held-out subject only, as a per-fold figure would: add
+# `preds = preds[preds["fold"] == 0]` after the line that reads the file, and run the cell again.
+
+# %%
+import numpy as np
+import pandas as pd
+
+from hmrm.train.metrics import uar, uf1
+
+run_dirs = results.attrs["run_dirs"]          # table row -> its run folder
+checked = 0
+for _, row in results.iterrows():
+    path = Path(run_dirs[row["run"]]) / "predictions.csv"
+    if not path.is_file():
+        continue
+    preds = pd.read_csv(path)
+    n_classes = sum(c.startswith("p_") for c in preds.columns)   # one probability column per class
+    t, p = preds["true_index"], preds["predicted_index"]
+    again = uf1(t, p, n_classes), uar(t, p, n_classes)
+    assert np.allclose(again, (row[R.HONEST_UF1], row[R.HONEST_UAR])), (
+        f"{row['run']}: UF1 / UAR from predictions.csv {again[0]:.4f} / {again[1]:.4f}, "
+        f"in the table {row[R.HONEST_UF1]:.4f} / {row[R.HONEST_UAR]:.4f}")
+    checked += 1
+assert checked > 0, "no row has a predictions.csv to recompute"
+print(f"self-check passed: the honest UF1 and UAR of {checked} of {len(results)} rows recompute "
+      "from their predictions.csv")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **How much does the optimistic column flatter?** For every complete row, compute the gap
+#    best-epoch-on-test UF1 minus honest UF1. What are its median and largest values, per model? Are
+#    there rows where the gap is negative, and how can that be (read the warning in a run's
+#    `metrics.json`, key `best_epoch_on_test`)?
+# 2. **Pooled against per-fold.** Take the first row's `predictions.csv`, compute UF1 for each
+#    held-out subject on its own and average them, and compare with the pooled UF1 of the table
+#    (and with `per_fold_mean` in the run's `metrics.json`). Which classes does each subject show,
+#    and why is the mean of the per-subject scores a different number from the pooled score?
+# 3. **What does each ablation save?** From the efficiency table (`R.read_efficiency`), compute for
+#    every ablation the share of HMRM's parameters, FLOPs and batch-1 latency it keeps, and the share
+#    of HMRM's FLOPs spent in the selective scan. Which ablation saves the most FLOPs, and why does
+#    `no_rffs` save parameters but almost no FLOPs?
+#
+# The solutions are in `notebooks/solutions/07_results_and_efficiency_solutions.ipynb`: open it after
+# trying.

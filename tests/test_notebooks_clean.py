@@ -73,3 +73,17 @@ def test_notebook_calls_only_public_package_code(path):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hmrm"):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.name}: imports private {private} from {node.module}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_ends_with_a_self_check_and_exercises_with_solutions(path):
+    nb = json.loads(path.read_text())
+    text = ["".join(c["source"]) for c in nb["cells"]]
+    heads = [i for i, t in enumerate(text) if t.lstrip().startswith("## Check yourself")]
+    assert heads, f"{path.name}: no '## Check yourself' section"
+    after = [c for c in nb["cells"][heads[-1] + 1:] if c["cell_type"] == "code"]
+    assert after and "assert" in "".join(after[0]["source"]), f"{path.name}: the self-check cell asserts nothing"
+    assert any(t.lstrip().startswith("## Exercises") for t in text), f"{path.name}: no '## Exercises' section"
+    solutions = ROOT / "solutions" / f"{path.stem}_solutions.ipynb"
+    assert solutions.is_file(), f"{path.name}: no {solutions.relative_to(ROOT.parent)}"
+    assert any(solutions.name in t for t in text), f"{path.name}: the exercises do not point to {solutions.name}"
