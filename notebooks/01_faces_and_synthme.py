@@ -49,7 +49,7 @@ import numpy as np
 import hmrm
 from hmrm.data import facebank
 from hmrm.face import align_face, detect_faces, eye_centres, eye_template, landmarks68, region_boxes
-from hmrm.viz import draw_landmarks, draw_regions, flow_to_color
+from hmrm.viz import add_flow_wheel, draw_landmarks, draw_regions, flow_to_color
 
 print("hmrm", hmrm.__version__)
 
@@ -135,42 +135,53 @@ assert boxes["right_eye"][0] < boxes["left_eye"][0]  # subject's right = image l
 # %% [markdown]
 # ## 4. Action units: from landmarks to a dense field
 #
-# FACS describes facial movement as **action units** (AUs), one per muscle group. SynthME knows
-# fourteen of them. Each is written as a displacement of some landmarks (in units of the eye distance)
-# in `hmrm.data.au`; a clip's emotion picks a pattern of AUs, for example AU6+AU12 for happiness,
-# AU1+AU2 for surprise, and one of many patterns for the negative emotions (AU4+AU7, AU9, AU14,
-# AU15+AU17, ...), as in the real data sets where "negative" is a mixture.
+# FACS describes facial movement as **action units** (AUs), one per muscle group. SynthME knows the
+# ones listed in `hmrm.data.au.AU_NAMES` (the cell below prints how many, and which). Each is written
+# as a displacement of some landmarks (in units of the eye distance) in `hmrm.data.au`; a clip's
+# emotion picks a pattern of AUs, for example AU6+AU12 for happiness, AU1+AU2 for surprise, and one
+# of many patterns for the negative emotions (AU4+AU7, AU9, AU14, AU15+AU17, ...), as in the real
+# data sets where "negative" is a mixture.
 #
 # A **thin-plate spline** (TPS) spreads the landmark motion smoothly over the face: it is the
 # smoothest interpolant (least bending energy) that passes through the landmark values, pinned to
 # zero on a ring around the face. The field is then scaled so that its largest displacement is the
 # clip's *peak*: 0.5-2 px by default, which is micro-expression territory.
+#
+# In the figure the field is drawn in colour over the face (white: no motion; the wheel in the corner
+# gives the direction, its rim the peak), and the landmark motion as black arrows, scaled by the same
+# factor as the field and then lengthened `ARROW_GAIN` times, because a 1.5 px arrow would be invisible.
 
 # %%
 from hmrm.data.au import AU_NAMES, au_displacement
-from hmrm.data.synthme import RenderFace, prepare_bank_faces
+from hmrm.data.synthme import RenderFace, prepare_bank_faces, resample_photo
 
 bank_faces = prepare_bank_faces([bank_photo])
 face = RenderFace(bank_faces[0], 256)          # the photo set up for rendering (see section 5)
 canon = face.landmarks
-iod = face.fields.iod
+crop = face.fields  # dense-field model of this face
+ys, xs = np.mgrid[0:256, 0:256].astype(np.float64)
+still = resample_photo(face, np.stack([xs, ys], -1)).mean(-1)   # the face at rest, in the same frame
+PEAK, ARROW_GAIN = 1.5, 10
 
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
-crop = face.fields  # dense-field model of this face
 patterns = {"AU12 (lip corner puller)": [(12, 1, 1)], "AU4+AU7 (brow lowerer, lid tightener)": [(4, 1, 1), (7, 1, 1)],
             "AU1+AU2 (brows raised)": [(1, 1, 1), (2, 1, 1)], "R14 (one-sided dimpler)": [(14, 1, 0)]}
 for ax, (title, aus) in zip(axes, patterns.items()):
-    disp = sum(au_displacement(a, r, l) for a, r, l in aus) * iod
-    field = crop.au_field(aus, peak_px=1.5)
-    ax.imshow(flow_to_color(field, max_mag=1.5))
+    disp = sum(au_displacement(a, r, l) for a, r, l in aus) * crop.iod   # landmark motion in px, before scaling
+    field = crop.au_field(aus, peak_px=PEAK)                             # the TPS field, scaled to PEAK px
+    gain = PEAK / np.linalg.norm(crop.field(disp), axis=-1)[crop.face].max()   # the scaling au_field applied
+    arrows = disp * gain * ARROW_GAIN
+    ax.imshow(still, cmap="gray", vmin=0, vmax=255)
+    ax.imshow(flow_to_color(field, max_mag=PEAK), alpha=0.6)
     moving = np.abs(disp).sum(1) > 0
-    ax.quiver(canon[moving, 0], canon[moving, 1], disp[moving, 0], disp[moving, 1], color="k",
-              angles="xy", scale_units="xy", scale=0.05, width=0.006)
+    ax.quiver(canon[moving, 0], canon[moving, 1], arrows[moving, 0], arrows[moving, 1], color="k",
+              angles="xy", scale_units="xy", scale=1, width=0.006)
+    add_flow_wheel(ax, PEAK, size=0.22)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
-plt.suptitle("landmark displacements (arrows) and the TPS field, colour-coded (1.5 px = full colour)", fontsize=9)
+plt.suptitle(f"landmark motion (arrows, x{ARROW_GAIN}) and the TPS field in colour ({PEAK:g} px = full colour)", fontsize=9)
 plt.show()
-print("AUs SynthME knows:", ", ".join(f"AU{k} {v}" for k, v in AU_NAMES.items()))
+print(f"SynthME knows {len(AU_NAMES)} action units:", ", ".join(f"AU{k} {v}" for k, v in AU_NAMES.items()))
 
 # %% [markdown]
 # ## 5. Rendering a clip, and its exact ground truth
@@ -211,8 +222,10 @@ axes[0].legend(fontsize=7)
 axes[0].set_xlabel("frame")
 axes[1].imshow(frames[spec.onset]); axes[1].set_title("onset", fontsize=8)
 diff = np.abs(frames[spec.apex].astype(float) - frames[spec.onset]).mean(-1)
-axes[2].imshow(diff * 10, cmap="gray", vmin=0, vmax=255); axes[2].set_title("|apex - onset| x 10", fontsize=8)
+im = axes[2].imshow(diff, cmap="gray", vmin=0, vmax=25); axes[2].set_title("|apex - onset|", fontsize=8)
+fig.colorbar(im, ax=axes[2], fraction=0.046, label="grey levels")
 axes[3].imshow(flow_to_color(gt_flow, max_mag=2.0)); axes[3].set_title("GT flow onset->apex (2 px = full)", fontsize=8)
+add_flow_wheel(axes[3], 2.0)
 for ax in axes[1:]:
     ax.axis("off")
 plt.show()
@@ -252,14 +265,17 @@ assert residual["ground truth"] < residual["0.8 x truth"] < residual["no motion"
 #
 # Clips are written atomically and an interrupted build resumes; the same seed gives the same bytes.
 # `load_synthme` reads it through the same `Sample` record the CASME II parser returns, under a chosen
-# class scheme (`composite3`: negative / positive / surprise, or `casme2_5`). The default build has
-# 16 clips per subject with the composite set's class balance (about 57 % negative, 25 % positive,
-# 19 % surprise). This chapter builds the small `tiny` preset.
+# class scheme (`composite3`: negative / positive / surprise, or `casme2_5`). The default build draws
+# its clips with the composite set's class balance (the cell prints the default configuration's clips
+# per subject and balance). This chapter builds the small preset named by `PRESET`.
 
 # %%
 from hmrm.data.synthme import build_synthme, load_gt_flow, load_synthme
 from hmrm.utils import cache_dir
 
+default = SynthConfig()
+print(f"default build: {default.clips_per_subject} clips per subject, class balance "
+      f"(negative, positive, surprise) {default.balance}; this chapter: preset {PRESET!r}, {SUBJECTS} subjects")
 root = Path(SYNTHME_ROOT) if SYNTHME_ROOT else cache_dir(f"synthme_{PRESET}_s{SUBJECTS}_seed{SEED}")
 manifest = build_synthme(root, SynthConfig.preset(PRESET, seed=SEED), max_subjects=SUBJECTS)
 samples = load_synthme(root, scheme="composite3")
@@ -337,8 +353,55 @@ for g in groups:
 #   FACS, the faces are still photos (some already smiling), and skin does not wrinkle. Numbers on
 #   SynthME say how well a pipeline reads small, known motion; only the licensed sets say how well it
 #   reads people.
+
+# %% [markdown]
+# ## Check yourself
 #
-# **Exercises.** (1) Rebuild with `PRESET = "hard"` and compare the peak displacements in
-# `annotations.csv`. (2) Change `PHOTO_ID` to a face from the group photo: how do its landmarks and
-# regions look when the head is turned? (3) In section 5, set the blink strength of `spec` to 1 and
-# watch the ground-truth flow around the eyes.
+# The ground truth on disk must agree with itself. Every clip's `.npz` stores the flow onset -> apex
+# and the 68 landmarks at onset and at apex, each computed from the motion model. If the flow really
+# goes *from* onset *to* apex, a landmark at onset plus the flow read at that point must land on the
+# same landmark at apex. The next cell checks that, for every clip of the build, to within 0.05 px on
+# average (bilinear reading of the flow between pixels leaves a small error at the eyelids when a
+# blink makes the flow change sharply there).
+#
+# Break it on purpose: change `lm_onset + sample_field(...)` to `lm_onset - sample_field(...)` (the
+# flow read backwards) and run it again: the landmarks miss by about twice the motion and the
+# assertion fails.
+
+# %%
+from hmrm.data.synthme import sample_field   # bilinear reading of a (H, W, 2) field at float positions
+
+misses, moved = {}, []
+for x in samples:
+    gt = load_gt_flow(x)
+    lm_onset, lm_apex = gt["landmarks_onset"].astype(np.float64), gt["landmarks_apex"].astype(np.float64)
+    inside = ((lm_onset >= 0) & (lm_onset <= gt["flow"].shape[0] - 1)).all(1)   # jaw points may leave the crop
+    predicted = lm_onset + sample_field(gt["flow"], lm_onset)
+    misses[x.key] = float(np.linalg.norm(predicted - lm_apex, axis=1)[inside].mean())
+    moved.append(float(np.linalg.norm(lm_apex - lm_onset, axis=1)[inside].mean()))
+worst = max(misses, key=misses.get)
+assert misses[worst] < 0.05, f"{worst}: landmarks miss their apex position by {misses[worst]:.3f} px on average"
+print(f"self-check passed: over {len(samples)} clips the landmarks moved {np.mean(moved):.3f} px on average, and onset + flow "
+      f"lands on apex within {misses[worst]:.4f} px (worst clip {worst})")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **A harder SynthME.** The `hard` preset (`SynthConfig.preset("hard")`) changes some of the
+#    ranges clips are drawn from. Without rendering anything, draw the clip specs of both presets for
+#    the chapter's subjects with `make_specs` and compare the peak displacements, the head motion, the
+#    noise and how often a blink happens. (To see the frames, set `PRESET = "hard"` and run section 6
+#    again: the peaks land in `annotations.csv`.)
+# 2. **A blink at the apex.** Give the clip of section 5 a full-strength blink centred on its apex,
+#    `dataclasses.replace(spec, blink={"start": spec.apex - 4, "length": 8, "strength": 1.0})`, and
+#    compare its ground-truth flow onset -> apex (`ClipMotion(face, spec).gt_flow(spec.onset, spec.apex)`)
+#    with the blink-free one, around the eyes and around the mouth. How large is the blink's motion next
+#    to the expression's, and what does that mean for a recogniser?
+# 3. **A turned head.** Set `PHOTO_ID` to a face of the group photo and look at its landmarks and
+#    regions after alignment. The group photo holds several faces and `detect_faces(image)[0]` is the
+#    best-scoring one, not necessarily the one named: `hmrm.face.detect_face(image, near=photo.near)`
+#    picks the face nearest a point, and `prepare_bank_faces` does that for you. Which bank faces are
+#    turned most, and how does a turn show in the aligned crop?
+#
+# The solutions are in `notebooks/solutions/01_faces_and_synthme_solutions.ipynb`: open it after you
+# have tried.

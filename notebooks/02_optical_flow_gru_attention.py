@@ -49,7 +49,7 @@ import torch
 from hmrm.data.synthme import load_frame, load_gt_flow, tiny_synthme
 from hmrm.features import estimate_flow
 from hmrm.flow import classic_flow, endpoint_error, flow_features
-from hmrm.viz import flow_to_color
+from hmrm.viz import add_flow_wheel, flow_to_color
 
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
@@ -63,10 +63,11 @@ print(samples.summary())
 # `gru_aofe` is the learned estimator this chapter builds, with the weights the project ships.
 #
 # Look closely at the table before you trust it: these few pairs come from two subjects whose photos
-# are sharp and well textured, where tuned DIS is already at about 0.05 px, and there GRU-AOFE is
-# *not* better than tuned DIS. Over all ten SynthME subjects it is (section 6, and the per-subject
-# table `benchmarks/flow_bench.py` prints): it wins by 9-18% on the eight subjects where DIS errs
-# most and loses on these two. One or two subjects never settle a comparison.
+# are sharp and well textured, where tuned DIS is already very accurate, and on them GRU-AOFE need
+# not beat tuned DIS (the line under the table says which is ahead in your run). Over all SynthME
+# subjects GRU-AOFE is ahead on average (section 6 shows the benchmark's table, per subject too): it
+# wins on the subjects where DIS errs most and loses on these two. One or two subjects never settle
+# a comparison.
 
 # %%
 import time
@@ -74,6 +75,8 @@ import time
 methods = [m.strip() for m in METHODS.split(",")]
 rows = {m: [] for m in methods}
 times = {m: [] for m in methods}
+for m in set(methods) - {"zero"}:  # one untimed call each first: loading a model is not estimating
+    estimate_flow(load_frame(samples[0].onset_path), load_frame(samples[0].apex_path), m)
 for s in samples[:PAIRS]:
     a, b, g = load_frame(s.onset_path), load_frame(s.apex_path), load_gt_flow(s)
     for m in methods:
@@ -84,18 +87,26 @@ for s in samples[:PAIRS]:
 print(f"{'method':<10} {'face EPE (px)':>14} {'ms / pair':>10}")
 for m in methods:
     print(f"{m:<10} {np.mean(rows[m]):>14.3f} {1e3 * np.mean(times[m]):>10.1f}")
+if {"gru_aofe", "dis_tuned"} <= set(methods):
+    gru, dis = np.mean(rows["gru_aofe"]), np.mean(rows["dis_tuned"])
+    print(f"on these {len(rows['dis_tuned'])} pairs GRU-AOFE is {'ahead of' if gru < dis else 'behind'} tuned DIS by "
+          f"{100 * abs(gru - dis) / dis:.0f} % ({gru:.3f} vs {dis:.3f} px)")
 assert np.mean(rows["dis_tuned"]) < np.mean(rows["zero"])
 
 # %%
 s = samples[0]
 a, b, g = load_frame(s.onset_path), load_frame(s.apex_path), load_gt_flow(s)
 f = classic_flow(a, b, "dis_tuned")
-feats = flow_features(f)
-fig, axes = plt.subplots(1, 5, figsize=(15, 3))
-axes[0].imshow(flow_to_color(g["flow"], 2.0)); axes[0].set_title("ground truth")
-axes[1].imshow(flow_to_color(f, 2.0)); axes[1].set_title("tuned DIS")
-for ax, k, name in zip(axes[2:], (0, 2, 3), ("u", "magnitude", "optical strain")):
-    ax.imshow(feats[k], cmap="magma"); ax.set_title(name)
+feats = flow_features(f)   # u, v, magnitude, optical strain: what a recogniser sees
+fig, axes = plt.subplots(1, 5, figsize=(17, 3.2), layout="constrained")
+for ax, flow, name in ((axes[0], g["flow"], "ground truth"), (axes[1], f, "tuned DIS")):
+    ax.imshow(flow_to_color(flow, 2.0)); ax.set_title(f"{name} (2 px = full colour)", fontsize=9)
+    add_flow_wheel(ax, 2.0)
+u_lim = float(np.abs(feats[0]).max())
+for ax, k, name, unit in zip(axes[2:], (0, 2, 3), ("u (horizontal flow)", "magnitude", "optical strain"), ("px", "px", "px/px")):
+    scale = dict(cmap="RdBu_r", vmin=-u_lim, vmax=u_lim) if k == 0 else dict(cmap="magma")
+    im = ax.imshow(feats[k], **scale); ax.set_title(f"{name} of tuned DIS", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label=unit)
 for ax in axes: ax.axis("off")
 plt.show()
 
@@ -106,17 +117,23 @@ plt.show()
 # *every* pixel of frame 1 with *every* pixel of frame 2: $C_{ij} = \langle f_1(i), f_2(j)\rangle/\sqrt{D}$.
 # The volume is pooled into a pyramid, and at each step only a small window around the current
 # estimate is read, bilinearly, so sub-pixel positions give interpolated correlations.
+#
+# Before its encoders see a frame, the network maps grey levels 0..255 to -1..1 (`img / 127.5 - 1`,
+# the same for both frames: `GRUAOFE.forward` does it to its inputs). The cell below calls the
+# feature encoder `model.fnet` directly, so it writes that step out.
 
 # %%
+from hmrm.flow.classic import to_grey
 from hmrm.flow.corr import CorrPyramid
 from hmrm.flow.gru_aofe import GRUAOFE, FlowConfig
 
 torch.manual_seed(SEED)
 model = GRUAOFE(FlowConfig())
-grey = lambda im: torch.from_numpy(im.mean(-1).astype(np.float32))[None, None]
+grey = lambda im: torch.from_numpy(to_grey(im).astype(np.float32))[None, None]   # luminance, as every estimator here
 i1, i2 = grey(a), grey(b)
+to_unit = lambda img: img / 127.5 - 1.0   # grey 0..255 -> -1..1, as the network does to its input
 with torch.no_grad():
-    f1, f2 = model.fnet(model._norm(torch.cat([i1, i2]))).chunk(2)
+    f1, f2 = model.fnet(to_unit(torch.cat([i1, i2]))).chunk(2)
     corr = CorrPyramid(f1, f2, levels=3, radius=3)
 print("features", tuple(f1.shape), "| pyramid levels", [tuple(v.shape[-2:]) for v in corr.pyramid],
       "| lookup channels", corr.channels)
@@ -173,7 +190,6 @@ print("outputs:", len(preds) - 1, "GRU iterations and the refined flow, each", t
 # weighted mean scale).
 
 # %%
-from hmrm.flow.classic import to_grey
 from hmrm.flow.pretrained import load_pretrained
 
 try:
@@ -182,7 +198,7 @@ try:
 except FileNotFoundError as exc:  # a checkout without weights: show the untrained stage instead
     print(exc)
     shipped, label = GRUAOFE(FlowConfig()).eval(), "untrained GRU-AOFE"
-g1, g2 = (torch.from_numpy(to_grey(x).astype(np.float32))[None, None] for x in (a, b))
+g1, g2 = grey(a), grey(b)
 dis = classic_flow(a, b, "dis_tuned")
 gru_only = shipped.estimate(a, b, refine=False)
 with torch.no_grad():
@@ -193,13 +209,15 @@ chosen = (maps["gate"] * (maps["weights"] * scales).sum(1, keepdim=True))[0, 0].
 face = g["face_mask"]
 for name, f in (("tuned DIS", dis), ("GRU only", gru_only), (label, refined)):
     print(f"{name:<20} face EPE {endpoint_error(f, g['flow'], face):.4f} px")
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.3))
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.3), layout="constrained")
 err_max = np.percentile(np.linalg.norm(dis - g["flow"], axis=-1)[face], 99)
 for ax, (name, f) in zip(axes, (("tuned DIS error", dis), (f"{label} error", refined))):
     im = ax.imshow(np.linalg.norm(f - g["flow"], axis=-1) * face, cmap="inferno", vmin=0, vmax=err_max)
-    ax.set_title(name); plt.colorbar(im, ax=ax, fraction=0.046)
-im = axes[2].imshow(chosen, cmap="viridis"); axes[2].set_title("smoothing scale chosen (px)"); plt.colorbar(im, ax=axes[2], fraction=0.046)
-im = axes[3].imshow(maps["confidence"][0, 0].numpy(), cmap="gray"); axes[3].set_title("confidence"); plt.colorbar(im, ax=axes[3], fraction=0.046)
+    ax.set_title(name); plt.colorbar(im, ax=ax, fraction=0.046, label="EPE (px)")
+im = axes[2].imshow(chosen, cmap="viridis"); axes[2].set_title("smoothing scale chosen")
+plt.colorbar(im, ax=axes[2], fraction=0.046, label="px")
+im = axes[3].imshow(maps["confidence"][0, 0].numpy(), cmap="gray"); axes[3].set_title("confidence")
+plt.colorbar(im, ax=axes[3], fraction=0.046, label="0 to 1")
 for ax in axes: ax.axis("off")
 plt.show()
 
@@ -211,11 +229,15 @@ plt.show()
 # and often sub-pixel, some bent by smooth bumps, some faded to weak texture, with occlusions and
 # noise, and exact ground truth. The flow head's last layer and the refinement gate start at zero, so
 # an untrained model returns its starting flow unchanged. Below, a small model (without warm start)
-# takes a few steps on the same four batches of tiny pairs over and over, so that the loss can be
-# seen going down within seconds; real pretraining never shows a pair twice, and its loss falls far
-# more slowly. The loss (`flow_loss`) is RAFT's sequence loss over the GRU
-# iterations plus the refined flow's error on the pixels the GRU already has within 1 px: averaging
-# cannot repair a lost large motion, and those pixels would only teach the stage to blur everything.
+# takes `TRAIN_STEPS` steps on the same four batches of tiny pairs over and over. That is far too
+# little to train anything, and the steps alternate between four batches of different difficulty,
+# so a single curve mostly shows the batches, not progress. The figure therefore draws each batch as
+# its own line, and the cell compares the mean loss of the first and of the last pass through the
+# four: whether it fell in your run, and by how much, depends on the steps and the seed (raise
+# `TRAIN_STEPS` to see more). Real pretraining never shows a pair twice. The loss (`flow_loss`) is
+# RAFT's sequence loss over the GRU iterations plus the refined flow's error on the pixels the GRU
+# already has within 1 px: averaging cannot repair a lost large motion, and those pixels would only
+# teach the stage to blur everything.
 # Full pretraining is `hmrm flow train --config configs/flow_pretrain.yaml`; the weights the project
 # ships carry their command and time in `hmrm/flow/weights/gru_aofe.json`.
 
@@ -234,8 +256,14 @@ for step in range(TRAIN_STEPS):
     loss = flow_loss(small(x1, x2), fl, va, refined=True)
     opt.zero_grad(); loss.backward(); opt.step()
     losses.append(loss.item())
-plt.figure(figsize=(5, 2.5)); plt.plot(losses, marker="."); plt.xlabel("step"); plt.ylabel("flow loss"); plt.show()
-print(f"mean loss over the four batches: first pass {np.mean(losses[:4]):.3f}, last pass {np.mean(losses[-4:]):.3f}")
+fig, ax = plt.subplots(figsize=(5, 2.5), layout="constrained")
+for k in range(4):
+    ax.plot(np.arange(k, len(losses), 4), losses[k::4], marker=".", label=f"batch {k}")
+ax.set_xlabel("step"); ax.set_ylabel("flow loss"); ax.legend(fontsize=7, ncol=2)
+plt.show()
+first, last = np.mean(losses[:4]), np.mean(losses[-4:])
+print(f"mean loss over the four batches: first pass {first:.3f}, last pass {last:.3f} "
+      f"({'fell' if last < first else 'did not fall'} by {100 * abs(first - last) / first:.0f} % in {len(losses)} steps)")
 
 # %% [markdown]
 # ## 6. The benchmark
@@ -267,11 +295,47 @@ explorer = flow_explorer(samples[:4], methods=("gru_aofe", "dis_tuned", "farneba
 explorer
 
 # %% [markdown]
-# **Exercises.** (1) Set `METHODS` to include only the DIS variants and change `hmrm.flow.classic`'s
-# `DIS_TUNED` (patch size, refinement iterations): which matters most below 1 px? (2) In section 3,
-# compare `preds[-1]` with `init`: the untrained model returns its warm start exactly. Why is that a
-# good place for training to begin, and what must training then achieve to be worth its cost?
-# (3) In section 4, replace the refined flow by a plain Gaussian blur of tuned DIS
-# (`cv2.GaussianBlur` on each channel) and try sigma 1-8: which sigma wins on this pair, and where
-# on the face does a fixed blur do worse than the learned stage?
-# (4) In the explorer, find a blink: what does each method do with it?
+# ## Check yourself
+#
+# Section 5 claims that an untrained GRU-AOFE returns its warm start exactly: the flow head's last
+# layer and the refinement gate start at zero, so training begins from tuned DIS and can only learn
+# to improve on it. The next cell runs the untrained `model` of section 3 again, on the central
+# 128 x 128 px of the pair (to keep it quick), asserts that its output differs from the warm start
+# by less than 0.0001 px, and that the model of section 4 is closer to the truth than no motion at all.
+#
+# Break it on purpose: add the line `torch.nn.init.normal_(model.update.flow_head[-1].weight, std=0.01)`
+# at the top of the cell and run it again: the flow head no longer starts at zero, the GRU moves the
+# flow away from its warm start and the assertion fails. (Run the chapter from the top afterwards, to
+# get the untouched model back.)
+
+# %%
+centre = (..., slice(64, 192), slice(64, 192))
+with torch.no_grad():
+    out = model(i1[centre], i2[centre], init[centre], iters=3)[-1]
+gap = float((out - init[centre]).abs().max())
+epe_model = endpoint_error(refined, g["flow"], face)
+epe_still = endpoint_error(np.zeros_like(g["flow"]), g["flow"], face)
+assert gap < 1e-4, f"the untrained model moved its warm start by up to {gap:.4f} px"
+assert epe_model < epe_still
+print(f"self-check passed: untrained, the model returns its warm start (largest change {gap:.1e} px); "
+      f"{label} face EPE {epe_model:.3f} px, no motion {epe_still:.3f} px")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Which DIS setting matters below a pixel?** `hmrm.flow.classic.DIS_TUNED` lists the settings
+#    that make `dis_tuned`, and `classic_flow(a, b, "dis_tuned", patch_size=12)` overrides one. On the
+#    `PAIRS` SynthME pairs of section 1, change one setting at a time (finest scale, patch size and
+#    stride, gradient-descent and variational-refinement iterations) and rank them by how much the
+#    face EPE changes.
+# 2. **A fixed blur against the learned stage.** In section 4, replace the refined flow by a plain
+#    Gaussian blur of tuned DIS (`hmrm.flow.refine.gaussian_blur`, or `cv2.GaussianBlur` on each
+#    channel) and try sigma 1-8 px. Which sigma wins on this pair, how close does it come to the
+#    shipped model, and where on the face does the best fixed blur do worse than the learned stage?
+# 3. **Blinks.** Some clips of the tiny SynthME have an eye blink at onset or apex (`s.meta["blink"]`).
+#    In the explorer (`flow_explorer(samples)` to offer every clip, not just the first four), or with
+#    `estimate_flow`, compare each method's error on the eyes with its error on the rest of the face.
+#    What does each method do with a blink?
+#
+# The solutions are in `notebooks/solutions/02_optical_flow_gru_attention_solutions.ipynb`: open it
+# after you have tried.
