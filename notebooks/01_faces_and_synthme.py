@@ -277,7 +277,7 @@ default = SynthConfig()
 print(f"default build: {default.clips_per_subject} clips per subject, class balance "
       f"(negative, positive, surprise) {default.balance}; this chapter: preset {PRESET!r}, {SUBJECTS} subjects")
 root = Path(SYNTHME_ROOT) if SYNTHME_ROOT else cache_dir(f"synthme_{PRESET}_s{SUBJECTS}_seed{SEED}")
-manifest = build_synthme(root, SynthConfig.preset(PRESET, seed=SEED), max_subjects=SUBJECTS)
+manifest = build_synthme(root, SynthConfig.preset(PRESET, seed=SEED), max_subjects=SUBJECTS, progress=False)
 samples = load_synthme(root, scheme="composite3")
 print(root)
 print(samples.summary())

@@ -26,7 +26,7 @@ SEED = 0
 # %% [markdown]
 # # 03 · MotionMix: new training samples from the motion of two faces
 #
-# **Why augment at all.** Micro-expression data sets are tiny. CASME II has 247 clips, SAMM 159,
+# **Why augment at all.** Micro-expression data sets are tiny. CASME II has 247 clips (the HMRM paper's count; its coding sheet lists 255, chapter 01), SAMM 159,
 # SMIC-HS 164; the MEGC2019 composite set has 442 clips of 68 people (250 negative, 109 positive,
 # 83 surprise). A network with a few million weights sees each training clip hundreds of times and
 # soon memorises faces instead of learning motion. The usual image augmentations help little on
@@ -87,7 +87,7 @@ print(samples.summary())
 
 # %%
 t0 = time.perf_counter()
-inputs = build_flow_inputs(samples, METHOD, SIZE)
+inputs = build_flow_inputs(samples, METHOD, SIZE, progress=False)
 t1 = time.perf_counter()
 inputs = build_flow_inputs(samples, METHOD, SIZE, progress=False)   # again: read from the cache
 t2 = time.perf_counter()

@@ -96,7 +96,7 @@ for d in found:
 # look). Its scores pool the folds done only and are not a LOSO result.
 #
 # **The paper's figures.** `paper UF1` / `paper UAR` are the figures the paper reports for the full
-# HMRM (source: `../shared/PAPER.md`, "Results reported"). They appear only beside runs of the full
+# HMRM (its results table, recorded in `hmrm.train.results.PAPER_RESULTS`). They appear only beside runs of the full
 # HMRM on the same data set with our paper config's class scheme, and stay blank everywhere else:
 # the paper reports no ablation or baseline figures. Even where both appear, the set-ups may
 # differ: the paper's GRU-AOFE was pretrained on FlyingChairs / FlyingThings, ours on generated pairs with
@@ -139,8 +139,36 @@ if ablations.empty:
 
 # %%
 efficiency, text = R.read_efficiency(in_repo(EFFICIENCY_MD))
-display(Markdown(text))
-efficiency
+display(Markdown(text))   # the table with its conventions; `efficiency` holds it as a DataFrame
+
+# %% [markdown]
+# ## What the tables say
+#
+# The next cell reads its statements off the tables above, so they stay true as rows are added: per
+# data set, the best honest score and its interval (compare it with the other rows' intervals, not
+# with their point values); for each HMRM ablation, whether its paired interval shows that the part
+# matters; and what HMRM costs against the baseline.
+
+# %%
+done = results[results["status"] == "complete"]
+for dataset, rows in done.groupby("data set"):
+    best = rows.loc[rows[R.HONEST_UF1].idxmax()]
+    within = rows[rows["UF1 95% interval"].notna()]
+    print(f"{dataset}: {len(rows)} complete run(s); best honest UF1 {best[R.HONEST_UF1]:.3f} "
+          f"{best['UF1 95% interval']} ({best['model']} on {best['flow']} flow, {best['run']})")
+paired = "ΔUF1 95% interval (paired)"
+for _, a in ablations.iterrows() if not ablations.empty else []:
+    if a["ablation"] == "full" or not a[paired]:
+        continue
+    lo, hi = (float(v) for v in a[paired].strip("[]").split(","))
+    verdict = "the data show the part matters" if hi < 0 or lo > 0 else "not shown to matter on these subjects"
+    print(f"{a['data set']} {a['ablation']} ({a['flow']}, {a['epochs']} epochs): ΔUF1 {a['ΔUF1 vs full']:+.3f} "
+          f"{a[paired]}: {verdict}")
+costs = efficiency.set_index("model")
+if {"hmrm", "ststnet"} <= set(costs.index):
+    h, b = costs.loc["hmrm"], costs.loc["ststnet"]
+    print(f"HMRM has {h['parameters'] / b['parameters']:.0f}x the parameters and "
+          f"{h['MFLOPs / sample'] / b['MFLOPs / sample']:.0f}x the FLOPs of STSTNet per sample")
 
 # %% [markdown]
 # ## Adding rows

@@ -1,7 +1,8 @@
 """Every chapter shows its figures to a student: executed as JupyterLab executes it (the inline backend,
 no MPLBACKEND), no pyplot figure is still open after any cell (the inline backend shows and closes each
-one; a figure still open was drawn but never shown) and the backend is still inline at the end (library
-code never switches it)."""
+one; a figure still open was drawn but never shown), the backend is still inline at the end (library
+code never switches it), and no cell but the flow explorer leaves a widget behind (a progress bar is
+one, and a saved notebook shows it frozen at 0 %)."""
 from __future__ import annotations
 
 import json
@@ -48,6 +49,9 @@ def test_chapter_shows_every_figure_it_draws(path, monkeypatch, tmp_path):
                   for line in out["text"].splitlines() if line.startswith("HMRM-FIGURES"))
     assert "inline" in report["backend"], f"{path.name}: the backend was switched to {report['backend']}"
     assert not report["unshown"], f"{path.name}: figures drawn but never shown: {report['unshown']}"
+    widgets = [c.source.strip()[:60] for c in nb.cells if "flow_explorer(" not in c.source
+               and any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert not widgets, f"{path.name}: widget outputs (progress bars?) that a saved notebook shows frozen: {widgets}"
     drawn = sum(_images(c) for c in nb.cells)
     source = path.with_suffix(".py").read_text()
     if "plt." in source or "show_" in source:

@@ -75,7 +75,7 @@ print(json.dumps(config.to_dict(), indent=1))
 print("run folder:", run_dir)
 
 # %%
-result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS)
+result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS, progress=False)  # papermill shows no live bar
 print(result.table())
 
 # %%
