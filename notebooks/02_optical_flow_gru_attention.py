@@ -38,6 +38,16 @@ SEED = 0
 # **Why micro-expressions are hard.** Apex motion is 0.1-2 px on a 256 px face, on smooth skin
 # with few edges, under sensor noise of the same size as the signal's intensity change, and on top
 # of head motion. Errors of 0.1 px matter.
+#
+# **Words this chapter uses.** *End-point error* (EPE): the length, in pixels, of the difference
+# between an estimated and the true flow vector, here averaged over the face. *RAFT* (Recurrent
+# All-Pairs Field Transforms, Teed and Deng, 2020): a flow network that compares every pixel of one
+# frame with every pixel of the other (a *correlation volume*) and improves a flow field step by step
+# with a recurrent unit. *ConvGRU*: a gated recurrent unit whose gates are convolutions, so that its
+# memory is an image. *Convex upsampling*: the network estimates flow at a coarser resolution (1/8
+# in RAFT, 1/4 in this project's GRU-AOFE), and each full-resolution vector is a learned
+# weighted average (weights >= 0 that sum to 1) of its 3 x 3 coarse neighbours. *FlyingChairs*: a synthetic data set of chairs flying over photographs with
+# exact flow, on which RAFT-like networks are usually pretrained.
 
 # %%
 from pathlib import Path
