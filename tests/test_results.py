@@ -13,7 +13,7 @@ from hmrm.train import LOSOConfig, LOSOData, run_loso
 from hmrm.train import results as R
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_MD = REPO.parent / "shared" / "PAPER.md"
+PAPER_MD = REPO / "docs" / "paper.md"
 
 
 def _tiny_data(n=8, subjects=2, size=24, seed=0):
@@ -100,15 +100,14 @@ def test_paper_column_only_where_paper_md_has_a_figure(runs):
                 "loso/synthme-ststnet-gt-e2-seed0"):  # no ablation, baseline, other-scheme or SynthME figure
         assert math.isnan(df.loc[run, R.PAPER_UF1]) and math.isnan(df.loc[run, R.PAPER_UAR]), run
     md = R.results_markdown(df.reset_index())
-    assert "PAPER.md" in md.splitlines()[0] and "OPTIMISTIC" in md
+    assert "docs/paper.md" in md.splitlines()[0] and "OPTIMISTIC" in md
     lines = md.splitlines()
     head = [c.strip() for c in next(ln for ln in lines if ln.startswith("| run")).strip("|").split("|")]
     row = [c.strip() for c in next(ln for ln in lines if "casme2_ststnet" in ln).strip("|").split("|")]
     assert row[head.index(R.PAPER_UF1)] == row[head.index(R.PAPER_UAR)] == ""  # blank, not invented
 
 
-@pytest.mark.skipif(not PAPER_MD.is_file(), reason="../shared/PAPER.md is not beside this checkout")
-def test_paper_figures_are_those_of_paper_md():
+def test_paper_figures_are_those_of_the_projects_paper_notes():
     assert R.paper_results_from_markdown(PAPER_MD.read_text()) == R.PAPER_RESULTS
 
 
@@ -135,7 +134,7 @@ def test_ablation_table(runs):
     assert ab.iloc[0][R.PAPER_UF1] == 0.9561 and ab.iloc[0]["ΔUF1 vs full"] == 0
     # the copies predict the same samples as the full run: a paired interval (of 0, being copies), none for the full row
     assert no_rffs[R.DELTA_UF1_CI] == "[0.00, 0.00]" and ab.iloc[0][R.DELTA_UF1_CI] == ""
-    assert "ablation" in R.ablation_markdown(ab) and "PAPER.md" in R.ABLATION_CAPTION
+    assert "ablation" in R.ablation_markdown(ab) and "paper" in R.ABLATION_CAPTION
     empty = R.ablation_table(R.results_table(roots=[runs / "loso"]))
     assert empty.empty and "ΔUF1 vs full" in empty.columns
 

@@ -1,6 +1,6 @@
 """The refinement stage of GRU-AOFE: learned, confidence-guided smoothing at full resolution.
 
-Why it exists (measured, see ``benchmarks/flow_bench.py`` and the closing notes of the flow issue):
+Why it exists (measured with ``benchmarks/flow_bench.py``; the README's "Optical flow" section has the table):
 on faces the error left by tuned DIS, and by the GRU that starts from it, is *drift*: over flat
 skin, sensor noise moves the patch matches by a few hundredths of a pixel, coherently over 8-16 px.
 No local correction can see that drift in one pixel, but the true motion of a face is smooth, so

@@ -18,8 +18,8 @@ the patches above and to its left; :class:`hmrm.ssm.BiMamba` also scans the sequ
 so every token sees the whole face (``bidirectional=False`` swaps in :class:`hmrm.ssm.Mamba`, the
 ablation).
 
-Our choices where the paper is silent (see ``../shared/PAPER.md``)
------------------------------------------------------------------
+Our choices where the paper is silent (what it says: ``docs/paper.md``)
+----------------------------------------------------------------------
 * **Grains.** Fine tokens cover a small facial area (about an eyelid or a lip corner), coarse
   tokens cover whole regions. Defaults: input ``S = 112`` and patches ``(8, 16)``, giving
   14 x 14 = 196 fine and 7 x 7 = 49 coarse tokens.

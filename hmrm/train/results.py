@@ -7,14 +7,14 @@
     one row each <- data set, class scheme, model, flow, ablation, epochs, folds done / total,
                     honest UF1 / UAR (final epoch, pooled over folds),
                     best-epoch-on-test UF1 / UAR (OPTIMISTIC, in their own labelled columns),
-                    the paper's UF1 / UAR where ../shared/PAPER.md reports them (HMRM, full network)
+                    the paper's UF1 / UAR where it reports them (HMRM, full network; docs/paper.md)
     PARTIAL      <- a run whose metrics.json does not cover every subject (an interrupted run, or FOLDS=N)
 
-The paper's figures (:data:`PAPER_RESULTS`) are copied from ``PAPER.md`` ("Results reported (UF1 /
-UAR)"): one pair per data set for the full HMRM. PAPER.md reports no ablation or baseline figures,
+The paper's figures (:data:`PAPER_RESULTS`) are those of ``docs/paper.md`` ("Results reported (UF1 /
+UAR)"): one pair per data set for the full HMRM. The paper reports no ablation or baseline figures,
 so those cells stay blank. The paper figure is put beside a run only when the run is HMRM, full
 network, on that data set with the class scheme of our paper config (``configs/loso_*.yaml``);
-PAPER.md names no class scheme, no input size and no batch size, and the paper used GRU-AOFE flow,
+The paper names no class scheme, no input size and no batch size, and the paper used GRU-AOFE flow,
 so even then the two numbers come from set-ups that may differ (the table says which flow we used).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOTS = ("runs/reproduce", "runs/loso")
 EFFICIENCY_MD = REPO / "figures" / "efficiency.md"
 
-#: UF1 / UAR of the full HMRM as reported by the paper, copied from ../shared/PAPER.md,
+#: UF1 / UAR of the full HMRM as reported by the paper (docs/paper.md, "Results reported"),
 #: section "Results reported (UF1 / UAR)". Nothing else is reported there.
 PAPER_RESULTS: dict[str, tuple[float, float]] = {
     "casme2": (0.9561, 0.9588),
@@ -40,7 +40,7 @@ PAPER_RESULTS: dict[str, tuple[float, float]] = {
     "composite": (0.8788, 0.8906),
     "smic": (0.7491, 0.7759),
 }
-PAPER_SOURCE = "../shared/PAPER.md, 'Results reported (UF1 / UAR)'"
+PAPER_SOURCE = "the HMRM paper (Guo et al., 2025) as recorded in docs/paper.md, 'Results reported (UF1 / UAR)'"
 #: The class scheme of our paper config per data set (configs/loso_*.yaml): the paper figure is shown only for it.
 PAPER_SCHEMES = {"casme2": "casme2_5", "samm": "samm5", "smic": "smic3", "composite": "composite3"}
 PAPER_EPOCHS = 1000
@@ -63,7 +63,7 @@ RESULTS_CAPTION = (
     "because some repositories report them. PARTIAL: not every subject was held out (an interrupted run or a "
     f"FOLDS=N quick look); its scores pool only the folds done. Paper UF1 / UAR: source {PAPER_SOURCE}, the full "
     "HMRM only, shown beside runs of the full HMRM on the same data set with our paper config's class scheme; "
-    "blank where PAPER.md gives no figure. The paper used GRU-AOFE flow and "
+    "blank where the paper gives no figure. The paper used GRU-AOFE flow and "
     f"{PAPER_EPOCHS} epochs and names no class scheme, input size or batch size: compare with care. SynthME is "
     "our synthetic set; the paper never used it.")
 ABLATION_CAPTION = (
@@ -271,7 +271,7 @@ def ablation_markdown(ablations: pd.DataFrame) -> str:
 
 
 def paper_results_from_markdown(text: str) -> dict[str, tuple[float, float]]:
-    """The UF1 / UAR rows of PAPER.md's "Results reported" table, keyed like :data:`PAPER_RESULTS`
+    """The UF1 / UAR rows of docs/paper.md's "Results reported" table, keyed like :data:`PAPER_RESULTS`
     (to check that the copied figures still match their source)."""
     names = {v: k for k, v in DATASET_NAMES.items()}
     out = {}
