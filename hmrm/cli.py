@@ -69,15 +69,10 @@ def _cmd_facebank(args) -> int:
 
 
 def _cmd_synthme(args) -> int:
-    from .data.synthme import SynthConfig, build_synthme
+    from .data.synthme import SYNTHME_FLAGS, SynthConfig, build_synthme
 
-    overrides = {}
-    if args.clips_per_subject is not None:
-        overrides["clips_per_subject"] = args.clips_per_subject
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.format is not None:
-        overrides["image_format"] = args.format
+    given = {field: getattr(args, flag[2:].replace("-", "_")) for field, flag in SYNTHME_FLAGS.items()}
+    overrides = {field: value for field, value in given.items() if value is not None}
     config = SynthConfig.preset(args.preset, **overrides)
     m = build_synthme(args.out, config, workers=args.workers, max_subjects=args.subjects, offline=args.offline)
     print(
@@ -226,6 +221,7 @@ def _cmd_loso(args) -> int:
     from .data.datasets import WHERE_TO_REQUEST, load_dataset
     from .options import OptionError
     from .train.loso import LOSOConfig, run_loso
+    from .train.recipe import default_warmup
 
     if args.threads:
         import torch
@@ -233,9 +229,7 @@ def _cmd_loso(args) -> int:
         torch.set_num_threads(args.threads)
 
     try:
-        warmup = args.warmup_epochs
-        if warmup is None:
-            warmup = min(max(1, args.epochs // 10), args.epochs - 1) if args.schedule == "cosine" else 0
+        warmup = default_warmup(args.epochs, args.schedule) if args.warmup_epochs is None else args.warmup_epochs
         config = LOSOConfig(
             model=args.model, ablation=args.ablation, model_overrides=_parse_sets(args.set), epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,

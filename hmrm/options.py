@@ -172,13 +172,13 @@ def accepted(hint, rule: Rule | None = None) -> str:
     return text + (" (or None)" if optional else "")
 
 
-def check_fields(obj, rules: dict[str, Rule] | None = None, prefix: str = "") -> None:
+def check_fields(obj, rules: dict[str, Rule] | None = None) -> None:
     """Check (and canonicalise, in place) every field of the dataclass instance ``obj`` against its
     type annotation and ``rules``; the first bad one raises :class:`OptionError`."""
     hints = typing.get_type_hints(type(obj))
     rules = rules or {}
     for f in fields(obj):
-        value = check_value(prefix + f.name, getattr(obj, f.name), hints[f.name], rules.get(f.name))
+        value = check_value(f.name, getattr(obj, f.name), hints[f.name], rules.get(f.name))
         object.__setattr__(obj, f.name, value)
 
 

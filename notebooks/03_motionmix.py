@@ -232,16 +232,10 @@ plt.tight_layout(); plt.show()
 # jump is small by construction.
 
 # %%
-def seam(x, boxes, regions=MIX_REGIONS):
-    """Mean |(u, v) inside - (u, v) outside| over the edge pixels of the boxes."""
-    jumps = []
-    for r in regions:
-        x0, y0, x1, y1 = boxes[REGION_NAMES.index(r)]
-        if y0 > 0: jumps.append(np.abs(x[:2, y0, x0:x1] - x[:2, y0 - 1, x0:x1]).sum(0))
-        if y1 < SIZE: jumps.append(np.abs(x[:2, y1 - 1, x0:x1] - x[:2, y1, x0:x1]).sum(0))
-        if x0 > 0: jumps.append(np.abs(x[:2, y0:y1, x0] - x[:2, y0:y1, x0 - 1]).sum(0))
-        if x1 < SIZE: jumps.append(np.abs(x[:2, y0:y1, x1 - 1] - x[:2, y0:y1, x1]).sum(0))
-    return float(np.concatenate(jumps).mean())
+from hmrm.augment import seam_jump
+
+print(inspect.getsource(seam_jump))   # the measure, as the package defines it
+seam = seam_jump
 
 for name, x in (("unmixed a", xa), ("hard", hard), ("feather", soft), ("head motion matched", matched),
                 ("matched + feather", motionmix(xa, ba, xb, bb, blend="feather", feather_px=FEATHER_PX,

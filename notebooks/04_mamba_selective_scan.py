@@ -57,18 +57,18 @@ import torch
 from skimage.color import rgb2gray
 from skimage.transform import resize
 
-from hmrm.ssm import BiMamba, available_backends, linear_scan_, parallel_scan, selective_scan, sequential_scan
+from hmrm.ssm import (BiMamba, available_backends, linear_scan_, parallel_scan, resolve_backend, selective_scan,
+                      sequential_scan)
 from hmrm.ssm.scan import chunk_size
 
 torch.manual_seed(SEED)
 for b in available_backends():
     print(f"{b.name:<11} {'yes' if b.available else 'no ':<4} {b.detail}")
 
-# "auto" would pick the fastest backend that can run the tensors (and note its choice in the
-# "hmrm.ssm" log). We make the same choice here, in the open, and pass it explicitly: every
-# tensor of this chapter is on the CPU, where mamba_ssm's CUDA kernel cannot run.
-usable = {b.name for b in available_backends() if b.available} - {"mamba_ssm"}
-SCAN = BACKEND if BACKEND != "auto" else ("fused" if "fused" in usable else "parallel")
+# "auto" picks the fastest backend that can run the tensors; `resolve_backend` says which it is
+# for this chapter's tensors (all on the CPU, where mamba_ssm's CUDA kernel cannot run), and the
+# chapter passes that name explicitly, so every scan below says what it runs.
+SCAN = resolve_backend(BACKEND, torch.device("cpu"))
 print(f"backend of this chapter's scans: {SCAN!r}")
 
 # %% [markdown]
@@ -391,7 +391,7 @@ assert maps["backward branch"].flatten()[centre + 2:].abs().max() > 0, "the back
 with torch.no_grad():
     outputs = {}
     for backend in ("sequential", "parallel", "fused"):
-        if backend in usable:
+        if any(b.name == backend and b.available for b in available_backends()):
             block.backend = backend
             outputs[backend] = block(tokens)
 block.backend = SCAN

@@ -61,7 +61,7 @@ from hmrm.data.synthme import tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import flow_input, region_boxes_for
 from hmrm.model import ABLATIONS, HMRM, build_model, class_weights, count_parameters, region_token_mask
-from hmrm.ssm import available_backends
+from hmrm.ssm import resolve_backend
 from hmrm.viz import flow_to_color, flow_wheel
 from hmrm.viz.overlays import REGION_COLOURS
 
@@ -71,11 +71,9 @@ torch.manual_seed(SEED)
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
 
-# "auto" would pick the fastest scan backend that can run the tensors (and note its choice in the
-# "hmrm.ssm" log). We make the same choice here, in the open, and pass it to every
-# model we build: this chapter runs on the CPU, where mamba_ssm's CUDA kernel cannot run.
-usable = {b.name for b in available_backends() if b.available} - {"mamba_ssm"}
-SCAN = BACKEND if BACKEND != "auto" else ("fused" if "fused" in usable else "parallel")
+# "auto" picks the fastest scan backend that can run the tensors; `resolve_backend` says which it is
+# on this chapter's CPU (mamba_ssm's CUDA kernel cannot run there), and every model below gets it.
+SCAN = resolve_backend(BACKEND, torch.device("cpu"))
 print(f"selective-scan backend of this chapter: {SCAN!r}")
 
 
@@ -315,13 +313,7 @@ print("cross-entropy per head", {k: round(v.item(), 4) for k, v in terms.items()
 # %%
 from hmrm.efficiency import efficiency_markdown, efficiency_rows
 
-# the models of hmrm.efficiency.default_models, with this chapter's scan backend passed explicitly
-models = {("hmrm" if name == "full" else f"hmrm/{name}"):
-          (lambda name=name: build_model("hmrm", ablation=name, input_size=INPUT_SIZE, backend=SCAN))
-          for name in ABLATIONS}
-models["ststnet"] = lambda: build_model("ststnet")
-rows = efficiency_rows(models, input_size=INPUT_SIZE, batches=EFFICIENCY_BATCHES, repeats=EFFICIENCY_REPEATS,
-                       warmup=1)
+rows = efficiency_rows(input_size=INPUT_SIZE, batches=EFFICIENCY_BATCHES, repeats=EFFICIENCY_REPEATS, warmup=1)
 display(Markdown(efficiency_markdown(rows, INPUT_SIZE, EFFICIENCY_REPEATS, warmup=1)))
 full = rows[0]
 print(f"HMRM: {full.params / 1e6:.2f} M parameters, {full.flops / 1e9:.2f} GFLOPs per sample")

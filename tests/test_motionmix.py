@@ -209,3 +209,17 @@ def test_on_synthme_flow_inputs(tiny_synthme, tmp_path):
         if plan.mixed[i]:
             assert inputs.labels[plan.partner[i]] == inputs.labels[i]
             assert not np.array_equal(out[i], inputs.x[i])
+
+
+def test_seam_jump_measures_the_step_at_the_box_edges():
+    from hmrm.augment import seam_jump
+    from hmrm.face.regions import REGION_NAMES
+
+    x = np.full((3, 32, 32), 0.25, np.float32)
+    boxes = np.array([[4, 4, 12, 12]] * len(REGION_NAMES))
+    assert seam_jump(x, boxes, ("mouth",)) == 0.0  # uniform motion: no seam
+    x[0, 4:12, 4:12] += 0.5                         # a pasted box whose u is off by 0.5 px
+    x[1, 4:12, 4:12] -= 0.25                        # and whose v is off by 0.25 px
+    assert seam_jump(x, boxes, ("mouth",)) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="no edge"):
+        seam_jump(x, np.array([[0, 0, 32, 32]] * len(REGION_NAMES)), ("mouth",))

@@ -45,3 +45,10 @@ def test_recipe_config_splits_model_options_and_warms_up_a_tenth():
                                      "schedule": "constant", "weighted_loss": True}, "tvl1", 64)
     assert flat.warmup_epochs == 0 and flat.model_overrides == {"weighted_loss": True}
     assert recipe_config("hmrm", {**r, "epochs": 1}, "gt", 64).warmup_epochs == 0    # a one-epoch look still runs
+
+
+def test_default_warmup_is_a_tenth_of_a_cosine_run_and_never_all_of_it():
+    from hmrm.train.recipe import default_warmup
+
+    assert [default_warmup(e, "cosine") for e in (1, 2, 9, 40, 200)] == [0, 1, 1, 4, 20]
+    assert default_warmup(40, "constant") == 0

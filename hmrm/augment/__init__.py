@@ -1,4 +1,6 @@
 """Augmentation of flow inputs: MotionMix (:mod:`.motionmix`), applied to training folds only."""
-from .motionmix import MIX_REGIONS, MixPlan, MotionMix, feather_weights, grow_boxes, motionmix, resize_patch
+from .motionmix import (MIX_REGIONS, MixPlan, MotionMix, feather_weights, grow_boxes, motionmix, resize_patch,
+                        seam_jump)
 
-__all__ = ["MIX_REGIONS", "MixPlan", "MotionMix", "feather_weights", "grow_boxes", "motionmix", "resize_patch"]
+__all__ = ["MIX_REGIONS", "MixPlan", "MotionMix", "feather_weights", "grow_boxes", "motionmix", "resize_patch",
+           "seam_jump"]

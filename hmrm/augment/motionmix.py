@@ -66,6 +66,29 @@ MODES = ("all", "random")
 HEAD_MOTION = ("keep", "match")
 
 
+def seam_jump(x, boxes, regions: Sequence[str] = MIX_REGIONS) -> float:
+    """How visible the edges of ``regions`` are in a flow input ``x`` (C, S, S): the mean jump of
+    ``|u| + |v|`` between the pixel just inside and the pixel just outside each box edge, in pixels of
+    displacement. A hard paste between clips that drift differently leaves a large one; feathering
+    spreads it over several pixels, so the jump at the edge falls."""
+    x, side = _as_numpy(x), _as_numpy(x).shape[-1]
+    rows = _box_rows(boxes)
+    jumps = []
+    for i in _region_index(regions):
+        x0, y0, x1, y1 = (int(v) for v in rows[i])
+        if y0 > 0:
+            jumps.append(np.abs(x[:2, y0, x0:x1] - x[:2, y0 - 1, x0:x1]).sum(0))
+        if y1 < side:
+            jumps.append(np.abs(x[:2, y1 - 1, x0:x1] - x[:2, y1, x0:x1]).sum(0))
+        if x0 > 0:
+            jumps.append(np.abs(x[:2, y0:y1, x0] - x[:2, y0:y1, x0 - 1]).sum(0))
+        if x1 < side:
+            jumps.append(np.abs(x[:2, y0:y1, x1 - 1] - x[:2, y0:y1, x1]).sum(0))
+    if not jumps:
+        raise ValueError(f"the boxes of {tuple(regions)} have no edge inside the {side} px input")
+    return float(np.concatenate(jumps).mean())
+
+
 def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 

@@ -100,7 +100,7 @@ PRESETS: dict[str, dict] = {
 
 
 #: SynthConfig fields that ``hmrm synthme`` sets with its own flag (the rest come from --preset)
-_FLAGS = {"clips_per_subject": "--clips-per-subject", "seed": "--seed", "image_format": "--format"}
+SYNTHME_FLAGS = {"clips_per_subject": "--clips-per-subject", "seed": "--seed", "image_format": "--format"}
 
 
 def synthme_command(out: str | Path, config: SynthConfig | dict | None = None, subjects: int | None = None) -> str:
@@ -114,7 +114,7 @@ def synthme_command(out: str | Path, config: SynthConfig | dict | None = None, s
     for name in PRESETS:
         base = json.loads(json.dumps(SynthConfig.preset(name).to_json()))
         diff = [k for k in base if cfg.get(k, base[k]) != base[k]]
-        if set(diff) <= set(_FLAGS) and (best is None or len(diff) < len(best[1])):
+        if set(diff) <= set(SYNTHME_FLAGS) and (best is None or len(diff) < len(best[1])):
             best = (name, diff)
     parts = ["hmrm", "synthme", "--out", str(out)]
     if best is None:
@@ -122,7 +122,7 @@ def synthme_command(out: str | Path, config: SynthConfig | dict | None = None, s
     name, diff = best
     parts += ["--preset", name] if name != "default" else []
     for key in diff:
-        parts += [_FLAGS[key], str(cfg[key])]
+        parts += [SYNTHME_FLAGS[key], str(cfg[key])]
     if subjects is not None:
         parts += ["--subjects", str(subjects)]
     return shlex.join(parts)

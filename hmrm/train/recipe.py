@@ -55,6 +55,12 @@ def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedMo
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def default_warmup(epochs: int, schedule: str) -> int:
+    """Warm-up epochs when none are given: a tenth of the epochs (at least one, fewer than all) for the
+    cosine schedule, none for the constant one."""
+    return min(max(1, epochs // 10), epochs - 1) if schedule == "cosine" else 0
+
+
 def recipe_config(model: str, recipe: dict, flow: str, input_size: int, **fields):
     """The :class:`~hmrm.train.loso.LOSOConfig` of a recipe: a flat dict of training choices
     (``lr``, ``schedule``, ``weight_decay``, ``label_smoothing``, ``ema``, ``motionmix_p``,
@@ -64,6 +70,6 @@ def recipe_config(model: str, recipe: dict, flow: str, input_size: int, **fields
 
     over = {k: v for k, v in recipe.items() if k in MODEL_KEYS}
     rest = {k: v for k, v in recipe.items() if k not in MODEL_KEYS}
-    warmup = min(max(1, rest["epochs"] // 10), rest["epochs"] - 1) if rest.get("schedule") == "cosine" else 0
+    warmup = default_warmup(rest["epochs"], rest.get("schedule", "constant"))
     return LOSOConfig(model=model, flow=flow, input_size=input_size, model_overrides=over, warmup_epochs=warmup,
                       **rest, **fields)

@@ -244,8 +244,7 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
         try:
             config_from_parameters(params)
         except OptionError as exc:
-            origin = "--" + exc.key.lower() if exc.key in ("DEVICE", "EPOCHS") and exc.key in overridden else \
-                f"{exc.key.lower()}: in {cfg}"
+            origin = f"--{exc.key.lower()}" if exc.key in overridden else f"{exc.key.lower()}: in {cfg}"
             raise ReproduceError(f"config {cfg}: {exc.key.lower()}: {exc.problem}. Fix {origin} (keys are the "
                                  f"parameters of {NOTEBOOK.name}, in either case).") from None
         check_data(dataset, params["DATA_ROOT"], params["PREPARED"], where=f"config {cfg}")

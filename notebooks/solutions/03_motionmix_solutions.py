@@ -48,16 +48,7 @@ xa, xb, ba, bb = inputs.x[a], inputs.x[b], inputs.boxes[a], inputs.boxes[b]
 print(f"a = {samples[a].key}, b = {samples[b].key}, class {samples[a].label}")
 
 
-def seam(x, boxes, regions=MIX_REGIONS):
-    """Mean |(u, v) inside - (u, v) outside| over the edge pixels of the boxes (chapter 03, section 3)."""
-    jumps = []
-    for r in regions:
-        x0, y0, x1, y1 = boxes[REGION_NAMES.index(r)]
-        if y0 > 0: jumps.append(np.abs(x[:2, y0, x0:x1] - x[:2, y0 - 1, x0:x1]).sum(0))
-        if y1 < SIZE: jumps.append(np.abs(x[:2, y1 - 1, x0:x1] - x[:2, y1, x0:x1]).sum(0))
-        if x0 > 0: jumps.append(np.abs(x[:2, y0:y1, x0] - x[:2, y0:y1, x0 - 1]).sum(0))
-        if x1 < SIZE: jumps.append(np.abs(x[:2, y0:y1, x1 - 1] - x[:2, y0:y1, x1]).sum(0))
-    return float(np.concatenate(jumps).mean())
+from hmrm.augment import seam_jump as seam   # the seam measure of chapter 03, section 3
 
 
 # %% [markdown]

@@ -39,10 +39,9 @@ from hmrm.efficiency import count_flops, example_inputs
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import flow_input, region_boxes_for
 from hmrm.model import build_model, count_parameters, region_token_mask
-from hmrm.ssm import available_backends
+from hmrm.ssm import resolve_backend
 
-usable = {b.name for b in available_backends() if b.available} - {"mamba_ssm"}
-SCAN = BACKEND if BACKEND != "auto" else ("fused" if "fused" in usable else "parallel")
+SCAN = resolve_backend(BACKEND, torch.device("cpu"))   # what "auto" runs on this CPU
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)
 sample = samples[SAMPLE]
 x = torch.from_numpy(flow_input(sample, method="gt", size=INPUT_SIZE))[None]
