@@ -50,12 +50,14 @@ SHIFT_PX = (0.5, -0.3)         # (dx, dy) motion the self-check makes and measur
 # | --- | --- | --- |
 # | 00 course map | this page, and a check of your installation | ready |
 # | 01 faces and SynthME | face alignment, facial regions, action units, the synthetic data set with exact flow | ready |
-# | 02 optical flow with GRU attention | correlation volumes, recurrent refinement, sub-pixel accuracy | ready (trained GRU-AOFE weights ship in `hmrm/flow/weights/gru_aofe.pt`) |
-# | 03 MotionMix | region mixing between flow maps of one class | ready |
-# | 04 Mamba and the selective scan | state-space models, sequential and parallel scans | ready |
-# | 05 encoder and RFFS | multi-grain patches, bidirectional Mamba, region fusion | ready |
-# | 06 LOSO training | the papermill-parameterised training run | ready |
-# | 07 results and efficiency | the paper's tables beside ours | ready |
+# | 02 optical flow on faces | brightness constancy, classical estimators scored on exact motion, flow features, an explorer | ready |
+# | 03 GRU-AOFE | correlation volumes, the attention-guided GRU, the refinement stage, training, the benchmark | ready (trained weights ship in `hmrm/flow/weights/gru_aofe.pt`) |
+# | 04 MotionMix | region mixing between flow maps of one class | ready |
+# | 05 the selective scan | state-space models, sequential, parallel and fused scans | ready |
+# | 06 the bidirectional Mamba block | the block around the scan, both directions over image patches | ready |
+# | 07 encoder and RFFS | multi-grain patches, the grained Mamba encoder, region fusion | ready |
+# | 08 LOSO training | leave-one-subject-out training and honest scores | ready |
+# | 09 results and efficiency | the paper's tables beside ours | ready |
 #
 # ## Data
 #

@@ -17,6 +17,8 @@ def test_chapters_exist_and_are_numbered():
     assert "00_course_map.ipynb" in names and "01_faces_and_synthme.ipynb" in names
     for n in names:
         assert n[:2].isdigit() and n[2] == "_", n
+    numbers = [int(n[:2]) for n in names]
+    assert numbers == list(range(len(names))), f"chapters must be numbered 00, 01, ... without gaps or repeats: {names}"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

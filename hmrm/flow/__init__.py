@@ -1,5 +1,5 @@
 """Optical flow: warping, errors and flow features (:mod:`.ops`), classical estimators
-(:mod:`.classic`); the learned GRU-AOFE estimator arrives with chapter 02."""
+(:mod:`.classic`); the learned GRU-AOFE estimator arrives with chapter 03."""
 from .classic import METHODS as CLASSIC_METHODS
 from .classic import classic_flow
 from .ops import angular_error, backward_warp, endpoint_error, flow_features, optical_strain, warp_array

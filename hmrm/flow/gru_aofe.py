@@ -14,7 +14,7 @@ Data flow for a pair (frame 1, frame 2), grey, 0..255::
     full-resolution flow = warm start + convex_upsample(flow_k - flow_0)
     refined = FlowRefiner(frame1, frame2, flow)                   learned smoothing, full resolution
 
-Why these sizes (see chapter 02 and ``benchmarks/flow_bench.py``): faces are aligned to 256 px and
+Why these sizes (see chapter 03 and ``benchmarks/flow_bench.py``): faces are aligned to 256 px and
 micro-motion is 0.1-2 px, so large search ranges are useless; stride 4 keeps the all-pairs volume
 at 64^2 x 64^2 for a 256 px face (67 MB in float32), and 3 levels of radius 3 still see +-12 px at
 1/4 resolution, enough for head motion. The warm start (tuned DIS by default) gives the GRU a

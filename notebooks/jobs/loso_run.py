@@ -45,8 +45,8 @@ RUN_DIR = None                  # None: a folder under the hmrm cache named afte
 # # LOSO run (the job behind `hmrm reproduce`)
 #
 # This notebook is a job, not a lesson: `hmrm reproduce configs/<name>.yaml` executes it with
-# papermill, one run per config, and keeps the executed copy beside the run's files. Chapter 06
-# (`notebooks/06_loso_training.ipynb`) teaches what each step means. Every parameter above is
+# papermill, one run per config, and keeps the executed copy beside the run's files. Chapter 08
+# (`notebooks/08_loso_training.ipynb`) teaches what each step means. Every parameter above is
 # checked before any training (`hmrm.train.reproduce.config_from_parameters`), and the run folder is
 # resumable: executing the notebook again continues from the finished folds and checkpoints.
 

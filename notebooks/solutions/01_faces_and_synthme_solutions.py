@@ -151,7 +151,7 @@ plt.show()
 # For a recogniser the lesson holds either way. A blink can be the largest motion in a clip and says
 # nothing about the emotion, and SynthME puts blinks in every class, as real recordings do. A model
 # that reads "most motion" learns blinks; it has to learn where on the face motion matters, which is
-# what HMRM's region fusion (chapter 05) is for.
+# what HMRM's region fusion (chapter 07) is for.
 
 # %%
 eyes = max(change[region("right_eye")].max(), change[region("left_eye")].max())

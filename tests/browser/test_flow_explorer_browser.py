@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CHAPTER = REPO / "notebooks" / "02_optical_flow_gru_attention.ipynb"
+CHAPTER = REPO / "notebooks" / "02_optical_flow.ipynb"
 ARTIFACTS = REPO / "test-artifacts"
 HOW = ("to run it: `sudo apt-get install chromium` and `.venv/bin/pip install -e '.[browser]'`, then "
        "`.venv/bin/pytest tests/browser` (.ci/run does both after make test)")

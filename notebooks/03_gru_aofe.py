@@ -16,38 +16,29 @@
 # %% tags=["parameters"]
 # Parameters (papermill can override these)
 SYNTHME_ROOT = ""          # a SynthME build; "" = build the tiny preset into the hmrm cache
-PAIRS = 6                  # SynthME pairs for the comparison table
-METHODS = "zero,farneback,dis,dis_tuned,tvl1,gru_aofe"   # gru_aofe: the shipped weights
-TRAIN_STEPS = 20           # the training demo (the shipped weights took far more: see the table)
+TRAIN_STEPS = 20           # the training demo (the shipped weights took far more: see the benchmark)
 TRAIN_SIZE = 64
 SEED = 0
 
 # %% [markdown]
-# # 02 · Optical flow with an attention-guided GRU
+# # 03 · GRU-AOFE: optical flow with an attention-guided GRU
 #
-# HMRM does not look at pixels; it looks at **motion** between the onset and the apex frame.
-# This chapter builds the flow estimator HMRM describes (GRU-AOFE: RAFT-style correlation volumes
-# refined by an attention-guided ConvGRU), compares it with the classical methods, and gives you an
-# explorer to look at flow yourself.
+# Chapter 02 scored the classical estimators on exact ground truth. This chapter builds the learned
+# estimator HMRM describes, GRU-AOFE (attention-guided optical flow estimation): RAFT-style
+# correlation volumes, refined by an attention-guided ConvGRU that starts from a classical estimate,
+# and a small full-resolution stage that learns where to average. It follows one SynthME pair through
+# the network, trains a small one for a few steps, and ends with the benchmark that says whether it
+# pays.
 #
-# **Brightness constancy.** Optical flow assumes a point keeps its brightness as it moves:
-# $I_1(x) = I_2(x + F(x))$. Linearised, $I_x u + I_y v + I_t = 0$: one equation, two unknowns
-# (the *aperture problem*), so every method adds a prior: smoothness (TV-L1, Farnebäck's local
-# polynomials), patches (DIS), or what a network has learned.
-#
-# **Why micro-expressions are hard.** Apex motion is 0.1-2 px on a 256 px face, on smooth skin
-# with few edges, under sensor noise of the same size as the signal's intensity change, and on top
-# of head motion. Errors of 0.1 px matter.
-#
-# **Words this chapter uses.** *End-point error* (EPE): the length, in pixels, of the difference
-# between an estimated and the true flow vector, here averaged over the face. *RAFT* (Recurrent
-# All-Pairs Field Transforms, Teed and Deng, 2020): a flow network that compares every pixel of one
-# frame with every pixel of the other (a *correlation volume*) and improves a flow field step by step
-# with a recurrent unit. *ConvGRU*: a gated recurrent unit whose gates are convolutions, so that its
-# memory is an image. *Convex upsampling*: the network estimates flow at a coarser resolution (1/8
-# in RAFT, 1/4 in this project's GRU-AOFE), and each full-resolution vector is a learned
-# weighted average (weights >= 0 that sum to 1) of its 3 x 3 coarse neighbours. *FlyingChairs*: a synthetic data set of chairs flying over photographs with
-# exact flow, on which RAFT-like networks are usually pretrained.
+# **Words this chapter uses.** *RAFT* (Recurrent All-Pairs Field Transforms, Teed and Deng, 2020): a
+# flow network that compares every pixel of one frame with every pixel of the other (a *correlation
+# volume*) and improves a flow field step by step with a recurrent unit. *ConvGRU*: a gated recurrent
+# unit whose gates are convolutions, so that its memory is an image. *Convex upsampling*: the network
+# estimates flow at a coarser resolution (1/8 in RAFT, 1/4 in this project's GRU-AOFE), and each
+# full-resolution vector is a learned weighted average (weights >= 0 that sum to 1) of its 3 x 3
+# coarse neighbours. *Warm start*: the flow the recurrent part starts from (here tuned DIS, chapter
+# 02), so that it learns only what that estimate gets wrong. *FlyingChairs*: a synthetic data set of
+# chairs flying over photographs with exact flow, on which RAFT-like networks are usually pretrained.
 
 # %%
 from pathlib import Path
@@ -55,73 +46,24 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown, display
 
+import hmrm
 from hmrm.data.synthme import load_frame, load_gt_flow, tiny_synthme
-from hmrm.features import estimate_flow
-from hmrm.flow import classic_flow, endpoint_error, flow_features
-from hmrm.viz import add_flow_wheel, flow_to_color
+from hmrm.flow import classic_flow, endpoint_error
+from hmrm.flow.classic import to_grey
+from hmrm.flow.corr import CorrPyramid
+from hmrm.flow.gru_aofe import GRUAOFE, FlowConfig, flow_loss
+from hmrm.flow.pretrained import load_pretrained
+from hmrm.flow.synthetic import PairConfig, PairDataset
 
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
-print(samples.summary())
-
-# %% [markdown]
-# ## 1. Classical methods on exact ground truth
-#
-# SynthME knows the true flow of every pixel, so we can score each method in pixels on the face.
-# `hmrm.flow.classic` documents each method's parameters; `dis_tuned` is DIS run down to full
-# resolution with variational refinement, the strongest classical method we measured on faces.
-# `gru_aofe` is the learned estimator this chapter builds, with the weights the project ships.
-#
-# Look closely at the table before you trust it: these few pairs come from two subjects whose photos
-# are sharp and well textured, where tuned DIS is already very accurate, and on them GRU-AOFE need
-# not beat tuned DIS (the line under the table says which is ahead in your run). Over all SynthME
-# subjects GRU-AOFE is ahead on average (section 6 shows the benchmark's table, per subject too): it
-# wins on the subjects where DIS errs most and loses on these two. One or two subjects never settle
-# a comparison.
-
-# %%
-import time
-
-methods = [m.strip() for m in METHODS.split(",")]
-rows = {m: [] for m in methods}
-times = {m: [] for m in methods}
-for m in set(methods) - {"zero"}:  # one untimed call each first: loading a model is not estimating
-    estimate_flow(load_frame(samples[0].onset_path), load_frame(samples[0].apex_path), m)
-for s in samples[:PAIRS]:
-    a, b, g = load_frame(s.onset_path), load_frame(s.apex_path), load_gt_flow(s)
-    for m in methods:
-        t0 = time.perf_counter()
-        f = np.zeros_like(g["flow"]) if m == "zero" else estimate_flow(a, b, m)
-        times[m].append(time.perf_counter() - t0)
-        rows[m].append(endpoint_error(f, g["flow"], g["face_mask"]))
-print(f"{'method':<10} {'face EPE (px)':>14} {'ms / pair':>10}")
-for m in methods:
-    print(f"{m:<10} {np.mean(rows[m]):>14.3f} {1e3 * np.mean(times[m]):>10.1f}")
-if {"gru_aofe", "dis_tuned"} <= set(methods):
-    gru, dis = np.mean(rows["gru_aofe"]), np.mean(rows["dis_tuned"])
-    print(f"on these {len(rows['dis_tuned'])} pairs GRU-AOFE is {'ahead of' if gru < dis else 'behind'} tuned DIS by "
-          f"{100 * abs(gru - dis) / dis:.0f} % ({gru:.3f} vs {dis:.3f} px)")
-assert np.mean(rows["dis_tuned"]) < np.mean(rows["zero"])
-
-# %%
 s = samples[0]
 a, b, g = load_frame(s.onset_path), load_frame(s.apex_path), load_gt_flow(s)
-f = classic_flow(a, b, "dis_tuned")
-feats = flow_features(f)   # u, v, magnitude, optical strain: what a recogniser sees
-fig, axes = plt.subplots(1, 5, figsize=(17, 3.2), layout="constrained")
-for ax, flow, name in ((axes[0], g["flow"], "ground truth"), (axes[1], f, "tuned DIS")):
-    ax.imshow(flow_to_color(flow, 2.0)); ax.set_title(f"{name} (2 px = full colour)", fontsize=9)
-    add_flow_wheel(ax, 2.0)
-u_lim = float(np.abs(feats[0]).max())
-for ax, k, name, unit in zip(axes[2:], (0, 2, 3), ("u (horizontal flow)", "magnitude", "optical strain"), ("px", "px", "px/px")):
-    scale = dict(cmap="RdBu_r", vmin=-u_lim, vmax=u_lim) if k == 0 else dict(cmap="magma")
-    im = ax.imshow(feats[k], **scale); ax.set_title(f"{name} of tuned DIS", fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, label=unit)
-for ax in axes: ax.axis("off")
-plt.show()
+print(f"the pair this chapter follows: {s.key} ({s.emotion}), onset and apex {a.shape[0]} x {a.shape[1]} px")
 
 # %% [markdown]
-# ## 2. Correlation volumes
+# ## 1. Correlation volumes
 #
 # A learned estimator first encodes both frames into feature maps at 1/4 resolution and compares
 # *every* pixel of frame 1 with *every* pixel of frame 2: $C_{ij} = \langle f_1(i), f_2(j)\rangle/\sqrt{D}$.
@@ -133,10 +75,6 @@ plt.show()
 # feature encoder `model.fnet` directly, so it writes that step out.
 
 # %%
-from hmrm.flow.classic import to_grey
-from hmrm.flow.corr import CorrPyramid
-from hmrm.flow.gru_aofe import GRUAOFE, FlowConfig
-
 torch.manual_seed(SEED)
 model = GRUAOFE(FlowConfig())
 grey = lambda im: torch.from_numpy(to_grey(im).astype(np.float32))[None, None]   # luminance, as every estimator here
@@ -149,7 +87,7 @@ print("features", tuple(f1.shape), "| pyramid levels", [tuple(v.shape[-2:]) for 
       "| lookup channels", corr.channels)
 
 # %% [markdown]
-# ## 3. The attention-guided GRU, step by step
+# ## 2. The attention-guided GRU, step by step
 #
 # From frame 1 a context encoder gives the GRU's hidden state and context features. An attention
 # matrix over the context features says which pixels move together; it is computed **once per
@@ -158,7 +96,7 @@ print("features", tuple(f1.shape), "| pyramid levels", [tuple(v.shape[-2:]) for 
 # regions help flat skin), updates the ConvGRU, and predicts a flow correction plus the weights of
 # a learned convex upsampling back to full resolution. HMRM's variant starts from a flow estimate:
 # here, tuned DIS, so the GRU learns what DIS gets wrong. After the last iteration a small
-# refinement stage works at full resolution (section 4).
+# refinement stage works at full resolution (section 3).
 
 # %%
 shapes = {}
@@ -181,7 +119,7 @@ for name, shape in shapes.items():
 print("outputs:", len(preds) - 1, "GRU iterations and the refined flow, each", tuple(preds[-1].shape))
 
 # %% [markdown]
-# ## 4. The refinement stage: average where the flow cannot be trusted
+# ## 3. The refinement stage: average where the flow cannot be trusted
 #
 # What is left of tuned DIS's error on a face is mostly *drift*: on flat skin, sensor noise shifts
 # the patch matches by a few hundredths of a pixel, coherently over 8-16 px. One pixel cannot tell
@@ -195,13 +133,11 @@ print("outputs:", len(preds) - 1, "GRU iterations and the refined flow, each", t
 # without polluting them. The gate's layer starts at zero: untrained, the stage returns its input.
 #
 # Because the rule is about texture and noise, not about faces, it can be learned on the generated
-# pairs of section 5 and carried to faces. Below: the shipped model on one SynthME pair. The maps show
+# pairs of section 4 and carried to faces. Below: the shipped model on one SynthME pair. The maps show
 # the error of tuned DIS and of GRU-AOFE, and the smoothing scale the stage chose (the gate times the
 # weighted mean scale).
 
 # %%
-from hmrm.flow.pretrained import load_pretrained
-
 try:
     shipped = load_pretrained()
     label = "shipped GRU-AOFE"
@@ -232,7 +168,7 @@ for ax in axes: ax.axis("off")
 plt.show()
 
 # %% [markdown]
-# ## 5. Training, in miniature
+# ## 4. Training, in miniature
 #
 # There is no FlyingChairs here, so `hmrm.flow.synthetic` generates pairs of the same kind: textured
 # layers (photographs from scikit-image, no faces) flying under random affine motions, mostly small
@@ -252,9 +188,6 @@ plt.show()
 # ships carry their command and time in `hmrm/flow/weights/gru_aofe.json`.
 
 # %%
-from hmrm.flow.synthetic import PairConfig, PairDataset
-from hmrm.flow.gru_aofe import flow_loss
-
 torch.manual_seed(SEED)
 small = GRUAOFE(FlowConfig(feature_dim=32, hidden=32, context=32, width=16, iters=3, warm_start=None))
 opt = torch.optim.AdamW(small.parameters(), lr=1e-3)
@@ -276,42 +209,26 @@ print(f"mean loss over the four batches: first pass {first:.3f}, last pass {last
       f"({'fell' if last < first else 'did not fall'} by {100 * abs(first - last) / first:.0f} % in {len(losses)} steps)")
 
 # %% [markdown]
-# ## 6. The benchmark
+# ## 5. Does it pay? The benchmark
 #
 # `benchmarks/flow_bench.py` scores every method on all SynthME pairs (face EPE, its 95th
 # percentile, EPE on the expression pixels, angular error, CPU time), with two reference rows that
 # ask where GRU-AOFE's gain comes from: the GRU without its refinement stage, and tuned DIS followed
-# by a fixed blur. Its last table:
+# by a fixed blur. Its last table (the weights that ship were made by `hmrm flow train`; how they
+# were made is recorded beside them):
 
 # %%
-from IPython.display import Markdown, display
-
-import hmrm
-
 table = Path(hmrm.__file__).resolve().parents[1] / "figures" / "flow_bench.md"
 display(Markdown(table.read_text() if table.is_file() else "*(run `benchmarks/flow_bench.py` to make the table)*"))
 
 # %% [markdown]
-# ## 7. Explore
-#
-# Pick a clip and a method, scrub the frame from onset to offset, switch the view, toggle the
-# regions. At the apex the ground truth and the EPE appear. (In a static rendering of this notebook
-# the controls do nothing; run it.)
-
-# %%
-from hmrm.viz.widgets import flow_explorer
-
-explorer = flow_explorer(samples[:4], methods=("gru_aofe", "dis_tuned", "farneback", "dis"))
-explorer
-
-# %% [markdown]
 # ## Check yourself
 #
-# Section 5 claims that an untrained GRU-AOFE returns its warm start exactly: the flow head's last
+# Section 4 claims that an untrained GRU-AOFE returns its warm start exactly: the flow head's last
 # layer and the refinement gate start at zero, so training begins from tuned DIS and can only learn
-# to improve on it. The next cell runs the untrained `model` of section 3 again, on the central
+# to improve on it. The next cell runs the untrained `model` of section 2 again, on the central
 # 128 x 128 px of the pair (to keep it quick), asserts that its output differs from the warm start
-# by less than 0.0001 px, and that the model of section 4 is closer to the truth than no motion at all.
+# by less than 0.0001 px, and that the model of section 3 is closer to the truth than no motion at all.
 #
 # Break it on purpose: add the line `torch.nn.init.normal_(model.update.flow_head[-1].weight, std=0.01)`
 # at the top of the cell and run it again: the flow head no longer starts at zero, the GRU moves the
@@ -333,19 +250,17 @@ print(f"self-check passed: untrained, the model returns its warm start (largest 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Which DIS setting matters below a pixel?** `hmrm.flow.classic.DIS_TUNED` lists the settings
-#    that make `dis_tuned`, and `classic_flow(a, b, "dis_tuned", patch_size=12)` overrides one. On the
-#    `PAIRS` SynthME pairs of section 1, change one setting at a time (finest scale, patch size and
-#    stride, gradient-descent and variational-refinement iterations) and rank them by how much the
-#    face EPE changes.
-# 2. **A fixed blur against the learned stage.** In section 4, replace the refined flow by a plain
+# 1. **A fixed blur against the learned stage.** In section 3, replace the refined flow by a plain
 #    Gaussian blur of tuned DIS (`hmrm.flow.refine.gaussian_blur`, or `cv2.GaussianBlur` on each
 #    channel) and try sigma 1-8 px. Which sigma wins on this pair, how close does it come to the
 #    shipped model, and where on the face does the best fixed blur do worse than the learned stage?
-# 3. **Blinks.** Some clips of the tiny SynthME have an eye blink at onset or apex (`s.meta["blink"]`).
-#    In the explorer (`flow_explorer(samples)` to offer every clip, not just the first four), or with
-#    `estimate_flow`, compare each method's error on the eyes with its error on the rest of the face.
-#    What does each method do with a blink?
+# 2. **How many iterations?** `shipped.estimate(a, b, iters=k, refine=False)` runs the shipped GRU for
+#    `k` iterations. Score k = 1, 2, 3, 4 and 6 on three SynthME pairs. Does the error fall with more
+#    iterations, as it does in RAFT, and what does that say about what the GRU learned?
+# 3. **Where does the attention look?** The attention matrix of section 2 has one row per 1/4-resolution
+#    pixel, a probability distribution over all pixels. For the shipped model, compute it on the
+#    onset frame (`shipped.cnet`, then `shipped.attention` on the context half, as `GRUAOFE.forward`
+#    does), draw the row of a cheek pixel over the face, and compare each row's entropy with that of a
+#    uniform distribution, $\log(HW)$. What is the attention doing?
 #
-# The solutions are in `notebooks/solutions/02_optical_flow_gru_attention_solutions.ipynb`: open it
-# after you have tried.
+# The solutions are in `notebooks/solutions/03_gru_aofe_solutions.ipynb`: open it after you have tried.

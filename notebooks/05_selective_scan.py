@@ -20,27 +20,25 @@ CHANNELS = 16                   # channels D of the checks
 STATE = 16                      # state size N
 TIMING_LENGTHS = [16, 64, 256]  # sequence lengths of the timing plot
 TIMING_CHANNELS = 64
-D_MODEL = 32                    # width of the bidirectional block on image patches
-IMAGE = "camera"                # a picture from skimage.data
 BACKEND = "auto"                # selective-scan backend: auto, parallel, fused, sequential (mamba_ssm needs CUDA tensors)
 SEED = 0
 
 # %% [markdown]
-# # 04 · Mamba and the selective scan
+# # 05 · The selective scan
 #
 # HMRM encodes a face as a sequence of flow-map patches and mixes them with **Mamba** blocks. A
 # Mamba block is built around one operation, the **selective scan**: a linear recurrence whose
 # coefficients depend on the input. This chapter derives it from a continuous state-space model,
 # runs it as a plain loop, shows why it can also be computed in parallel, and checks that the fast
-# version used for training gives the same numbers and gradients as the loop.
+# version used for training gives the same numbers and gradients as the loop. Chapter 06 builds the
+# Mamba block around it.
 #
 # You will:
 # 1. discretise a continuous state-space model (zero-order hold, and Mamba's simplification);
 # 2. see what *selective* means: input-dependent step size, input and output maps;
 # 3. read the sequential scan that `hmrm.ssm` runs, line by line;
 # 4. find the associative operator that makes a parallel scan possible;
-# 5. check the parallel scan (and its hand-written backward pass) against the loop, and time both;
-# 6. run the bidirectional Mamba block of HMRM's encoder on a sequence of image patches.
+# 5. check the parallel scan (and its hand-written backward pass) against the loop, and time both.
 #
 # Everything here calls the real code of `hmrm.ssm`; `tests/test_ssm_scan.py` and
 # `tests/test_ssm_mamba.py` test it on its own, also against the independent `mambapy` package.
@@ -52,13 +50,9 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import skimage.data
 import torch
-from skimage.color import rgb2gray
-from skimage.transform import resize
 
-from hmrm.ssm import (BiMamba, available_backends, linear_scan_, parallel_scan, resolve_backend, selective_scan,
-                      sequential_scan)
+from hmrm.ssm import available_backends, linear_scan_, parallel_scan, resolve_backend, selective_scan, sequential_scan
 from hmrm.ssm.scan import chunk_size
 
 torch.manual_seed(SEED)
@@ -326,80 +320,6 @@ for n, s, p, f in zip(TIMING_LENGTHS, timings["sequential"], timings["parallel"]
     print(f"L = {n:>4}: sequential {s:8.1f} ms, parallel {p:7.1f} ms, fused {f:6.1f} ms")
 
 # %% [markdown]
-# ## 6. The bidirectional block on image patches
-#
-# A Mamba block (`hmrm.ssm.Mamba`) wraps the scan: a linear `in_proj` splits each token into a
-# branch `x` and a gate `z`; `x` goes through a short causal depthwise convolution and SiLU, then
-# `x_proj` and `dt_proj` produce the selective $\Delta, B, C$; the scan output is gated by
-# `silu(z)` and projected back by `out_proj`.
-#
-# Image patches have no natural reading order, so HMRM's encoder scans them **both ways**.
-# `hmrm.ssm.BiMamba` shares `in_proj` and `out_proj`, keeps a separate convolution, `x_proj`,
-# `dt_proj`, $A$ and $D$ per direction, runs the backward direction on the flipped sequence and flips
-# its output back, and averages the two. The gate is *convolutional*: `z` passes through its own
-# centred depthwise convolution before the SiLU. (The HMRM paper does not specify this gate
-# exactly; this is our documented choice, initialised as the identity.)
-#
-# We cut a 64 x 64 picture into 64 patches of 8 x 8 pixels in raster order, embed each linearly,
-# and run one block.
-
-# %%
-picture = getattr(skimage.data, IMAGE)()
-picture = rgb2gray(picture) if picture.ndim == 3 else picture / 255.0
-picture = resize(picture, (64, 64), anti_aliasing=True).astype(np.float32)
-patches = torch.from_numpy(picture.reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64))  # (patch, pixel)
-embed = torch.nn.Linear(64, D_MODEL)
-block = BiMamba(D_MODEL, backend=SCAN)
-tokens = embed(patches).unsqueeze(0)                          # (batch 1, L 64, D_MODEL)
-out = block(tokens)
-print("tokens", tuple(tokens.shape), "-> block output", tuple(out.shape))
-
-# %% [markdown]
-# **Which patches does each direction see?** The gradient of one output token with respect to every
-# input token shows what it depends on. The forward branch of the centre token only depends on the
-# patches up to it in raster order, the backward branch only on those from it onwards, and the
-# block on all of them. (Once trained, the gate's convolution also lets each branch see one
-# neighbour on the other side; a new block's gate convolution is the identity.)
-
-# %%
-centre = 27                                                   # row 3, column 3
-leaf = tokens.detach().requires_grad_()
-y_fwd, y_bwd = block.branches(leaf)
-maps = {}
-for name, y in [("forward branch", y_fwd), ("backward branch", y_bwd), ("block output", block(leaf).transpose(1, 2))]:
-    (grad,) = torch.autograd.grad(y[0, :, centre].pow(2).sum(), leaf, retain_graph=True)
-    maps[name] = grad[0].norm(dim=-1).reshape(8, 8)
-fig, axes = plt.subplots(1, 4, figsize=(12, 3))
-axes[0].imshow(picture, cmap="gray")
-axes[0].add_patch(plt.Rectangle((8 * (centre % 8) - 0.5, 8 * (centre // 8) - 0.5), 8, 8, fill=False, color="red"))
-axes[0].set_title("input, centre patch")
-for ax, (name, m) in zip(axes[1:], maps.items()):
-    im = ax.imshow(torch.log10(m / m.max()).clamp(min=-6), cmap="magma", vmin=-6, vmax=0)   # black: no influence
-    ax.set_title(f"{name}\ninfluence, log10 relative to max", fontsize=9)
-plt.colorbar(im, ax=axes[1:].tolist(), fraction=0.02).set_label("log10 (influence / max)")
-for ax in axes:
-    ax.axis("off")
-plt.show()
-assert maps["forward branch"].flatten()[centre + 2:].abs().max() == 0, "forward branch must not see the future"
-assert maps["backward branch"].flatten()[: centre - 1].abs().max() == 0, "backward branch must not see the past"
-assert maps["backward branch"].flatten()[centre + 2:].abs().max() > 0, "the backward scan really ran"
-
-# %% [markdown]
-# Every CPU backend runs both directions and they agree on the block:
-
-# %%
-with torch.no_grad():
-    outputs = {}
-    for backend in ("sequential", "parallel", "fused"):
-        if any(b.name == backend and b.available for b in available_backends()):
-            block.backend = backend
-            outputs[backend] = block(tokens)
-block.backend = SCAN
-for backend, y in outputs.items():
-    if backend != "sequential":
-        print(f"max |{backend} - sequential| on the block output: {(y - outputs['sequential']).abs().max():.1e}")
-
-# %% [markdown]
 # ## Summary
 #
 # * A selective SSM is a linear recurrence $h_t = e^{\Delta_t A} h_{t-1} + \Delta_t B_t u_t$ whose
@@ -408,10 +328,8 @@ for backend, y in outputs.items():
 #   parallel. `hmrm.ssm` uses a two-level chunked scan with a hand-written backward pass (the adjoint
 #   is the same scan in reverse), compiled CPU loops (`fused`), and mamba-ssm's fused CUDA kernel when
 #   it is installed.
-# * `BiMamba` scans patch sequences in both directions with separate parameters per direction and a
-#   convolutional gate.
 #
-# Next, chapter 05 stacks these blocks over multi-grain patches of the optical-flow maps.
+# Next, chapter 06 wraps the scan into a Mamba block and runs it both ways over image patches.
 
 # %% [markdown]
 # ## Check yourself
@@ -449,5 +367,5 @@ print(f"self-check passed: the selective scan held every written value to within
 #    ($\approx e^{88.7}$), and $-\log P_t$ grows by 1.5 per position on average. Does the two-level
 #    scan stay exact on a sequence of 4096 positions?
 #
-# The solutions are in `notebooks/solutions/04_mamba_selective_scan_solutions.ipynb`: open it after
+# The solutions are in `notebooks/solutions/05_selective_scan_solutions.ipynb`: open it after
 # trying.

@@ -25,9 +25,9 @@ SEED = 0
 RUN_DIR = ""                    # "": a folder under the hmrm cache named after the settings
 
 # %% [markdown]
-# # 06 · Leave-one-subject-out training
+# # 08 · Leave-one-subject-out training
 #
-# Chapters 01 to 05 built the parts: faces and SynthME, optical flow, MotionMix, the selective scan
+# Chapters 01 to 07 built the parts: faces and SynthME, optical flow, MotionMix, the selective scan
 # and the grained Mamba encoder with RFFS. This chapter trains **HMRM** on them and scores it the
 # way the micro-expression literature does, with **leave-one-subject-out** (LOSO) cross-validation,
 # and with no choice that peeks at the test subject.
@@ -115,7 +115,7 @@ for subject, train_idx, test_idx in loso_splits(groups):
 # * `ema`: an exponential moving average (EMA) of the weights, updated every step, predicts the
 #   held-out subject instead of the last weights;
 # * `motionmix_p`: how often a training clip gets the eye and mouth regions of another clip of its
-#   class (chapter 03).
+#   class (chapter 04).
 #
 # **Choosing them honestly.** Trying settings and keeping the one that scores best on the data you
 # then report is selection on the test data, only slower than picking the best epoch. The course
@@ -243,4 +243,4 @@ print("self-check passed: every clip predicted once, the score inside its interv
 # 3. **Interval and subjects.** Rebuild the run with `SUBJECTS = 2` and with `SUBJECTS = 4`. How
 #    does the width of the UF1 interval change, and why?
 #
-# Solutions: `notebooks/solutions/06_loso_training_solutions.ipynb` (open it after trying).
+# Solutions: `notebooks/solutions/08_loso_training_solutions.ipynb` (open it after trying).

@@ -14,7 +14,7 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters (papermill can override these): those of chapter 05 that the exercises use
+# Parameters (papermill can override these): those of chapter 07 that the exercises use
 SYNTHME_ROOT = ""               # a SynthME build; "" = build the tiny preset into the hmrm cache
 SAMPLE = 0                      # which clip
 INPUT_SIZE = 112                # side S of the flow maps
@@ -25,9 +25,9 @@ SIZES = [96, 112, 128]          # exercise 3: input sizes to count
 SEED = 0
 
 # %% [markdown]
-# # Solutions · 05 The grained Mamba encoder and RFFS
+# # Solutions · 07 The grained Mamba encoder and RFFS
 #
-# Solutions of the exercises at the end of `notebooks/05_encoder_and_rffs.ipynb`. Try them there
+# Solutions of the exercises at the end of `notebooks/07_encoder_and_rffs.ipynb`. Try them there
 # first. The first cell loads the chapter's sample and chooses the scan backend as the chapter does.
 
 # %%

@@ -27,9 +27,9 @@ THREADS = 0                     # CPU threads for torch; 0 = torch's default
 SEED = 0
 
 # %% [markdown]
-# # 05 · The grained Mamba encoder and region fusion (RFFS)
+# # 07 · The grained Mamba encoder and region fusion (RFFS)
 #
-# Chapters 02 and 04 built the two halves this chapter joins: an optical-flow map of the face
+# Chapters 02-03 and 05-06 built the two halves this chapter joins: an optical-flow map of the face
 # (onset to apex) and the bidirectional Mamba block. HMRM reads the flow map as a sequence of
 # patches, at two sizes, mixes each sequence with Mamba blocks, and then looks at the face the way
 # the paper's *regions feature fusion strategy* (RFFS) does: a few tokens for the eyes, the nose and
@@ -369,4 +369,4 @@ print("self-check passed: tokens per region by hand = region_token_mask, "
 #    follow the number of tokens, as the encoder's docstring says, and why do the parameters hardly
 #    move?
 #
-# The solutions are in `notebooks/solutions/05_encoder_and_rffs_solutions.ipynb`: open it after trying.
+# The solutions are in `notebooks/solutions/07_encoder_and_rffs_solutions.ipynb`: open it after trying.

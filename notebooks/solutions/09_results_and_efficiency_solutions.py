@@ -14,16 +14,16 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters (papermill can override these): the same as chapter 07's
+# Parameters (papermill can override these): the same as chapter 09's
 RUNS_ROOT = "runs"              # searched for LOSO run folders; relative to the repository
 RUN_QUICK = True                # no run found: run configs/loso_synthme_quick.yaml into the hmrm cache (about a minute on a CPU)
 QUICK_CONFIG = "configs/loso_synthme_quick.yaml"
 EFFICIENCY_MD = "figures/efficiency.md"  # written by `hmrm efficiency --out figures/efficiency.md`
 
 # %% [markdown]
-# # Solutions · 07 Results and efficiency
+# # Solutions · 09 Results and efficiency
 #
-# Solutions of the exercises at the end of `notebooks/07_results_and_efficiency.ipynb`. Try them there
+# Solutions of the exercises at the end of `notebooks/09_results_and_efficiency.ipynb`. Try them there
 # first. The first cell gathers the run folders as the chapter does: those under `RUNS_ROOT`, and the
 # chapter's quick run in the hmrm cache if it made one (made here too when there is no run at all).
 

@@ -14,7 +14,7 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters (papermill can override these): the same run as chapter 06's defaults
+# Parameters (papermill can override these): the same run as chapter 08's defaults
 SUBJECTS = 3
 FLOW_METHOD = "gt"
 INPUT_SIZE = 64
@@ -23,9 +23,9 @@ SEED = 0
 OTHER_SUBJECTS = [2, 4]         # exercise 3: the tiny SynthME with these numbers of subjects
 
 # %% [markdown]
-# # 06 · Solutions to the exercises
+# # 08 · Solutions to the exercises
 #
-# Try the exercises of chapter 06 first. Each solution below reruns (or reuses, from the cache) the
+# Try the exercises of chapter 08 first. Each solution below reruns (or reuses, from the cache) the
 # chapter's run and answers one exercise with the package's public functions.
 
 # %%
@@ -44,7 +44,7 @@ from hmrm.utils import cache_dir
 
 
 def chapter_run(subjects: int):
-    """Chapter 06's run for a tiny SynthME of ``subjects`` subjects (resumed from the cache when it exists)."""
+    """Chapter 08's run for a tiny SynthME of ``subjects`` subjects (resumed from the cache when it exists)."""
     samples = tiny_synthme(seed=SEED, subjects=subjects)
     config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow=FLOW_METHOD,
                            input_size=INPUT_SIZE, seed=SEED)

@@ -24,7 +24,7 @@ FEATHER_PX = 3             # width of the soft edge of blend="feather", in input
 SEED = 0
 
 # %% [markdown]
-# # 03 · MotionMix: new training samples from the motion of two faces
+# # 04 · MotionMix: new training samples from the motion of two faces
 #
 # **Why augment at all.** Micro-expression data sets are tiny. CASME II has 247 clips (the HMRM paper's count; its coding sheet lists 255, chapter 01), SAMM 159,
 # SMIC-HS 164; the MEGC2019 composite set has 442 clips of 68 people (250 negative, 109 positive,
@@ -372,4 +372,4 @@ print(f"self-check passed: the {len(mixed_ids)} mixed samples changed only insid
 #    why? Where would the seams of a nose-and-eyes mix fall, given that the nose box overlaps the
 #    eye and mouth boxes? How much more of the input comes from `b`?
 #
-# The solutions are in `notebooks/solutions/03_motionmix_solutions.ipynb`: open it after trying.
+# The solutions are in `notebooks/solutions/04_motionmix_solutions.ipynb`: open it after trying.

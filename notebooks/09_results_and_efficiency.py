@@ -21,9 +21,9 @@ QUICK_CONFIG = "configs/loso_synthme_quick.yaml"
 EFFICIENCY_MD = "figures/efficiency.md"  # written by `hmrm efficiency --out figures/efficiency.md`
 
 # %% [markdown]
-# # 07 · Results and efficiency
+# # 09 · Results and efficiency
 #
-# Chapter 06 trained and scored one LOSO run (leave-one-subject-out: every person is held out once as
+# Chapter 08 trained and scored one LOSO run (leave-one-subject-out: every person is held out once as
 # the test subject while the network trains on the others); `hmrm reproduce` and `hmrm loso` leave
 # one run folder each. This chapter gathers every run folder it finds into three tables:
 #
@@ -36,7 +36,7 @@ EFFICIENCY_MD = "figures/efficiency.md"  # written by `hmrm efficiency --out fig
 #    baseline (`figures/efficiency.md`).
 #
 # Everything is read from files (`hmrm.train.results`); nothing is trained here, except, when no
-# run exists at all, the quick SynthME config of chapter 06 (STSTNet, 20 epochs, tiny set), so
+# run exists at all, the quick SynthME config of chapter 08 (STSTNet, 20 epochs, tiny set), so
 # that the tables are never empty.
 
 # %%
@@ -80,7 +80,7 @@ for d in found:
 # frequent one.
 #
 # **95 % intervals.** Beside each honest score, the interval a bootstrap over the held-out subjects
-# gives (chapter 06, section 6): how far the score could move had other subjects of the same kind
+# gives (chapter 08, section 6): how far the score could move had other subjects of the same kind
 # been recorded. With the few subjects of SynthME it is wide (read its width in the table); with the
 # 26 subjects of CASME II it is narrower. Two rows whose intervals overlap widely are not shown to differ; the paired
 # interval of a difference (below, for the ablations) is the fair test when two runs share their
@@ -229,5 +229,5 @@ print(f"self-check passed: the honest UF1 and UAR of {checked} of {len(results)}
 #    of HMRM's FLOPs spent in the selective scan. Which ablation saves the most FLOPs, and why does
 #    `no_rffs` save parameters but almost no FLOPs?
 #
-# The solutions are in `notebooks/solutions/07_results_and_efficiency_solutions.ipynb`: open it after
+# The solutions are in `notebooks/solutions/09_results_and_efficiency_solutions.ipynb`: open it after
 # trying.

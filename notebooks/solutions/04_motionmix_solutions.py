@@ -14,7 +14,7 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters (papermill can override these): the same as chapter 03's
+# Parameters (papermill can override these): the same as chapter 04's
 SYNTHME_ROOT = ""          # where the tiny SynthME is built; "" = the hmrm cache
 METHOD = "dis_tuned"       # flow of the inputs: tvl1, farneback, dis, dis_tuned, gru_aofe, gt
 SIZE = 112                 # side of the network input
@@ -22,9 +22,9 @@ SEED = 0
 N_PLANS = 300              # exercise 2: how many plans to draw
 
 # %% [markdown]
-# # Solutions · 03 MotionMix
+# # Solutions · 04 MotionMix
 #
-# Solutions of the exercises at the end of `notebooks/03_motionmix.ipynb`. Try them there first.
+# Solutions of the exercises at the end of `notebooks/04_motionmix.ipynb`. Try them there first.
 # The first cell rebuilds what the exercises need from the chapter: the inputs, the same-class pair
 # `a`, `b` from two different people, and the seam measure of section 3.
 
@@ -48,7 +48,7 @@ xa, xb, ba, bb = inputs.x[a], inputs.x[b], inputs.boxes[a], inputs.boxes[b]
 print(f"a = {samples[a].key}, b = {samples[b].key}, class {samples[a].label}")
 
 
-from hmrm.augment import seam_jump as seam   # the seam measure of chapter 03, section 3
+from hmrm.augment import seam_jump as seam   # the seam measure of chapter 04, section 3
 
 
 # %% [markdown]

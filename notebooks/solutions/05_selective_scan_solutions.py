@@ -14,7 +14,7 @@
 # ---
 
 # %% tags=["parameters"]
-# Parameters (papermill can override these): those of chapter 04 that the exercises use
+# Parameters (papermill can override these): those of chapter 05 that the exercises use
 L = 196                         # sequence length of the checks (14 x 14 patches)
 CHANNELS = 16                   # channels D of the checks
 STATE = 16                      # state size N
@@ -22,9 +22,9 @@ LONG = 4096                     # exercise 3: length of the long sequence
 SEED = 0
 
 # %% [markdown]
-# # Solutions · 04 Mamba and the selective scan
+# # Solutions · 05 The selective scan
 #
-# Solutions of the exercises at the end of `notebooks/04_mamba_selective_scan.ipynb`. Try them there
+# Solutions of the exercises at the end of `notebooks/05_selective_scan.ipynb`. Try them there
 # first.
 
 # %%
