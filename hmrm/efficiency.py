@@ -148,11 +148,11 @@ def default_models(input_size: int | None = None) -> dict[str, Callable[[], nn.M
 
 
 def _network_key(model: nn.Module) -> str | None:
-    """A key equal for two HMRM configs that build the same network (they differ only in ``motionmix``)."""
+    """A key equal for two HMRM models of the same configuration (an ablation may build the full network)."""
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "replace"):
         return None
-    return repr(config.replace(motionmix=True))
+    return repr(config)
 
 
 def efficiency_rows(models: dict[str, Callable[[], nn.Module]] | None = None, input_size: int = 112,

@@ -54,11 +54,11 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Image, Markdown, display
 
-from hmrm.data.synthme import load_synthme, tiny_synthme
-from hmrm.train import loso_splits, run_loso
+from hmrm.data.datasets import training_samples
+from hmrm.train import loso_splits, run_loso, run_name
 from hmrm.utils import cache_dir
 
-samples = load_synthme(SYNTHME_ROOT) if SYNTHME_ROOT else tiny_synthme(seed=SEED, subjects=SUBJECTS)
+samples = training_samples("synthme", SYNTHME_ROOT or None, seed=SEED, subjects=SUBJECTS)  # as hmrm loso and hmrm reproduce load
 print(f"SynthME: {samples.summary()}")
 
 # %% [markdown]
@@ -133,7 +133,7 @@ for name, recipe in DEMO_RECIPES.items():
     print(f"{name:8s} {describe_recipe(recipe)}")
 config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow=FLOW_METHOD, input_size=INPUT_SIZE,
                        seed=SEED, folds=FOLDS)
-run_dir = Path(RUN_DIR) if RUN_DIR else cache_dir("loso_runs") / f"chapter06-hmrm-{FLOW_METHOD}-s{len(set(groups))}-e{EPOCHS}-seed{SEED}"
+run_dir = Path(RUN_DIR) if RUN_DIR else cache_dir("loso_runs") / run_name(f"synthme_tiny{len(set(groups))}", config)
 print(json.dumps(config.to_dict(), indent=1))
 print("run folder:", run_dir)
 

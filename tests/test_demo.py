@@ -1,7 +1,6 @@
 """The main job (`hmrm demo`): every row runs, the table and figures are written, a rerun resumes."""
 import json
 
-import pytest
 
 from hmrm.cli import main
 from hmrm.demo import (DEMO_RECIPES, README_BEGIN, README_END, comparisons, demo_checks, demo_rows, describe_recipe,

@@ -18,7 +18,7 @@ from hmrm.efficiency import (
     scan_flops,
     write_efficiency,
 )
-from hmrm.model import HMRM, STSTNet, count_parameters
+from hmrm.model import HMRM, STSTNet, build_model, count_parameters
 
 TINY = dict(input_size=32, patch_sizes=(4, 8), d_model=16, depth=2, n_heads=2, backend="parallel")
 
@@ -61,7 +61,7 @@ def test_latency_is_a_positive_median():
 
 
 def test_table_for_a_tiny_config(tmp_path):
-    models = {"tiny": lambda: HMRM(**TINY), "tiny/no_motionmix": lambda: HMRM(**TINY, motionmix=False),
+    models = {"tiny": lambda: HMRM(**TINY), "tiny/no_motionmix": lambda: build_model("hmrm", ablation="no_motionmix", **TINY),
               "tiny/unidirectional": lambda: HMRM(**TINY, bidirectional=False), "ststnet": STSTNet}
     rows = efficiency_rows(models, input_size=32, batches=(1, 4), repeats=1, warmup=0)
     assert [r.name for r in rows] == list(models)

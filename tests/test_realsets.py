@@ -1,5 +1,4 @@
 """The licensed data sets' parsers, on fake layouts that reproduce their quirks."""
-import csv
 import json
 
 import cv2

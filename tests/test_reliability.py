@@ -133,12 +133,12 @@ def test_a_file_where_a_folder_should_be_gives_a_message_not_a_traceback(tmp_pat
 
 
 def test_a_full_disk_is_reported_with_the_path_and_the_way_on(tiny_synthme, tmp_path, capsys, monkeypatch):
-    import hmrm.train.loso as loso
+    import hmrm.train.loso.run_folder as run_folder
 
     def full(path, text):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(loso, "atomic_write_text", full)
+    monkeypatch.setattr(run_folder, "atomic_write_text", full)
     run = tmp_path / "run"
     argv = ["loso", "--data-root", str(tiny_synthme), "--flow", "gt", "--model", "ststnet", "--input-size", "32",
             "--epochs", "1", "--run-dir", str(run), "--quiet"]

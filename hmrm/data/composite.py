@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .apex import ApexCache
 from .classes import COMPOSITE3
-from .records import DataError, SampleSet
+from .records import SampleSet
 
 N_SAMPLES, N_SUBJECTS = 442, 68
 CLASS_COUNTS = {"negative": 250, "positive": 109, "surprise": 83}

@@ -1,4 +1,6 @@
-"""One entry point for every data set: ``load_dataset(name, root)``.
+"""One entry point for every data set: ``load_dataset(name, root)``, and ``training_samples``, the loader
+that ``hmrm loso``, ``hmrm reproduce`` and the LOSO chapter share (SynthME, or a licensed set with the
+crops and apex estimates of ``hmrm prepare``).
 
 =========  =======================================  ===============  ======================
 name       root holds                               default scheme   other schemes
@@ -24,6 +26,60 @@ WHERE_TO_REQUEST = {
     "samm": "SAMM: Manchester Metropolitan University (Moi Hoon Yap's group), http://www2.docm.mmu.ac.uk/STAFF/M.Yap/dataset.php",
     "smic": "SMIC: University of Oulu, Center for Machine Vision and Signal Analysis (Guoying Zhao's group); request it from the SMIC page of the University of Oulu",
 }
+
+
+LICENSED = ("casme2", "samm", "smic", "composite")
+
+
+class MissingDataError(DataError):
+    """A licensed data set was asked for without its folder or without the output of ``hmrm prepare``."""
+
+
+def where_to_request(dataset: str) -> str:
+    """Where a licensed data set is requested (the composite: its three parts)."""
+    if dataset == "composite":
+        return "; ".join(WHERE_TO_REQUEST[k] for k in ("casme2", "samm", "smic"))
+    return WHERE_TO_REQUEST.get(dataset, "")
+
+
+def check_licensed(dataset: str, data_root, prepared, root_option: str = "--data-root",
+                   prepared_option: str = "--prepared") -> None:
+    """A licensed data set needs its folder as distributed and the aligned crops of ``hmrm prepare``;
+    without either, :class:`MissingDataError` says where to get it (``*_option``: how the caller sets
+    each, for the message)."""
+    dataset = dataset.lower()
+    if dataset not in LICENSED:
+        return
+    if data_root is None:
+        raise MissingDataError(
+            f"{dataset} is a licensed data set and needs its folder as distributed ({root_option}). It cannot be "
+            f"shipped; it is requested from {where_to_request(dataset)} (README, 'The licensed data sets').")
+    if prepared is None:
+        import shlex
+
+        command = shlex.join(["hmrm", "prepare", "--dataset", dataset, "--root", str(data_root), "--out", "data/prepared"])
+        raise MissingDataError(f"{dataset} needs the aligned crops of `{command}` ({prepared_option}).")
+
+
+def training_samples(dataset: str = "synthme", data_root=None, prepared=None, scheme: str | None = None,
+                     lenient: bool = False, seed: int = 0, subjects: int | None = None,
+                     root_option: str = "--data-root", prepared_option: str = "--prepared") -> SampleSet:
+    """The samples a LOSO run trains on: SynthME from ``data_root`` (None: the tiny build in the cache,
+    made with ``seed``, of the first ``subjects`` bank subjects), or a licensed set read from ``data_root`` with the apex estimates that
+    ``hmrm prepare`` saved in ``prepared`` (both required: :func:`check_licensed`)."""
+    dataset = dataset.lower()
+    if dataset == "synthme" and data_root is None:
+        from .synthme import tiny_synthme
+
+        size = {} if subjects is None else {"subjects": subjects}
+        return tiny_synthme(seed=seed, scheme=scheme or DEFAULT_SCHEME["synthme"], **size)
+    check_licensed(dataset, data_root, prepared, root_option, prepared_option)
+    kwargs = {}
+    if dataset in LICENSED:
+        from .apex import ApexCache
+
+        kwargs["apex_cache"] = ApexCache(Path(prepared) / "apex_estimates.json")  # the estimates prepare made
+    return load_dataset(dataset, data_root, scheme=scheme, lenient=lenient, **kwargs)
 
 
 def _sub_root(root: Path, name: str) -> Path:

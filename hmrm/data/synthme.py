@@ -28,11 +28,10 @@ import csv
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +41,9 @@ from ..utils import atomic_path, atomic_write_text, folder_lock, worker_pool
 from .au import FaceFieldModel, parse_aus
 from .classes import get_scheme
 from .records import DataError, Sample
+
+if TYPE_CHECKING:
+    from .records import SampleSet
 
 GENERATOR_VERSION = "1"
 

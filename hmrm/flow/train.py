@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import yaml
 
+from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..utils import atomic_path, atomic_write_text, folder_lock, pick_device, sha256_file
 from .classic import classic_flow
 from .gru_aofe import GRUAOFE, FlowConfig, flow_loss
@@ -140,15 +141,14 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=tr["steps"] + 1, pct_start=0.05,
                                                 anneal_strategy="linear", cycle_momentum=False)
     ckpt_path = out / "checkpoint.pt"
-    step, elapsed = 0, 0.0
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+    parts = {"model": model, "opt": opt, "sched": sched}
+
+    def same_config(ck: dict) -> None:
         if ck["cfg"] != cfg:
             raise ValueError(f"{ckpt_path} was made with another config; use another --out or delete it")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        step, elapsed = ck["step"], ck["elapsed"]
+
+    ck = load_checkpoint(ckpt_path, parts, dev, check=same_config)
+    step, elapsed = (ck["step"], ck["elapsed"]) if ck is not None else (0, 0.0)
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=1))
     batches = StepBatches(cfg)
     loader = torch.utils.data.DataLoader(
@@ -162,9 +162,7 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
     bar = tqdm(total=tr["steps"], initial=step, desc="GRU-AOFE pretraining", unit="step", disable=not progress)
 
     def save():
-        with atomic_path(ckpt_path) as part:
-            torch.save({"cfg": cfg, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "step": step, "elapsed": elapsed + time.perf_counter() - t_start}, part)
+        save_checkpoint(ckpt_path, parts, cfg=cfg, step=step, elapsed=elapsed + time.perf_counter() - t_start)
 
     model.train()
     for f1, f2, flow, valid, init in loader:

@@ -21,11 +21,12 @@ from .hmrm import HMRM, HMRMConfig, count_parameters
 from .loss import class_weights, default_scale_weights, multiscale_loss, plain_loss
 from .rffs import RFFS, pool_regions, region_token_mask
 
-#: ablation name -> HMRMConfig overrides. "no_motionmix" builds the same network as "full" (MotionMix
-#: runs in the data pipeline) and records the switch in the config.
+#: ablation name -> HMRMConfig overrides. "no_motionmix" builds the same network as "full": MotionMix
+#: runs in the data pipeline, and the training configuration turns it off for this ablation
+#: (:attr:`hmrm.train.LOSOConfig.mixes`).
 ABLATIONS: dict[str, dict] = {
     "full": {},
-    "no_motionmix": {"motionmix": False},
+    "no_motionmix": {},
     "single_grain": {"patch_sizes": (8,)},
     "unidirectional": {"bidirectional": False},
     "no_rffs": {"rffs": False},

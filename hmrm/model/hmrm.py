@@ -9,9 +9,9 @@
       -> fused head              "logits" (N, n_classes)
       -> one head per grain      "grain_logits" {grain: (N, n_classes)}   (multi-scale loss only)
 
-Optical flow and MotionMix happen before the network (``hmrm.flow``, ``hmrm.augment``);
-``HMRMConfig.motionmix`` only records whether the training pipeline mixes, so that a run's
-configuration says everything about it.
+Optical flow and MotionMix happen before the network (``hmrm.flow``, ``hmrm.augment``), so
+``HMRMConfig`` describes the network only; whether training mixes is the training configuration's
+switch (:attr:`hmrm.train.LOSOConfig.motionmix`, or the ``no_motionmix`` ablation).
 
 The default configuration has 1.52 M parameters and 0.67 GFLOPs per sample
 (:mod:`hmrm.efficiency` counts them; ``tests/test_model.py`` holds it to at most 2 M and 1 GFLOP).
@@ -35,7 +35,7 @@ LOSSES = ("multiscale", "plain")
 
 @dataclass(frozen=True)
 class HMRMConfig:
-    """Everything that defines an HMRM network (and, for ``motionmix``, its training data).
+    """Everything that defines an HMRM network.
 
     Encoder: ``in_channels`` (u, v, strain), ``input_size`` S, ``patch_sizes`` (the grains, finest
     first), ``d_model`` and ``depth`` (the paper's 192 and 4), ``bidirectional``,
@@ -50,8 +50,6 @@ class HMRMConfig:
     Loss: ``loss`` "multiscale" (a head per grain plus the fused one, class-weighted) or "plain"
     (fused head only, unweighted cross-entropy); ``scale_weights`` (fused, then one per grain in
     ``patch_sizes`` order; None: 1.0 for fused and ``grain_weight`` for each grain).
-
-    ``motionmix``: whether the training pipeline applies MotionMix (recorded, not used here).
     """
 
     in_channels: int = 3
@@ -75,7 +73,6 @@ class HMRMConfig:
     loss: str = "multiscale"
     scale_weights: tuple[float, ...] | None = None
     grain_weight: float = 0.5
-    motionmix: bool = True
 
     def __post_init__(self) -> None:
         from ..ssm import BACKENDS

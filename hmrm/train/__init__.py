@@ -9,12 +9,12 @@
 """
 from .loso import (
     LOSOConfig, LOSOData, LOSOResult, RunMismatchError, aggregate, build_fold_model, fold_dirname, format_metrics,
-    loso_splits, read_run, resolve_environment, run_loso,
+    loso_splits, read_run, resolve_environment, run_loso, run_name,
 )
 from .metrics import accuracy, confusion, evaluate, per_class, scores_from_confusion, uar, uf1
 
 __all__ = [
     "LOSOConfig", "LOSOData", "LOSOResult", "RunMismatchError", "accuracy", "aggregate", "build_fold_model",
     "confusion", "evaluate", "fold_dirname", "format_metrics", "loso_splits", "per_class", "read_run",
-    "resolve_environment", "run_loso", "scores_from_confusion", "uar", "uf1",
+    "resolve_environment", "run_loso", "run_name", "scores_from_confusion", "uar", "uf1",
 ]

@@ -29,18 +29,17 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..data.datasets import LICENSED, MissingDataError, check_licensed
 from ..data.records import DataError
 from ..options import OptionError
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "jobs" / "loso_run.ipynb"
 CONFIG_DIR = REPO / "configs"
-LICENSED = ("casme2", "samm", "smic", "composite")
 
 
 class ReproduceError(DataError):
@@ -146,51 +145,6 @@ def config_from_parameters(params: dict):
         raise exc.renamed(name + dot + sub) from None
 
 
-# ----------------------------------------------------------------------------- data (the notebook calls this)
-def where_to_request(dataset: str) -> str:
-    from ..data.datasets import WHERE_TO_REQUEST
-
-    if dataset == "composite":
-        return "; ".join(WHERE_TO_REQUEST[k] for k in ("casme2", "samm", "smic"))
-    return WHERE_TO_REQUEST.get(dataset, "")
-
-
-def check_data(dataset: str, data_root, prepared, where: str = "") -> None:
-    """A licensed data set needs its folder and the output of ``hmrm prepare``; say where to get them."""
-    dataset = dataset.lower()
-    if dataset not in LICENSED:
-        return
-    what = f"{where}: " if where else ""
-    if data_root is None:
-        raise ReproduceError(
-            f"{what}{dataset} is a licensed data set and needs its folder as distributed (--data-root, or DATA_ROOT "
-            f"in the config). It cannot be shipped; it is requested from {where_to_request(dataset)} (README, "
-            "'The licensed data sets').")
-    if prepared is None:
-        command = shlex.join(["hmrm", "prepare", "--dataset", dataset, "--root", str(data_root), "--out", "data/prepared"])
-        raise ReproduceError(
-            f"{what}{dataset} needs the aligned crops of `{command}` (--prepared, or PREPARED in the config).")
-
-
-def loso_samples(dataset: str = "synthme", data_root=None, prepared=None, scheme: str | None = None, seed: int = 0):
-    """The samples a LOSO run trains on: SynthME (``data_root`` None: the tiny build in the cache) or a
-    licensed set read from ``data_root`` with the apex estimates ``hmrm prepare`` saved in ``prepared``."""
-    from ..data.datasets import load_dataset
-
-    dataset = dataset.lower()
-    if dataset == "synthme" and data_root is None:
-        from ..data.synthme import tiny_synthme
-
-        return tiny_synthme(seed=seed, scheme=scheme or "composite3")
-    check_data(dataset, data_root, prepared)
-    kwargs = {}
-    if dataset in LICENSED:
-        from ..data.apex import ApexCache
-
-        kwargs["apex_cache"] = ApexCache(Path(prepared) / "apex_estimates.json")
-    return load_dataset(dataset, data_root, scheme=scheme, **kwargs)
-
-
 # ----------------------------------------------------------------------------- planning and running
 @dataclass
 class PlannedRun:
@@ -247,7 +201,11 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
             origin = f"--{exc.key.lower()}" if exc.key in overridden else f"{exc.key.lower()}: in {cfg}"
             raise ReproduceError(f"config {cfg}: {exc.key.lower()}: {exc.problem}. Fix {origin} (keys are the "
                                  f"parameters of {NOTEBOOK.name}, in either case).") from None
-        check_data(dataset, params["DATA_ROOT"], params["PREPARED"], where=f"config {cfg}")
+        try:
+            check_licensed(dataset, params["DATA_ROOT"], params["PREPARED"], root_option="--data-root, or DATA_ROOT "
+                           "in the config", prepared_option="--prepared, or PREPARED in the config")
+        except MissingDataError as exc:
+            raise ReproduceError(f"config {cfg}: {exc}") from None
         for key in ("DATA_ROOT", "PREPARED"):  # the kernel may start elsewhere
             if params[key] is not None:
                 params[key] = str(Path(params[key]).resolve())

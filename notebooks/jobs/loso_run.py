@@ -58,19 +58,17 @@ import torch
 from IPython.display import Image, display
 
 from hmrm.train import run_loso
-from hmrm.train.reproduce import config_from_parameters, loso_samples
+from hmrm.data.datasets import training_samples
+from hmrm.train.loso import run_name
+from hmrm.train.reproduce import config_from_parameters
 from hmrm.utils import cache_dir
 
 config = config_from_parameters(globals())  # refuses a bad value, naming its parameter
 if THREADS:
     torch.set_num_threads(THREADS)
-samples = loso_samples(DATASET, DATA_ROOT, PREPARED, CLASS_SCHEME, seed=SEED)
+samples = training_samples(DATASET, DATA_ROOT, PREPARED, CLASS_SCHEME, seed=SEED)
 print(f"{DATASET}: {samples.summary()}")
-if RUN_DIR:
-    run_dir = Path(RUN_DIR)
-else:
-    name = "-".join([DATASET, MODEL] + ([ABLATION] if MODEL == "hmrm" else []) + [FLOW_METHOD, f"e{EPOCHS}", f"seed{SEED}"])
-    run_dir = cache_dir("loso_runs") / name
+run_dir = Path(RUN_DIR) if RUN_DIR else cache_dir("loso_runs") / run_name(DATASET, config)
 print(json.dumps(config.to_dict(), indent=1))
 print("run folder:", run_dir)
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hmrm.data.synthme import tiny_synthme
+from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train import run_loso
+from hmrm.train import run_loso, run_name
 from hmrm.train.metrics import uar, uf1
 from hmrm.train.recipe import recipe_config
 from hmrm.utils import cache_dir
@@ -45,10 +45,10 @@ from hmrm.utils import cache_dir
 
 def chapter_run(subjects: int):
     """Chapter 08's run for a tiny SynthME of ``subjects`` subjects (resumed from the cache when it exists)."""
-    samples = tiny_synthme(seed=SEED, subjects=subjects)
+    samples = training_samples("synthme", seed=SEED, subjects=subjects)
     config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow=FLOW_METHOD,
                            input_size=INPUT_SIZE, seed=SEED)
-    run_dir = cache_dir("loso_runs") / f"chapter06-hmrm-{FLOW_METHOD}-s{subjects}-e{EPOCHS}-seed{SEED}"
+    run_dir = cache_dir("loso_runs") / run_name(f"synthme_tiny{subjects}", config)
     return run_loso(samples, config, run_dir, progress=False)
 
 

@@ -1,0 +1,173 @@
+"""The configuration of a LOSO run (:class:`LOSOConfig`, every field checked when it is made), the
+network it builds for a fold, and the device, scan backend and precision this machine gives it."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field, fields
+
+from ...features import DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
+from ...options import OptionError
+
+#: PyTorch threads of a fold trained on the CPU (see the package docstring).
+FOLD_THREADS = 1
+
+
+@dataclass
+class LOSOConfig:
+    """Everything that defines a LOSO run.
+
+    Model: ``model`` ("hmrm" or "ststnet"), ``ablation`` (a key of :data:`hmrm.model.ABLATIONS`;
+    HMRM only), ``model_overrides`` (keyword arguments of the model, e.g. ``{"d_model": 32}``).
+    Optimisation: ``epochs`` (fixed), ``batch_size``, ``lr`` (the peak rate), ``weight_decay``
+    (AdamW), ``schedule`` ("constant" or "cosine", with ``warmup_epochs`` of linear warm-up),
+    ``label_smoothing``, ``ema`` (decay per step of the weight average that predicts; 0 = off);
+    see :mod:`hmrm.train.recipe`.
+    Augmentation: ``motionmix``, ``motionmix_p``, ``motionmix_options`` (other
+    :class:`hmrm.augment.MotionMix` arguments); the ``no_motionmix`` ablation turns it off.
+    Inputs: ``flow`` (a method of :data:`hmrm.features.METHODS`), ``input_size``, ``channels``.
+    Run: ``seed``, ``device`` ("auto", "cpu", "cuda", "cuda:1" ...), ``amp`` (mixed precision,
+    CUDA only; ignored on the CPU), ``checkpoint_every`` (epochs), ``folds`` (train only the first N
+    subjects' folds: a quick look, not a full LOSO), ``record_test_curve`` (predict the held-out
+    subject after every epoch for the labelled best-epoch-on-test figure; never used in training).
+    """
+
+    model: str = "hmrm"
+    ablation: str | None = None
+    model_overrides: dict = field(default_factory=dict)
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    ema: float = 0.0
+    motionmix: bool = True
+    motionmix_p: float = 0.5
+    motionmix_options: dict = field(default_factory=dict)
+    flow: str = "dis_tuned"
+    input_size: int = DEFAULT_SIZE
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    checkpoint_every: int = 5
+    folds: int | None = None
+    record_test_curve: bool = True
+
+    def __post_init__(self) -> None:
+        from ...features import CHANNELS
+        from ...model import ABLATIONS, MODELS
+        from ...options import at_least, between, check_fields, one_of, positive
+        from ..recipe import SCHEDULES
+
+        if isinstance(self.model, str):
+            self.model = self.model.lower()
+        if isinstance(self.channels, list):
+            self.channels = tuple(self.channels)
+        check_fields(self, {
+            "model": one_of(*MODELS), "ablation": one_of(*ABLATIONS), "epochs": at_least(1), "batch_size": at_least(1),
+            "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
+            "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
+            "motionmix_p": between(0, 1), "flow": one_of(*METHODS), "input_size": at_least(1),
+            "channels": one_of(*CHANNELS), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
+        if not self.channels:
+            raise OptionError("channels", f"must name at least one of {', '.join(CHANNELS)}")
+        if self.ablation is not None and self.model != "hmrm":
+            raise OptionError("ablation", f"applies to HMRM only, not to {self.model!r}")
+        if self.warmup_epochs and self.schedule == "constant":
+            raise OptionError("warmup_epochs", f"needs schedule 'cosine' (the constant schedule has no warm-up), got "
+                                               f"{self.warmup_epochs}")
+        if self.warmup_epochs >= self.epochs:
+            raise OptionError("warmup_epochs", f"must be less than epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not (self.device in ("auto", "cpu") or re.fullmatch(r"cuda(:\d+)?", self.device)):
+            raise OptionError("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """Build the network once on PyTorch's "meta" device (shapes only, no memory, no time), so a
+        model option that does not build is refused here, before a run folder records it."""
+        import torch
+
+        from ...augment import MotionMix
+        from ...options import check_kwargs
+
+        check_kwargs(MotionMix.__init__, self.motionmix_options, prefix="motionmix_options.")
+        try:
+            MotionMix(p=self.motionmix_p, channels=self.channels, **self.motionmix_options)
+        except (TypeError, ValueError) as exc:
+            raise OptionError("motionmix_options", f"{self.motionmix_options} are refused by MotionMix: {exc}") from None
+        try:
+            with torch.device("meta"):
+                build_fold_model(self, n_classes=3, in_channels=len(self.channels))
+        except OptionError as exc:
+            raise exc.renamed("model_overrides." + exc.key.removeprefix("model_overrides.")) from None
+        except (TypeError, ValueError) as exc:
+            key = "model_overrides" if self.model_overrides else "input_size"
+            raise OptionError(key, f"{self.model_overrides or 'the default options'} do not build a {self.model} "
+                                   f"network at {self.input_size} px: {exc}") from None
+
+    @property
+    def mixes(self) -> bool:
+        """Whether training applies MotionMix (off with ``motionmix=False`` or the no_motionmix ablation)."""
+        return self.motionmix and self.ablation != "no_motionmix" and self.motionmix_p > 0
+
+    def to_dict(self) -> dict:
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LOSOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown LOSOConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj))
+
+
+def resolve_environment(config: LOSOConfig) -> dict:
+    """The device, selective-scan backend and precision this machine gives ``config``."""
+    import torch
+
+    from ...utils import pick_device
+
+    device = pick_device(config.device)
+    env = {"device": str(device), "torch": torch.__version__,
+           "threads": FOLD_THREADS if device.type == "cpu" else torch.get_num_threads(), "python": sys.version.split()[0]}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+    if config.model == "hmrm":
+        from ...ssm import resolve_backend
+
+        env["scan_backend"] = resolve_backend(config.model_overrides.get("backend", "auto"), device)
+    else:
+        env["scan_backend"] = None
+    if config.amp and device.type == "cuda":
+        env["amp"] = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    else:
+        env["amp"] = "off" + (" (amp applies to CUDA only)" if config.amp else "")
+    return env
+
+
+def build_fold_model(config: LOSOConfig, n_classes: int, in_channels: int):
+    """A fresh network for ``config`` (weights drawn from torch's current RNG)."""
+    from ...model import build_model
+
+    over = dict(config.model_overrides)
+    fixed = {"n_classes": n_classes, "in_channels": in_channels}
+    if config.model == "hmrm":
+        fixed.update(input_size=config.input_size)
+        if config.ablation is not None:
+            over["ablation"] = config.ablation
+    for k, v in fixed.items():
+        if k in over and over[k] != v:
+            raise ValueError(f"model override {k}={over[k]!r} contradicts the data / run configuration ({k}={v!r})")
+        over[k] = v
+    return build_model(config.model, **over)
+
+

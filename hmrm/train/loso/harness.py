@@ -1,0 +1,97 @@
+"""``run_loso``: a LOSO run from its inputs to its scores, resumable; the steps are in the sibling
+modules (configuration, run folder, fold, workers, report)."""
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Callable
+
+from ...utils import folder_lock
+from .config import LOSOConfig, build_fold_model, resolve_environment
+from .data import LOSOData, loso_splits
+from .fold import Fold, Stopped
+from .report import LOSOResult, write_outputs
+from .run_folder import RUN_FORMAT, config_record, fold_dirname, open_run_dir, read_fold_result
+from .workers import fold_threads, fold_workers, train_in_workers
+
+
+def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progress: bool = True,
+             stop: Callable[[str, int], bool] | None = None, max_minutes: float | None = None,
+             cache_dir: str | Path | None = None, prepared: str | Path | None = None,
+             figures: bool = True, workers: int | None = 1) -> LOSOResult:
+    """Run (or continue) a LOSO evaluation into ``run_dir`` and return its scores.
+
+    ``samples_or_inputs``: a list of :class:`~hmrm.data.records.Sample` (their flow inputs are built
+    with ``config.flow`` / ``input_size`` / ``channels``, cached under ``cache_dir``, from the crops in
+    ``prepared`` for the licensed sets) or a :class:`LOSOData`. ``stop(subject, epoch)`` is asked after
+    every epoch but a fold's last (after that epoch's periodic checkpoint, if any); True writes a
+    checkpoint and returns (``finished=False``); ``max_minutes`` stops the
+    same way once that much time has passed. Calling again with the same arguments continues.
+    ``figures``: also draw ``training.png`` and ``confusion.png`` at the end. ``workers``: processes
+    that train folds side by side on a CPU (1: every fold in the calling process; None: one per
+    core; see the module docstring; the results do not depend on it). A ``stop`` hook runs every
+    fold in the calling process.
+    """
+    if isinstance(samples_or_inputs, LOSOData):
+        data = samples_or_inputs
+        if data.x.shape[-1] != config.input_size:
+            raise ValueError(f"the inputs are {data.x.shape[-1]} px but config.input_size is {config.input_size}")
+        if data.source.get("flow") not in (None, config.flow):
+            raise ValueError(f"the inputs were made with flow {data.source['flow']!r} but config.flow is {config.flow!r}")
+    else:
+        data = LOSOData.from_samples(samples_or_inputs, config.flow, config.input_size, config.channels,
+                                     cache_dir=cache_dir, prepared=prepared, progress=progress)
+    if data.x.shape[1] != len(config.channels):
+        raise ValueError(f"the inputs have {data.x.shape[1]} channels but config.channels names {len(config.channels)}")
+    try:  # before the run folder records the configuration
+        build_fold_model(config, len(data.classes), data.x.shape[1])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the model options {config.model_overrides} do not build a {config.model} network: {exc}") from None
+    run_dir = Path(run_dir)
+    env = resolve_environment(config)
+    with folder_lock(run_dir, "run folder"):  # one writer at a time; a second process is refused
+        return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers)
+
+
+def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, progress: bool, stop, max_minutes,
+               figures: bool, workers) -> LOSOResult:
+    """The body of :func:`run_loso` once its inputs are checked and the run folder is locked."""
+    open_run_dir(run_dir, config_record(config, data, env))
+    from tqdm.auto import tqdm
+
+    splits = loso_splits(data.groups)
+    chosen = splits[: config.folds] if config.folds else splits
+    results: dict[str, dict] = {}
+    for subject, _, test_idx in splits:  # every finished fold in the folder counts, chosen or not
+        r = read_fold_result(run_dir / "folds" / fold_dirname(subject) / "result.json")
+        if r is not None and r.get("format") == RUN_FORMAT and r.get("keys") == [data.keys[i] for i in test_idx]:
+            results[subject] = r
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
+
+    def halt(subject: str, epoch: int) -> bool:
+        return (stop is not None and stop(subject, epoch)) or (deadline is not None and time.monotonic() > deadline)
+
+    todo = [(i, *chosen[i]) for i in range(len(chosen)) if chosen[i][0] not in results]
+    bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc="LOSO folds", unit="fold", disable=not progress)
+    n_workers = 1 if stop is not None else fold_workers(workers, env["device"], len(todo))
+    if n_workers > 1:
+        finished = train_in_workers(todo, n_workers, data, config, env, run_dir, results,
+                                     None if max_minutes is None else time.time() + 60 * max_minutes, bar)
+    else:
+        finished = True
+        with fold_threads() if env["device"] == "cpu" else contextlib.nullcontext():
+            for index, subject, train_idx, test_idx in todo:
+                bar.set_postfix(subject=subject, refresh=True)
+                fold = Fold(data, index, subject, train_idx, test_idx, config, env,
+                             run_dir / "folds" / fold_dirname(subject))
+                try:
+                    results[subject] = fold.run(progress, halt)
+                except Stopped:
+                    finished = False
+                    break
+                write_outputs(run_dir, list(results.values()), data, config, figures=False)
+                bar.update(1)
+    bar.close()
+    metrics = write_outputs(run_dir, list(results.values()), data, config, figures=figures)
+    return LOSOResult(run_dir, metrics, finished)

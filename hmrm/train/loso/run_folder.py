@@ -1,0 +1,96 @@
+"""The run folder of a LOSO run: its name for a fold, ``config.json`` (what the run is; a folder made
+with another configuration or other inputs is refused, saying what differs), and the finished
+folds' ``result.json`` read back."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from ...data.records import DataError
+from ...utils import atomic_write_text
+
+#: Format of the run folder; bumped when its files change meaning.
+RUN_FORMAT = 1
+#: Config fields that may change between two calls on the same run folder: they do not change
+#: what any fold computes (``device`` may change the last bits; a change is warned about and the
+#: device of every fold is recorded).
+FREE_FIELDS = ("folds", "checkpoint_every", "device")
+
+
+class RunMismatchError(DataError):
+    """The run folder was made with another configuration or other inputs."""
+
+
+def run_name(dataset: str, config, seeds: Sequence[int] | None = None) -> str:
+    """The default name of a run folder, from what the run is:
+    ``<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<S>``, or ``...-seeds<A>-<B>`` for a run over the
+    training seeds ``seeds``. ``dataset`` may name its build too (``synthme_tiny3``)."""
+    seed_part = f"seeds{seeds[0]}-{seeds[-1]}" if seeds else f"seed{config.seed}"
+    return "-".join([dataset, config.model] + ([config.ablation] if config.ablation else [])
+                    + [config.flow, f"e{config.epochs}", seed_part])
+
+
+def fold_dirname(subject: str) -> str:
+    """Folder name of a fold: the group with ``/`` replaced (``synthme/sub01`` -> ``synthme-sub01``)."""
+    return subject.replace("/", "-").replace("\\", "-")
+
+
+def config_record(config, data, env: dict) -> dict:
+    """What ``config.json`` holds: the format, the configuration, the inputs' description and the environment."""
+    return {"format": RUN_FORMAT, "config": config.to_dict(), "motionmix_applied": config.mixes,
+            "data": data.describe(), "environment": env}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    diffs = []
+    oc, nc = old.get("config", {}), new["config"]
+    for k in sorted(set(oc) | set(nc)):
+        if k in FREE_FIELDS:
+            continue
+        if oc.get(k) != nc.get(k):
+            diffs.append(f"{k}: {json.dumps(oc.get(k))} there, {json.dumps(nc.get(k))} here")
+    od, nd = old.get("data", {}), new["data"]
+    if od.get("fingerprint") != nd["fingerprint"]:
+        what = [f"{k}: {json.dumps(od.get(k))} there, {json.dumps(nd.get(k))} here"
+                for k in ("n_samples", "n_subjects", "classes", "class_counts", "shape", "datasets", "scheme")
+                if od.get(k) != nd.get(k)]
+        diffs.append("the inputs differ (fingerprint of flow maps, boxes, labels and subjects)"
+                     + (f": {'; '.join(what)}" if what else "; same sizes, other values (a rebuilt data set or flow cache?)"))
+    if old.get("format") != RUN_FORMAT:
+        diffs.append(f"run folder format {old.get('format')} there, {RUN_FORMAT} here")
+    return diffs
+
+
+def open_run_dir(run_dir: Path, record: dict) -> None:
+    """Write ``config.json``, or check that the one already there describes the same run."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError as exc:
+            raise RunMismatchError(f"{path} is unreadable ({exc}); delete {run_dir} to start over, or pass another "
+                                   "run folder.") from None
+        diffs = _differences(old, record)
+        if diffs:
+            raise RunMismatchError(
+                f"{run_dir} holds a run made with another configuration:\n  " + "\n  ".join(diffs)
+                + f"\nTo continue that run, repeat its options (they are in {path}). To start a new run, pass "
+                f"another run folder (--run-dir), or delete {run_dir}.")
+        if old.get("environment", {}).get("device") != record["environment"]["device"]:
+            warnings.warn(f"{run_dir} was started on {old.get('environment', {}).get('device')} and continues on "
+                          f"{record['environment']['device']}; each fold's result.json records where it ran.",
+                          stacklevel=3)
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def read_fold_result(path: Path) -> dict | None:
+    """A finished fold's ``result.json``; None when it is missing or unreadable (the fold is trained again)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        warnings.warn(f"{path} is unreadable; that fold is trained again.", stacklevel=3)
+        return None

@@ -1,0 +1,99 @@
+"""Folds trained side by side on a CPU: spawned worker processes, one PyTorch thread each, so that the
+results are the same bits whatever the number of workers (see the package docstring)."""
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from ...utils import worker_pool
+from .config import FOLD_THREADS, LOSOConfig
+from .data import LOSOData
+from .fold import Fold, Stopped
+from .report import write_outputs
+from .run_folder import fold_dirname
+
+
+def train_in_workers(todo: list, n_workers: int, data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path,
+                      results: dict, deadline: float | None, bar) -> bool:
+    """Train the folds of ``todo`` in ``n_workers`` spawned processes, adding each result to
+    ``results`` (and the run folder's pooled files) as it arrives. False if one stopped at the
+    deadline."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    finished = True
+    with worker_pool(n_workers, _worker_init, (data, config, env, run_dir)) as pool:
+        running = {pool.submit(_worker_fold, index, subject, train_idx, test_idx, deadline): subject
+                   for index, subject, train_idx, test_idx in todo}
+        try:
+            while running:
+                bar.set_postfix(training=",".join(sorted(running.values())[:n_workers]), refresh=True)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f]):
+                    subject = running.pop(future)
+                    if future.cancelled():
+                        continue
+                    result = future.result()  # a fold's error is raised here, naming what went wrong
+                    if result is None:  # past the deadline: folds that have not started stay to do
+                        finished = False
+                        for other in running:
+                            other.cancel()
+                        continue
+                    results[subject] = result
+                    write_outputs(run_dir, list(results.values()), data, config, figures=False)
+                    bar.update(1)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+    return finished
+
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path) -> None:
+    import torch
+
+    torch.set_num_threads(FOLD_THREADS)
+    _WORKER.update(data=data, config=config, env=env, run_dir=run_dir)
+
+
+def _worker_fold(index: int, subject: str, train_idx, test_idx, deadline: float | None) -> dict | None:
+    """Train one fold in a worker process; None when it stopped at the deadline (after a checkpoint)."""
+    w = _WORKER
+    fold = Fold(w["data"], index, subject, train_idx, test_idx, w["config"], w["env"],
+                 w["run_dir"] / "folds" / fold_dirname(subject))
+    try:
+        return fold.run(False, None if deadline is None else lambda *_: time.time() > deadline)
+    except Stopped:
+        return None
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may use."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def fold_workers(requested: int | None, device: str, n_folds: int) -> int:
+    """How many processes train folds: ``requested`` (None: one per CPU core), at most one per fold,
+    and 1 (the calling process) on CUDA."""
+    if not device.startswith("cpu") or n_folds < 2:
+        return 1
+    return max(1, min(requested or cpu_cores(), n_folds))
+
+
+@contextlib.contextmanager
+def fold_threads():
+    """Within the block, PyTorch uses :data:`FOLD_THREADS` threads (the number every fold trains with)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(FOLD_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
