@@ -14,6 +14,7 @@ import numpy as np
 
 from hmrm.data.apex import estimate_apex
 from hmrm.data.synthme import load_synthme
+from hmrm.markdown import markdown_table
 
 
 def main() -> None:
@@ -30,15 +31,13 @@ def main() -> None:
 
     def row(name, e):
         a = np.abs(e)
-        return f"| {name:<22} | {len(e):>4} | {a.mean():>6.2f} | {np.median(a):>6.1f} | {(a <= 1).mean():>6.0%} | {(a <= 3).mean():>6.0%} | {e.mean():>+6.2f} |"
+        return [name, len(e), f"{a.mean():.2f}", f"{np.median(a):.1f}", f"{(a <= 1).mean():.0%}", f"{(a <= 3).mean():.0%}",
+                f"{e.mean():+.2f}"]
 
     print(f"Apex estimation on {args.root}: {len(samples)} clips, {1e3 * dt:.0f} ms per clip")
-    print("| method / class         |    n | mean|e| | med|e| | |e|<=1 | |e|<=3 |  bias |")
-    print("|---|---|---|---|---|---|---|")
-    print(row("DIS-affine (ours)", est))
-    for c in sorted(set(labels)):
-        print(row(f"  ours, {c}", est[labels == c]))
-    print(row("middle of the clip", mid))
+    rows = [row("DIS-affine (ours)", est)] + [row(f"ours, {c}", est[labels == c]) for c in sorted(set(labels))]
+    print(markdown_table(["method / class", "n", "mean abs error", "median abs error", "abs error <= 1", "abs error <= 3",
+                          "bias"], rows + [row("middle of the clip", mid)], "lrrrrrr"))
 
 
 if __name__ == "__main__":

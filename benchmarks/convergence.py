@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hmrm.markdown import markdown_table
 from hmrm.utils import atomic_write_text
 
 #: network -> flows it is run on (those of its demo comparisons) and the epoch multiples
@@ -66,10 +67,10 @@ def main() -> None:
              "`.venv/bin/python benchmarks/convergence.py` reruns it.", "",
              f"- HMRM: {describe_recipe(recipe('hmrm'))} (epochs as below)",
              f"- STSTNet: {describe_recipe(recipe('ststnet'))} (epochs as below)", "",
-             "| network | flow | epochs | UF1 [95% interval] | UAR [95% interval] |", "|---|---|---:|---|---|"]
-    for r in rows:
-        lines.append(f"| {'HMRM' if r['model'] == 'hmrm' else 'STSTNet'} | {FLOW_NAMES[r['flow']]} | {r['epochs']} | "
-                     f"{format_interval(r['uf1'], r['interval']['uf1'])} | {format_interval(r['uar'], r['interval']['uar'])} |")
+             markdown_table(["network", "flow", "epochs", "UF1 [95% interval]", "UAR [95% interval]"],
+                            [["HMRM" if r["model"] == "hmrm" else "STSTNet", FLOW_NAMES[r["flow"]], r["epochs"],
+                              format_interval(r["uf1"], r["interval"]["uf1"]),
+                              format_interval(r["uar"], r["interval"]["uar"])] for r in rows], "llr")]
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results / "convergence.md", "\n".join(lines) + "\n")
 

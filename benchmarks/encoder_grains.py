@@ -18,6 +18,7 @@ import time
 import torch
 
 from hmrm.efficiency import count_flops, example_inputs
+from hmrm.markdown import markdown_table
 from hmrm.model import HMRM, count_parameters
 from hmrm.utils import atomic_write_text
 
@@ -52,10 +53,9 @@ def main() -> None:
                 times[i].append(1e3 * (time.perf_counter() - start))
     lines = [f"HMRM (d_model 192, depth 4) by input size and grains; latency: batch 1, {args.threads} thread(s), "
              f"median of {args.repeats}", "",
-             "| S | patches | tokens | parameters | MFLOPs / sample | CPU ms, batch 1 |", "|---:|---|---|---:|---:|---:|"]
-    for row, t in zip(rows, times):
-        size, patches, tokens, params, flops = row
-        lines.append(f"| {size} | {patches} | {tokens} | {params:,} | {flops / 1e6:,.0f} | {statistics.median(t):.1f} |")
+             markdown_table(["S", "patches", "tokens", "parameters", "MFLOPs / sample", "CPU ms, batch 1"],
+                            [[size, patches, tokens, f"{params:,}", f"{flops / 1e6:,.0f}", f"{statistics.median(t):.1f}"]
+                             for (size, patches, tokens, params, flops), t in zip(rows, times)], "rllrrr")]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -27,6 +27,7 @@ import numpy as np
 
 from hmrm.data.synthme import load_frame, load_gt_flow, load_synthme
 from hmrm.flow import CLASSIC_METHODS, angular_error, classic_flow
+from hmrm.markdown import markdown_table
 
 LABELS = {
     "zero": "zero (no motion)",
@@ -110,27 +111,28 @@ def main() -> None:
             st["ae"].append(angular_error(f, gt, face))
             st["t"].append(dt)
             st["all"].append(err[face])
-    lines = [f"Flow on SynthME ({args.root}, {len(samples)} onset->apex pairs, 256 px faces)", "",
-             "| method | face EPE mean | face EPE p95 | expression-pixel EPE | angular error (deg) | CPU ms / pair |",
-             "|---|---|---|---|---|---|"]
+    table = []
     for m in methods:
         st = stats[m]
         p95 = np.percentile(np.concatenate(st["all"]), 95)
-        lines.append(f"| {LABELS.get(m, m)} | {np.mean(st['epe']):.4f} | {p95:.4f} | {np.nanmean(st['epe_move']):.4f} | "
-                     f"{np.mean(st['ae']):.3f} | {1e3 * np.mean(st['t']):.1f} |")
+        table.append([LABELS.get(m, m), f"{np.mean(st['epe']):.4f}", f"{p95:.4f}", f"{np.nanmean(st['epe_move']):.4f}",
+                      f"{np.mean(st['ae']):.3f}", f"{1e3 * np.mean(st['t']):.1f}"])
+    lines = [f"Flow on SynthME ({args.root}, {len(samples)} onset->apex pairs, 256 px faces)", "",
+             markdown_table(["method", "face EPE mean", "face EPE p95", "expression-pixel EPE", "angular error (deg)",
+                             "CPU ms / pair"], table)]
     # per subject: the mean hides who gains and who loses
     subjects = [s.subject for s in samples]
     shown = [m for m in methods if m != "zero"]
     both = "gru_aofe" in shown and "dis_tuned" in shown
-    lines += ["", "Face EPE mean per subject" + (" (last column: pairs where GRU-AOFE beats tuned DIS)" if both else ""), "",
-              "| subject | " + " | ".join(shown) + (" | GRU-AOFE better |" if both else " |"),
-              "|---|" + "---|" * (len(shown) + both)]
+    table = []
     for subj in sorted(set(subjects)):
         idx = [i for i, x in enumerate(subjects) if x == subj]
-        cells = [f"{np.mean([stats[m]['epe'][i] for i in idx]):.4f}" for m in shown]
+        cells = [subj] + [f"{np.mean([stats[m]['epe'][i] for i in idx]):.4f}" for m in shown]
         if both:
             cells.append(f"{sum(stats['gru_aofe']['epe'][i] < stats['dis_tuned']['epe'][i] for i in idx)}/{len(idx)}")
-        lines.append(f"| {subj} | " + " | ".join(cells) + " |")
+        table.append(cells)
+    lines += ["", "Face EPE mean per subject" + (" (last column: pairs where GRU-AOFE beats tuned DIS)" if both else ""), "",
+              markdown_table(["subject", *shown] + (["GRU-AOFE better"] if both else []), table)]
     text = "\n".join(lines)
     print(text)
     if args.table:

@@ -23,6 +23,7 @@ import numpy as np
 from hmrm.data.synthme import SynthConfig, build_synthme, load_frame, load_gt_flow, load_synthme
 from hmrm.flow import classic_flow
 from hmrm.flow.classic import to_grey
+from hmrm.markdown import markdown_table
 from hmrm.utils import atomic_write_text
 
 VARIANTS = {
@@ -62,11 +63,9 @@ def main() -> None:
     lines = [f"Flow error sources on SynthME: the first {args.subjects} subjects built four times with the same seed "
              f"(tuned DIS on {base['dis_tuned'][1]} pairs, TV-L1 on {base['tvl1'][1]}); mean face EPE in px, and the "
              "change against the build as shipped.", "",
-             "| build | SynthConfig overrides | tuned DIS | change | TV-L1 | change |", "|---|---|---|---|---|---|"]
-    for name, overrides, e in rows:
-        d, t = e["dis_tuned"][0], e["tvl1"][0]
-        lines.append(f"| {name} | {overrides or '-'} | {d:.4f} | {d - base['dis_tuned'][0]:+.4f} | {t:.4f} | "
-                     f"{t - base['tvl1'][0]:+.4f} |")
+             markdown_table(["build", "SynthConfig overrides", "tuned DIS", "change", "TV-L1", "change"],
+                            [[name, overrides or "-", f"{e['dis_tuned'][0]:.4f}", f"{e['dis_tuned'][0] - base['dis_tuned'][0]:+.4f}",
+                              f"{e['tvl1'][0]:.4f}", f"{e['tvl1'][0] - base['tvl1'][0]:+.4f}"] for name, overrides, e in rows])]
     print("\n".join(lines))
     if args.table:
         atomic_write_text(args.table, "\n".join(lines) + "\n")

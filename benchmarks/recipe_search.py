@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hmrm.markdown import markdown_table
 from hmrm.utils import atomic_write_text
 
 DEV_SEED = 1
@@ -152,15 +153,15 @@ def main() -> None:
         flows = SCORED_FLOWS[model]
         best = winner(rows, model)
         budget = ROW_BUDGET_S[model]
-        lines += [f"**{model}** (scored on {', '.join(flows)})", "",
-                  "| rank | trial | score | " + " | ".join(f"UF1 {f}" for f in flows) + " | seconds | settings |",
-                  "|---:|---:|---:|" + "---:|" * len(flows) + "---:|---|"]
+        table = []
         for rank, r in enumerate(sorted(rows, key=lambda r: (-r["score"], r["trial"])), 1):
             notes = [n for n, on in (("**the winner**", r is best), ("the first demo", r["trial"] == 0),
                                      ("over the time budget", budget is not None and r["seconds"] > budget)) if on]
-            lines.append(f"| {rank} | {r['trial']} | {r['score']:.4f} | " + " | ".join(f"{r['uf1'][f]:.4f}" for f in flows)
-                         + f" | {r['seconds']:.0f} | {describe(r['settings'])}{' (' + '; '.join(notes) + ')' if notes else ''} |")
-        lines.append("")
+            table.append([rank, r["trial"], f"{r['score']:.4f}", *(f"{r['uf1'][f]:.4f}" for f in flows),
+                          f"{r['seconds']:.0f}", describe(r["settings"]) + (" (" + "; ".join(notes) + ")" if notes else "")])
+        header = ["rank", "trial", "score", *(f"UF1 {f}" for f in flows), "seconds", "settings"]
+        lines += [f"**{model}** (scored on {', '.join(flows)})", "",
+                  markdown_table(header, table, "r" * (len(header) - 1) + "l"), ""]
     atomic_write_text(args.table, "\n".join(lines))
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=1) + "\n")
     print("\n".join(lines))

@@ -31,6 +31,7 @@ from typing import Callable
 
 import torch
 
+from hmrm.markdown import markdown_table
 from hmrm.ssm.scan import available_backends, selective_scan
 from hmrm.utils import pick_device
 
@@ -147,9 +148,10 @@ def main() -> None:
         f"Best of {args.repeats} runs after a warm-up ({args.sequential_repeats} run(s), no warm-up, for `sequential`). "
         "Ratio = time / time of `parallel` (above 1: `parallel` is faster).",
         "",
-        "| L | backend | forward (ms) | forward+backward (ms) | forward ratio | forward+backward ratio |",
-        "|---:|---|---:|---:|---:|---:|",
-    ] + [f"| {length} | {name} | {ms(fwd)} | {ms(fb)} | {ratio(rf)} | {ratio(rfb)} |" for length, name, fwd, fb, rf, rfb in rows]
+        markdown_table(["L", "backend", "forward (ms)", "forward+backward (ms)", "forward ratio", "forward+backward ratio"],
+                       [[length, name, ms(fwd), ms(fb), ratio(rf), ratio(rfb)] for length, name, fwd, fb, rf, rfb in rows],
+                       "rlrrrr"),
+    ]
     if any(fb is None for *_, fb, _, _ in rows):
         lines += ["", f"`sequential` forward+backward skipped above L = {args.sequential_max_length} "
                       "(its backward grows as L^2; `--sequential-max-length` to include it)."]

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from hmrm.efficiency import count_flops, example_inputs
+from hmrm.markdown import markdown_row, markdown_table
 from hmrm.model import build_model
 
 #: name -> (model, model options, LOSO options, time a whole LOSO run too). "hmrm_demo" is the HMRM
@@ -126,9 +127,9 @@ def main() -> None:
     lines = [f"Training speed{' (' + args.label + ')' if args.label else ''}: torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads, package at {Path(hmrm.__file__).parent}. Yardstick: a 1024 x 1024 "
              f"float32 matrix product runs at {gflops:.1f} GFLOP/s here.", "",
-             "| configuration | parameters | train MFLOPs / sample | step ms (batch 32) | samples / s (step) | "
-             f"GFLOP/s (share of matmul) | samples / s (10-fold LOSO run, {cores} cores, wall clock) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             markdown_table(["configuration", "parameters", "train MFLOPs / sample", "step ms (batch 32)",
+                             "samples / s (step)", "GFLOP/s (share of matmul)",
+                             f"samples / s (10-fold LOSO run, {cores} cores, wall clock)"], [], "lrrrrrr")]
     print("\n".join(lines), flush=True)
     for name in args.configs:
         model_name, options, loso, whole_run = CONFIGS[name]
@@ -139,8 +140,8 @@ def main() -> None:
         rate = 32 / dt
         achieved = 3 * flops * rate / 1e9
         fold = loso_rate(model_name, opts, loso, size, args.epochs, cores) if args.epochs and whole_run else float("nan")
-        line = (f"| {name} | {params / 1e6:.3f} M | {3 * flops / 1e6:.1f} | {1e3 * dt:.1f} | {rate:.0f} | "
-                f"{achieved:.2f} ({100 * achieved / gflops:.1f} %) | {'-' if fold != fold else f'{fold:.0f}'} |")
+        line = markdown_row([name, f"{params / 1e6:.3f} M", f"{3 * flops / 1e6:.1f}", f"{1e3 * dt:.1f}", f"{rate:.0f}",
+                             f"{achieved:.2f} ({100 * achieved / gflops:.1f} %)", "-" if fold != fold else f"{fold:.0f}"])
         lines.append(line)
         print(line, flush=True)
     if args.out:

@@ -310,6 +310,7 @@ def _verdict(c: dict) -> str:
 def demo_markdown(summary: dict) -> str:
     """The table the README shows: every row with its intervals, then the paired differences.
     Nothing in it depends on the machine's speed, so a rerun writes the same bytes."""
+    from .markdown import markdown_table
     from .train.stats import format_interval
 
     rows = summary["rows"]
@@ -320,29 +321,26 @@ def demo_markdown(summary: dict) -> str:
              "`benchmarks/results/recipe_search.md`):"]
     for m, r in summary["recipes"].items():
         lines.append(f"- {'HMRM' if m == 'hmrm' else 'STSTNet'}: {describe_recipe(r)}.")
-    lines += ["",
-              "| model and flow | role | UF1 [95% interval] | UAR [95% interval] | accuracy | best epoch on test UF1 "
-              "(OPTIMISTIC) |",
-              "|---|---|---|---|---|---|"]
+    table = []
     for r in rows:
         best = "-" if r["best_uf1"] is None else f"{r['best_uf1']:.4f}"
         ci = r.get("interval") or {"uf1": [float("nan")] * 2, "uar": [float("nan")] * 2}
-        lines.append(f"| {r['label']} | {ROLE_NOTES[r['role']]} | {format_interval(r['uf1'], ci['uf1'])} | "
-                     f"{format_interval(r['uar'], ci['uar'])} | {r['accuracy']:.4f} | {best} |")
+        table.append([r["label"], ROLE_NOTES[r["role"]], format_interval(r["uf1"], ci["uf1"]),
+                      format_interval(r["uar"], ci["uar"]), f"{r['accuracy']:.4f}", best])
+    lines += ["", markdown_table(["model and flow", "role", "UF1 [95% interval]", "UAR [95% interval]", "accuracy",
+                                  "best epoch on test UF1 (OPTIMISTIC)"], table)]
     lines += ["",
               "UF1 / UAR / accuracy: honest (final epoch of every fold, predictions pooled over all held-out subjects); "
               "in brackets the 95% interval from a bootstrap over the held-out subjects. The best-epoch-on-test column "
               "selects on the test subject, is optimistic and is NOT a result; it is shown because other repositories "
               "report it.",
-              "",
-              "| difference (paired: the same subjects resampled for both rows) | ΔUF1 [95% interval] | "
-              "ΔUAR [95% interval] | target | verdict |",
-              "|---|---|---|---|---|"]
+              ""]
     targets = {"gain": f">= +{TARGET_GAIN}", "ahead": "> 0", "gap": f"<= {TARGET_ORACLE_GAP}"}
-    for d, c in zip(summary["differences"], summary["checks"]):
-        lines.append(f"| {d['a']} - {d['b']} | {format_interval(d['uf1']['difference'], d['uf1']['interval'], True)} | "
-                     f"{format_interval(d['uar']['difference'], d['uar']['interval'], True)} | "
-                     f"{targets[d['target']]} | {_verdict(c)} |")
+    table = [[f"{d['a']} - {d['b']}", format_interval(d["uf1"]["difference"], d["uf1"]["interval"], True),
+              format_interval(d["uar"]["difference"], d["uar"]["interval"], True), targets[d["target"]], _verdict(c)]
+             for d, c in zip(summary["differences"], summary["checks"])]
+    lines.append(markdown_table(["difference (paired: the same subjects resampled for both rows)", "ΔUF1 [95% interval]",
+                                 "ΔUAR [95% interval]", "target", "verdict"], table))
     if summary["learned_flow"] != "gru_aofe":
         lines += ["", f"Learned flow: {summary['learned_flow_note']}."]
     return "\n".join(lines)

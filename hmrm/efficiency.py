@@ -38,6 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from .markdown import markdown_table
 from .model.hmrm import count_parameters
 
 SCAN_FLOPS_PER_ELEMENT = 9
@@ -239,10 +240,8 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
         "(the models take turns, run by run), "
         f"{threads} thread(s), torch {torch.__version__}, {_machine()}. Compare rows of this table only.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
     ]
-    notes = []
+    notes, table = [], []
     for r in rows:
         cells = [f"`{r.name}`", f"{r.params:,}", f"{r.flops / 1e6:,.1f}", f"{r.scan_flops / 1e6:,.1f}"]
         for b in batches:
@@ -251,7 +250,8 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
         if r.note:
             cells[0] += "*"
             notes.append(f"\\* `{r.name}`: {r.note}.")
-        lines.append("| " + " | ".join(cells) + " |")
+        table.append(cells)
+    lines.append(markdown_table(head, table, "l" + "r" * (len(head) - 1)))
     if notes:
         lines += [""] + notes
     if command:

@@ -249,15 +249,12 @@ def _cell(v, digits: int) -> str:
 
 def to_markdown(df: pd.DataFrame, caption: str | None = None, digits: int = 4) -> str:
     """``df`` as a markdown table (blank cells for missing values), the caption above it."""
+    from ..markdown import markdown_table
+
     cols = list(df.columns)
-    out = [caption, ""] if caption else []
-    out.append("| " + " | ".join(cols) + " |")
-    out.append("|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in cols) + "|")
-    for row in df.itertuples(index=False):
-        out.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
-    if df.empty:
-        out.append("| " + " | ".join("" for _ in cols) + " |")
-    return "\n".join(out) + "\n"
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in cols)
+    rows = [[_cell(v, digits) for v in row] for row in df.itertuples(index=False)] or [[""] * len(cols)]
+    return "\n".join(([caption, ""] if caption else []) + [markdown_table(cols, rows, align)]) + "\n"
 
 
 def results_markdown(results: pd.DataFrame) -> str:
