@@ -59,12 +59,13 @@ def _cmd_doctor(args) -> int:
 
 def _cmd_facebank(args) -> int:
     from .data.facebank import fetch_face_bank, subjects
+    from .data.synthme import subject_id
 
     photos = fetch_face_bank(offline=args.offline)
     groups = subjects(photos)
     print(f"face bank: {len(photos)} photo(s), {len(groups)} subject(s)")
     for i, (person, ph) in enumerate(groups.items()):
-        print(f"  sub{i + 1:02d}  {person:<10} {', '.join(p.path.name for p in ph)}  <- {ph[0].source_text}")
+        print(f"  {subject_id(i)}  {person:<10} {', '.join(p.path.name for p in ph)}  <- {ph[0].source_text}")
     return 0
 
 

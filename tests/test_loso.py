@@ -256,9 +256,11 @@ def test_cli_help_and_missing_inputs(capsys, tmp_path):
                 "--ema", "--label-smoothing", "--seeds", "--workers"):
         assert opt in out
     assert main(["loso", "--dataset", "casme2"]) == 2
-    assert "--data-root is required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "licensed data set" in err and "(--data-root)" in err and "requested from CASME II" in err
     assert main(["loso", "--dataset", "samm", "--data-root", str(tmp_path)]) == 2
-    assert "--prepared" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "(--prepared)" in err and f"hmrm prepare --dataset samm --root {tmp_path}" in err
 
 
 def test_recipe_options_are_checked():

@@ -86,12 +86,25 @@ def lab(tmp_path):
 
 
 def _run_cell(page, text: str, timeout_ms: int = 300_000) -> None:
-    """Click into the first cell whose source contains ``text``, run it (Shift+Enter), wait until it ran."""
+    """Click into the first cell whose source contains ``text``, run it (Shift+Enter), wait until it ran.
+
+    A freshly opened notebook can miss the first key press (the editor or the kernel connection not ready
+    yet): when the prompt shows neither a number nor ``*`` after a few seconds, the cell is run again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     cell = page.locator(".jp-Notebook .jp-CodeCell").filter(has_text=text).first
-    cell.scroll_into_view_if_needed()
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
     prompt = cell.locator(".jp-InputArea-prompt")
+    started = "(el) => /\\[(\\d+|\\*)\\]/.test(el.textContent)"
+    for attempt in range(6):
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_function(started, arg=prompt.element_handle(), timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 5:
+                raise
     page.wait_for_function("(el) => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout_ms)
 
 
