@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .utils import atomic_write_text
+from .utils import atomic_write_text, write_between_markers
 
 README_BEGIN = "<!-- demo-results:begin (written by `make demo`; do not edit by hand) -->"
 README_END = "<!-- demo-results:end -->"
@@ -203,6 +203,7 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     from .train.loso import LOSOData, run_loso
     from .train.recipe import recipe_config
     from .train.stats import paired_difference, run_predictions
+    from .viz.plots import plot_demo_confusions, plot_demo_training
 
     root, out = Path(root), Path(out)
     t_start = time.perf_counter()
@@ -253,7 +254,7 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
         if ablation_md is not None:
             atomic_write_text(figures / "demo_ablations.md", ablation_md + "\n")
         plot_demo_confusions(results, figures / "demo_confusion.png")
-        plot_demo_training([out / r["key"] for r in results], [r["label"] for r in results], figures / "demo_training.png")
+        plot_demo_training([_training_curves(out / r["key"], r["label"]) for r in results], figures / "demo_training.png")
     if readme is not None and Path(readme).is_file():
         update_readme(readme, table)
     log("")
@@ -297,6 +298,14 @@ def _run_ablations(rows, inputs, out: Path, config, input_size: int, epochs: int
 
 def _fold_results(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((run_dir / "folds").glob("*/result.json"))]
+
+
+def _training_curves(run_dir: Path, label: str) -> dict:
+    """What :func:`hmrm.viz.plots.plot_demo_training` draws for one row: its folds' losses and the
+    pooled held-out UF1 per epoch (a diagnostic), read from the run folder."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"label": label, "losses": [[e["loss"] for e in f["history"]] for f in _fold_results(run_dir)],
+            "curve": (metrics.get("test_curve_diagnostic") or {}).get("uf1"), "uf1": metrics["honest"]["uf1"]}
 
 
 def _verdict(c: dict) -> str:
@@ -346,67 +355,7 @@ def demo_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_demo_confusions(rows: Sequence[dict], out: str | Path | None = None):
-    """One confusion matrix per demo row, side by side (counts; colour = fraction of the true class)."""
-    from matplotlib.figure import Figure
-
-    from .viz.plots import _save, draw_confusion
-
-    fig = Figure(figsize=(3.1 * len(rows), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(rows), squeeze=False)[0]
-    for i, (ax, r) in enumerate(zip(axes, rows)):
-        draw_confusion(ax, r["confusion"], r["classes"], f"{r['label']}\nUF1 {r['uf1']:.3f}  UAR {r['uar']:.3f}",
-                       ylabels=i == 0, fontsize=8)
-    fig.suptitle("SynthME LOSO, honest (final epoch, pooled over subjects)", fontsize=10)
-    _save(fig, out)
-    return fig
-
-
-def plot_demo_training(run_dirs: Sequence[Path], labels: Sequence[str], out: str | Path | None = None):
-    """Left: mean training loss over folds per row. Right: the pooled held-out UF1 at every epoch, a
-    diagnostic only (the reported figure is the final epoch's, starred)."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    from .viz.plots import _save
-
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
-    ax, ax2 = fig.subplots(1, 2)
-    for i, (d, label) in enumerate(zip(run_dirs, labels)):
-        colour = f"C{i}"
-        folds = _fold_results(Path(d))
-        losses = [[e["loss"] for e in f["history"]] for f in folds if f["history"]]
-        if losses:
-            n = min(map(len, losses))
-            ax.plot(np.arange(1, n + 1), np.mean([v[:n] for v in losses], 0), color=colour, label=label)
-        m = json.loads((Path(d) / "metrics.json").read_text())
-        curve = (m.get("test_curve_diagnostic") or {}).get("uf1")
-        if curve:
-            ax2.plot(np.arange(1, len(curve) + 1), curve, color=colour, lw=1, alpha=0.8)
-            ax2.plot([len(curve)], [m["honest"]["uf1"]], "*", color=colour, ms=11)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (mean over folds)")
-    ax.legend(fontsize=8)
-    ax.set_title("training loss, mean over folds (HMRM's sums its fused head and one head per grain,\n"
-                 "about three times STSTNet's single cross-entropy; label smoothing keeps a recipe's above 0)",
-                 fontsize=9)
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("pooled UF1 of the held-out subjects")
-    ax2.set_ylim(0, 1)
-    ax2.set_title("held-out UF1 per epoch: diagnostic only, never used to pick an epoch\n"
-                  "(star: the reported final-epoch UF1)", fontsize=9)
-    _save(fig, out)
-    return fig
-
-
 def update_readme(readme: str | Path, table: str) -> bool:
     """Put ``table`` between the demo markers of ``readme`` (atomically). Returns False, changing
     nothing, when the markers are missing."""
-    path = Path(readme)
-    text = path.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    atomic_write_text(path, head + README_BEGIN + "\n" + table + "\n" + README_END + tail)
-    return True
+    return write_between_markers(readme, README_BEGIN, README_END, table)

@@ -80,6 +80,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_between_markers(path: str | Path, begin: str, end: str, text: str) -> bool:
+    """Replace what lies between the lines ``begin`` and ``end`` of the file ``path`` by ``text``
+    (atomically). Returns False, changing nothing, when a marker is missing."""
+    path = Path(path)
+    old = path.read_text()
+    if begin not in old or end not in old:
+        return False
+    head, rest = old.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(path, head + begin + "\n" + text + "\n" + end + tail)
+    return True
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

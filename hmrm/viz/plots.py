@@ -1,6 +1,7 @@
-"""Figures of a LOSO run: the confusion matrix and the training curves.
+"""Figures of LOSO runs: the confusion matrix and the training curves of one run, and the demo's
+side-by-side confusion matrices and training curves of several.
 
-Both functions draw on a :class:`matplotlib.figure.Figure` they create themselves (no pyplot, so
+Every function draws on a :class:`matplotlib.figure.Figure` they create themselves (no pyplot, so
 they never change the backend of a notebook) and return it; ``out`` also writes it atomically.
 """
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
-def _save(fig, out: str | Path | None, dpi: int = 120) -> None:
+def save_figure(fig, out: str | Path | None, dpi: int = 120) -> None:
+    """Write ``fig`` to ``out`` atomically (the format from its suffix, PNG by default); nothing when None."""
     if out is None:
         return
     from ..utils import atomic_path
@@ -50,7 +52,7 @@ def plot_confusion(cm, classes: Sequence[str], title: str = "", out: str | Path 
     ax = fig.add_subplot()
     im = draw_confusion(ax, cm, classes, title)
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -90,5 +92,53 @@ def plot_training(losses: Mapping[str, Sequence[float]], curve: Mapping[str, Seq
         ax2.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
+    return fig
+
+
+def plot_demo_confusions(rows: Sequence[dict], out: str | Path | None = None):
+    """One confusion matrix per demo row, side by side (counts; colour = fraction of the true class)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.1 * len(rows), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(rows), squeeze=False)[0]
+    for i, (ax, r) in enumerate(zip(axes, rows)):
+        draw_confusion(ax, r["confusion"], r["classes"], f"{r['label']}\nUF1 {r['uf1']:.3f}  UAR {r['uar']:.3f}",
+                       ylabels=i == 0, fontsize=8)
+    fig.suptitle("SynthME LOSO, honest (final epoch, pooled over subjects)", fontsize=10)
+    save_figure(fig, out)
+    return fig
+
+
+def plot_demo_training(rows: Sequence[Mapping], out: str | Path | None = None):
+    """Left: mean training loss over folds per demo row. Right: the pooled held-out UF1 at every epoch,
+    a diagnostic only (the reported figure is the final epoch's, starred). Each row: ``label``,
+    ``losses`` (one list of per-epoch losses per fold), ``curve`` (pooled held-out UF1 per epoch, or
+    None) and ``uf1`` (the honest score)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    for i, row in enumerate(rows):
+        colour = f"C{i}"
+        losses = [v for v in row["losses"] if v]
+        if losses:
+            n = min(map(len, losses))
+            ax.plot(np.arange(1, n + 1), np.mean([v[:n] for v in losses], 0), color=colour, label=row["label"])
+        curve = row["curve"]
+        if curve:
+            ax2.plot(np.arange(1, len(curve) + 1), curve, color=colour, lw=1, alpha=0.8)
+            ax2.plot([len(curve)], [row["uf1"]], "*", color=colour, ms=11)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (mean over folds)")
+    ax.legend(fontsize=8)
+    ax.set_title("training loss, mean over folds (HMRM's sums its fused head and one head per grain,\n"
+                 "about three times STSTNet's single cross-entropy; label smoothing keeps a recipe's above 0)",
+                 fontsize=9)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("pooled UF1 of the held-out subjects")
+    ax2.set_ylim(0, 1)
+    ax2.set_title("held-out UF1 per epoch: diagnostic only, never used to pick an epoch\n"
+                  "(star: the reported final-epoch UF1)", fontsize=9)
+    save_figure(fig, out)
     return fig
