@@ -10,7 +10,7 @@ the way the annotators define it, the frame of largest motion away from onset:
 4. the mean magnitude of what is left, over the central part of the frame where the face is,
    gives a motion curve; it is smoothed over ``smooth`` frames and its maximum is the apex.
 
-:func:`apex_accuracy` measures the estimator on SynthME, whose apex is known.
+``benchmarks/apex_estimation.py`` measures the estimator on SynthME, whose apex is known.
 Estimates are cached in a JSON file (see :class:`ApexCache`) because reading a 300-frame clip
 takes a second or two.
 """
@@ -99,14 +99,3 @@ class ApexCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(self._data, indent=0, sort_keys=True))
         return int(self._data[k])
-
-
-def apex_accuracy(samples) -> dict:
-    """Run the estimator on samples whose apex is annotated; frame errors and their summary."""
-    errors = []
-    for s in samples:
-        est = estimate_apex(s.frames, s.onset, s.offset)
-        errors.append(est - s.apex)
-    e = np.abs(np.array(errors))
-    return {"n": len(e), "mean_abs_error": float(e.mean()), "median_abs_error": float(np.median(e)),
-            "within_2": float((e <= 2).mean()), "errors": errors}

@@ -12,7 +12,6 @@ When the registry cannot be reached the bank falls back to scikit-image's ``astr
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -231,8 +230,3 @@ def load_photo(bank_photo: BankPhoto) -> np.ndarray:
         p = int(round(pad * max(image.shape[:2])))
         image = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
     return image
-
-
-def clear_cache(root: Path | None = None) -> None:
-    root = Path(root) if root else bank_dir()
-    shutil.rmtree(root, ignore_errors=True)

@@ -59,10 +59,6 @@ class Sample:
     def apex_path(self) -> Path:
         return self.frames[self.apex]
 
-    @property
-    def offset_path(self) -> Path:
-        return self.frames[self.offset]
-
 
 class DataError(RuntimeError):
     """Bad input: a missing root, a malformed annotation file, missing frames. Messages name the

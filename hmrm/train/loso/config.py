@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from ...features import DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
 from ...options import OptionError
@@ -116,14 +116,6 @@ class LOSOConfig:
 
     def to_dict(self) -> dict:
         return _jsonable(asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LOSOConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown LOSOConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
 
 def _jsonable(obj):
