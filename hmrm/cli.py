@@ -211,20 +211,15 @@ def _parse_sets(items) -> dict:
     return out
 
 
-def _cmd_loso(args) -> int:
-    from .data.datasets import training_samples
+def _loso_config(args):
+    """The :class:`~hmrm.train.LOSOConfig` of ``hmrm loso``'s options; a refused value names its flag."""
     from .options import OptionError
-    from .train.loso import LOSOConfig, run_loso, run_name
+    from .train.loso import LOSOConfig
     from .train.recipe import default_warmup
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
 
     try:
         warmup = default_warmup(args.epochs, args.schedule) if args.warmup_epochs is None else args.warmup_epochs
-        config = LOSOConfig(
+        return LOSOConfig(
             model=args.model, ablation=args.ablation, model_overrides=_parse_sets(args.set), epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
             warmup_epochs=warmup, label_smoothing=args.label_smoothing, ema=args.ema,
@@ -233,9 +228,19 @@ def _cmd_loso(args) -> int:
             record_test_curve=not args.no_test_curve)
     except OptionError as exc:
         raise exc.renamed(flag_of(exc.key)) from None
-    try:
-        from .utils import pick_device
 
+
+def _cmd_loso(args) -> int:
+    from .data.datasets import training_samples
+    from .train.loso import run_loso, run_name
+    from .utils import pick_device
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    config = _loso_config(args)
+    try:
         pick_device(config.device)
     except RuntimeError as exc:  # --device cuda without CUDA
         print(f"hmrm loso: error: {exc}", file=sys.stderr)
@@ -250,9 +255,6 @@ def _cmd_loso(args) -> int:
     print(f"{args.dataset}: {samples.summary()}")
     print(f"LOSO {config.model}" + (f" ({config.ablation})" if config.ablation else "")
           + f", flow {config.flow}, {config.epochs} epochs, {scope} -> {run_dir}")
-    if args.seeds is not None and args.seeds < 1:
-        print("hmrm loso: error: --seeds must be at least 1", file=sys.stderr)
-        return 2
     try:
         if args.seeds:
             return _loso_seeds(samples, config, run_dir, args)

@@ -203,7 +203,6 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     from .train.loso import LOSOData, run_loso
     from .train.recipe import recipe_config
     from .train.stats import paired_difference, run_predictions
-    from .viz.plots import plot_demo_confusions, plot_demo_training
 
     root, out = Path(root), Path(out)
     t_start = time.perf_counter()
@@ -228,14 +227,8 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
         t0 = time.perf_counter()
         res = run_loso(inputs[r.flow], config(r.model, r.flow), out / r.key, progress=progress, figures=True,
                        workers=workers)
-        h = res.metrics["honest"]
-        best = res.metrics.get("best_epoch_on_test") or {}
-        results.append({"key": r.key, "label": r.label, "role": r.role, "model": r.model, "flow": r.flow,
-                        "uf1": h["uf1"], "uar": h["uar"], "accuracy": h["accuracy"], "interval": h.get("interval"),
-                        "best_uf1": best.get("uf1"), "best_uar": best.get("uar"),
-                        "seconds": sum(f.get("seconds", 0.0) for f in _fold_results(out / r.key)),
-                        "confusion": h["confusion"], "classes": h["classes"]})
-        log(f"      UF1 {h['uf1']:.4f}  UAR {h['uar']:.4f}  ({time.perf_counter() - t0:.0f} s)")
+        results.append(_row_result(r, res.metrics, out / r.key))
+        log(f"      UF1 {results[-1]['uf1']:.4f}  UAR {results[-1]['uar']:.4f}  ({time.perf_counter() - t0:.0f} s)")
     diffs = []
     for a, b, target in comparisons(rows):
         d = paired_difference(run_predictions(out / a.key), run_predictions(out / b.key), len(results[0]["classes"]))
@@ -248,15 +241,7 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
                "checks": demo_checks(diffs), "wall_seconds_this_call": round(time.perf_counter() - t_start, 1)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     table = demo_markdown(summary)
-    if figures is not None:
-        figures = Path(figures)
-        atomic_write_text(figures / "demo_results.md", table + "\n")
-        if ablation_md is not None:
-            atomic_write_text(figures / "demo_ablations.md", ablation_md + "\n")
-        plot_demo_confusions(results, figures / "demo_confusion.png")
-        plot_demo_training([_training_curves(out / r["key"], r["label"]) for r in results], figures / "demo_training.png")
-    if readme is not None and Path(readme).is_file():
-        update_readme(readme, table)
+    _write_outputs(summary, table, ablation_md, out, figures, readme)
     log("")
     log(table)
     log("")
@@ -266,6 +251,33 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
         log("")
         log(ablation_md)
     return summary
+
+
+def _row_result(row: DemoRow, metrics: dict, run_dir: Path) -> dict:
+    """What the summary keeps of one finished row: its scores, interval, confusion and training time."""
+    h = metrics["honest"]
+    best = metrics.get("best_epoch_on_test") or {}
+    return {"key": row.key, "label": row.label, "role": row.role, "model": row.model, "flow": row.flow,
+            "uf1": h["uf1"], "uar": h["uar"], "accuracy": h["accuracy"], "interval": h.get("interval"),
+            "best_uf1": best.get("uf1"), "best_uar": best.get("uar"),
+            "seconds": sum(f.get("seconds", 0.0) for f in _fold_results(run_dir)),
+            "confusion": h["confusion"], "classes": h["classes"]}
+
+
+def _write_outputs(summary: dict, table: str, ablation_md: str | None, out: Path, figures, readme) -> None:
+    """The table (and the ablation table) and the two figures into ``figures``, the table into the README."""
+    from .viz.plots import plot_demo_confusions, plot_demo_training
+
+    results = summary["rows"]
+    if figures is not None:
+        figures = Path(figures)
+        atomic_write_text(figures / "demo_results.md", table + "\n")
+        if ablation_md is not None:
+            atomic_write_text(figures / "demo_ablations.md", ablation_md + "\n")
+        plot_demo_confusions(results, figures / "demo_confusion.png")
+        plot_demo_training([_training_curves(out / r["key"], r["label"]) for r in results], figures / "demo_training.png")
+    if readme is not None and Path(readme).is_file():
+        update_readme(readme, table)
 
 
 def _run_ablations(rows, inputs, out: Path, config, input_size: int, epochs: int | None, progress: bool,

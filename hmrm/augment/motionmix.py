@@ -161,6 +161,33 @@ def _median(x) -> float:
     return float(np.median(x))
 
 
+def _check_mix_inputs(x_a, x_b, blend: str, head_motion: str) -> None:
+    """Refuse options and inputs :func:`motionmix` cannot mix, naming what is wrong."""
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLENDS)}")
+    if head_motion not in HEAD_MOTION:
+        raise ValueError(f"unknown head_motion {head_motion!r}; choose one of {', '.join(HEAD_MOTION)}")
+    if _is_torch(x_a) != _is_torch(x_b):
+        raise TypeError("x_a and x_b must both be NumPy arrays or both torch tensors")
+    if tuple(x_a.shape[:-2]) != tuple(x_b.shape[:-2]):
+        raise ValueError(f"x_a and x_b must have the same channels, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
+    floating = x_a.dtype.is_floating_point if _is_torch(x_a) else np.issubdtype(x_a.dtype, np.floating)
+    if (blend == "feather" or head_motion == "match") and not floating:
+        raise TypeError(f"blend='feather' and head_motion='match' need floating-point inputs, got {x_a.dtype}")
+
+
+def _drift_shift(x_a, x_b, channels: Sequence[str]) -> tuple:
+    """For ``head_motion="match"``: the u, v (and mag) channel indices, and the shift (du, dv) that
+    replaces ``b``'s global drift (median u, v of its whole map) by ``a``'s."""
+    ch = list(channels)
+    if len(ch) != x_a.shape[0] or "u" not in ch or "v" not in ch:
+        raise ValueError(f"head_motion='match' needs the channel names (with 'u' and 'v') of the {x_a.shape[0]} "
+                         f"input channels, got channels={tuple(ch)}")
+    ui, vi = ch.index("u"), ch.index("v")
+    return (ui, vi, ch.index("mag") if "mag" in ch else None,
+            _median(x_a[ui]) - _median(x_b[ui]), _median(x_a[vi]) - _median(x_b[vi]))
+
+
 def motionmix(x_a, boxes_a, x_b, boxes_b, regions: Sequence[str] = MIX_REGIONS, blend: str = "hard",
               feather_px: float = 3.0, grow: float = 0.0, head_motion: str = "keep",
               channels: Sequence[str] = DEFAULT_CHANNELS):
@@ -181,28 +208,10 @@ def motionmix(x_a, boxes_a, x_b, boxes_b, regions: Sequence[str] = MIX_REGIONS, 
     ``u``, ``v``; strain does not change under a translation). ``channels`` names the channels of
     the input; it is only read for ``"match"``.
     """
-    if blend not in BLENDS:
-        raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLENDS)}")
-    if head_motion not in HEAD_MOTION:
-        raise ValueError(f"unknown head_motion {head_motion!r}; choose one of {', '.join(HEAD_MOTION)}")
-    if _is_torch(x_a) != _is_torch(x_b):
-        raise TypeError("x_a and x_b must both be NumPy arrays or both torch tensors")
-    if tuple(x_a.shape[:-2]) != tuple(x_b.shape[:-2]):
-        raise ValueError(f"x_a and x_b must have the same channels, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
-    floating = x_a.dtype.is_floating_point if _is_torch(x_a) else np.issubdtype(x_a.dtype, np.floating)
-    if (blend == "feather" or head_motion == "match") and not floating:
-        raise TypeError(f"blend='feather' and head_motion='match' need floating-point inputs, got {x_a.dtype}")
+    _check_mix_inputs(x_a, x_b, blend, head_motion)
     ba = grow_boxes(boxes_a, grow, x_a.shape[-2], x_a.shape[-1])
     bb = grow_boxes(boxes_b, grow, x_b.shape[-2], x_b.shape[-1])
-    shift = None
-    if head_motion == "match":
-        ch = list(channels)
-        if len(ch) != x_a.shape[0] or "u" not in ch or "v" not in ch:
-            raise ValueError(f"head_motion='match' needs the channel names (with 'u' and 'v') of the {x_a.shape[0]} "
-                             f"input channels, got channels={tuple(ch)}")
-        ui, vi = ch.index("u"), ch.index("v")
-        shift = (ui, vi, ch.index("mag") if "mag" in ch else None,
-                 _median(x_a[ui]) - _median(x_b[ui]), _median(x_a[vi]) - _median(x_b[vi]))
+    shift = _drift_shift(x_a, x_b, channels) if head_motion == "match" else None
     out = x_a.clone() if _is_torch(x_a) else np.array(x_a, copy=True)
     for r in _region_index(regions):
         ax0, ay0, ax1, ay1 = (int(v) for v in ba[r])

@@ -96,6 +96,33 @@ def prepare_command(out: str | Path, dataset: str) -> str:
         return shlex.join(["hmrm", "prepare", "--dataset", dataset, "--out", str(out)]) + " --root <the data set's folder>"
 
 
+def _write_lists(out: Path, samples, ok: list[Sample], failed: list[tuple[str, str, str]]) -> None:
+    """``<out>/<dataset>/prepared.csv`` for the prepared samples and ``failures.csv`` for the failed
+    ones (removed when none failed), per data set."""
+    by_ds: dict[str, list[Sample]] = {}
+    for s in ok:
+        by_ds.setdefault(s.dataset, []).append(s)
+    for ds, items in by_ds.items():
+        with atomic_path(out / ds / "prepared.csv") as part:
+            with open(part, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["subject", "sample", "label", "emotion", "apex_estimated", "folder"])
+                for s in items:
+                    w.writerow([s.subject, s.sample_id, s.label, s.emotion, s.meta.get("apex_estimated", False),
+                                sample_dir(out, s).relative_to(out)])
+    for ds in {s.dataset for s in samples}:
+        fpath = out / ds / "failures.csv"
+        mine = [f for f in failed if f[0].startswith(ds + "/")]
+        if mine:
+            with atomic_path(fpath) as part:
+                with open(part, "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(["sample", "file", "reason"])
+                    w.writerows(mine)
+        elif fpath.exists():
+            fpath.unlink()
+
+
 def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = True, command: str | None = None) -> dict:
     """Prepare every sample; returns ``{"done": n, "cached": n, "failed": [(key, file, reason)]}``.
 
@@ -134,28 +161,7 @@ def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = 
             failed.append((s.key, str(s.onset_path), str(exc)))
         except DataError as exc:
             failed.append((s.key, str(s.onset_path), str(exc)))
-    by_ds: dict[str, list[Sample]] = {}
-    for s in ok:
-        by_ds.setdefault(s.dataset, []).append(s)
-    for ds, items in by_ds.items():
-        with atomic_path(out / ds / "prepared.csv") as part:
-            with open(part, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["subject", "sample", "label", "emotion", "apex_estimated", "folder"])
-                for s in items:
-                    w.writerow([s.subject, s.sample_id, s.label, s.emotion, s.meta.get("apex_estimated", False),
-                                sample_dir(out, s).relative_to(out)])
-    for ds in {s.dataset for s in samples}:
-        fpath = out / ds / "failures.csv"
-        mine = [f for f in failed if f[0].startswith(ds + "/")]
-        if mine:
-            with atomic_path(fpath) as part:
-                with open(part, "w", newline="") as f:
-                    w = csv.writer(f)
-                    w.writerow(["sample", "file", "reason"])
-                    w.writerows(mine)
-        elif fpath.exists():
-            fpath.unlink()
+    _write_lists(out, samples, ok, failed)
     return {"done": done, "cached": cached, "failed": failed}
 
 

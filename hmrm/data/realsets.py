@@ -41,6 +41,54 @@ class RawRow:
     emotion_column: str = "emotion"  # the header of the emotion column, as the file spells it
 
 
+class _Skip(Exception):
+    """A row that cannot become a sample (the message says why); it is listed in ``SampleSet.skipped``."""
+
+
+def _clip_frames(r: RawRow, key: str, fixes: list) -> tuple[list[int], list[Path]]:
+    """The frame numbers onset..offset of a row and their files, an impossible offset fixed (listed in
+    ``fixes``); :class:`_Skip` when the folder is empty, the onset absent or a frame missing."""
+    frames = list_frames(r.folder)
+    if not frames:
+        raise _Skip(f"no frame files in {r.folder}")
+    numbers = list(frames)
+    onset = numbers[0] if r.onset is None else r.onset
+    offset = numbers[-1] if r.offset is None else r.offset
+    if onset not in frames:
+        raise _Skip(f"onset frame {onset} not in {r.folder} (it holds {numbers[0]}..{numbers[-1]})")
+    if offset < onset or offset > numbers[-1]:
+        fixes.append((key, f"offset {offset} -> {numbers[-1]}",
+                      f"{r.where}: offset {'before the onset' if offset < onset else 'past the last frame'} of the "
+                      f"folder; set to the folder's last frame"))
+        offset = numbers[-1]
+    span = [n for n in numbers if onset <= n <= offset]
+    gaps = offset - onset + 1 - len(span)
+    if gaps:
+        missing = [n for n in range(onset, offset + 1) if n not in frames]
+        raise _Skip(f"{gaps} missing frame(s) between onset {onset} and offset {offset} in {r.folder}, first {missing[0]}")
+    return span, [frames[n] for n in span]
+
+
+def _apex_of(r: RawRow, key: str, span: list[int], paths: list[Path], cache, fixes: list) -> tuple[int, bool]:
+    """The apex frame number of a row and whether it was estimated (an apex outside the clip, or none,
+    is estimated from motion through ``cache``; listed in ``fixes``)."""
+    apex = r.apex
+    if apex is not None and not span[0] <= apex <= span[-1]:
+        fixes.append((key, f"apex {apex} outside onset..offset {span[0]}..{span[-1]}: estimated", f"{r.where}"))
+        apex = None
+    if apex is not None:
+        return apex, False
+    if cache is None:
+        raise _Skip("no apex annotated and estimation turned off")
+    try:
+        idx = cache.get(key, paths)
+    except DataError as exc:
+        raise _Skip(str(exc)) from None
+    if r.apex is None and r.dataset != "smic":
+        fixes.append((key, f"apex missing -> {span[idx]} (estimated)", f"{r.where}: no apex in the file; estimated from motion"))
+    return span[idx], True
+
+
 def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = None, estimate_apex: bool = True,
                   what: str = "", fix_hint: str = "", lenient: bool = False) -> SampleSet:
     sch = get_scheme(scheme)
@@ -56,47 +104,13 @@ def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = Non
         if label is None:
             dropped[r.emotion] = dropped.get(r.emotion, 0) + 1
             continue
-        frames = list_frames(r.folder)
-        if not frames:
-            skipped.append((key, f"no frame files in {r.folder}"))
+        try:
+            span, paths = _clip_frames(r, key, fixes)
+            apex, apex_estimated = _apex_of(r, key, span, paths, cache, fixes)
+        except _Skip as why:
+            skipped.append((key, str(why)))
             continue
-        numbers = list(frames)
-        onset = numbers[0] if r.onset is None else r.onset
-        offset = numbers[-1] if r.offset is None else r.offset
-        if onset not in frames:
-            skipped.append((key, f"onset frame {onset} not in {r.folder} (it holds {numbers[0]}..{numbers[-1]})"))
-            continue
-        if offset < onset or offset > numbers[-1]:
-            fixes.append((key, f"offset {offset} -> {numbers[-1]}",
-                          f"{r.where}: offset {'before the onset' if offset < onset else 'past the last frame'} of the "
-                          f"folder; set to the folder's last frame"))
-            offset = numbers[-1]
-        span = [n for n in numbers if onset <= n <= offset]
-        gaps = offset - onset + 1 - len(span)
-        if gaps:
-            missing = [n for n in range(onset, offset + 1) if n not in frames]
-            skipped.append((key, f"{gaps} missing frame(s) between onset {onset} and offset {offset} in {r.folder}, first {missing[0]}"))
-            continue
-        paths = [frames[n] for n in span]
-        apex = r.apex
-        if apex is not None and not onset <= apex <= offset:
-            fixes.append((key, f"apex {apex} outside onset..offset {onset}..{offset}: estimated", f"{r.where}"))
-            apex = None
-        if apex is None:
-            if cache is None:
-                skipped.append((key, "no apex annotated and estimation turned off"))
-                continue
-            try:
-                idx = cache.get(key, paths)
-            except DataError as exc:
-                skipped.append((key, str(exc)))
-                continue
-            if r.apex is None and r.dataset != "smic":
-                fixes.append((key, f"apex missing -> {span[idx]} (estimated)", f"{r.where}: no apex in the file; estimated from motion"))
-            apex = span[idx]
-            apex_estimated = True
-        else:
-            apex_estimated = False
+        onset, offset = span[0], span[-1]
         samples.append(Sample(
             dataset=r.dataset, subject=r.subject, sample_id=r.sample_id, frames=tuple(paths),
             onset=0, apex=span.index(apex), offset=len(span) - 1, emotion=r.emotion, label=label,

@@ -124,22 +124,61 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         return _train(cfg, Path(out), max_minutes, progress, command, device, workers)
 
 
+def _model_and_optimiser(cfg: dict, dev):
+    """A fresh GRU-AOFE (seeded), AdamW with the refinement stage as its own parameter group (a small
+    per-pixel MLP: its own, higher learning rate) and the one-cycle schedule."""
+    tr = cfg["train"]
+    torch.manual_seed(tr.get("seed", 0))
+    model = GRUAOFE(FlowConfig(**cfg["model"])).to(dev)
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("refiner.")], "lr": tr["lr"]}]
+    if model.refiner is not None:
+        groups.append({"params": list(model.refiner.parameters()), "lr": tr.get("refine_lr", tr["lr"])})
+    opt = torch.optim.AdamW(groups, lr=tr["lr"], weight_decay=tr["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=tr["steps"] + 1, pct_start=0.05,
+                                                anneal_strategy="linear", cycle_momentum=False)
+    return model, opt, sched
+
+
+def _step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, float, float]:
+    """One optimiser step on ``batch``; the loss and the end-point errors of the output, of the GRU
+    before the refinement stage, and of the warm start (NaN without one)."""
+    f1, f2, flow, valid, init = batch
+    f1, f2, flow, valid = (t.to(dev, non_blocking=True) for t in (f1, f2, flow, valid))
+    init = init.to(dev, non_blocking=True) if init.numel() else None
+    refined = model.refiner is not None
+    preds = model(f1, f2, init)
+    loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+        epe = lambda f: torch.linalg.vector_norm(f - flow, dim=1)[valid].mean().item()  # noqa: E731
+        return loss.item(), epe(preds[-1]), epe(preds[-2] if refined else preds[-1]), epe(init) if init is not None else float("nan")
+
+
+def _write_weights(model, out: Path, cfg: dict, step: int, seconds: float, dev, workers: int, command: str) -> Path:
+    """``gru_aofe.pt`` (weights) and ``gru_aofe.json`` (sha256, config, steps, time, machine, command)."""
+    weights = out / "gru_aofe.pt"
+    model.cpu()
+    with atomic_path(weights) as part:
+        torch.save(model.to_checkpoint(), part)
+    meta = {"file": weights.name, "sha256": sha256_file(weights), "config": cfg, "steps": step, "train_seconds": round(seconds),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers,
+            "command": command or " ".join(sys.argv)}
+    atomic_write_text(out / "gru_aofe.json", json.dumps(meta, indent=1))
+    return weights
+
+
 def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, command: str, device: str,
            workers: int) -> dict:
     from tqdm.auto import tqdm
 
     dev = pick_device(device)
-    tr, mc = cfg["train"], FlowConfig(**cfg["model"])
-    torch.manual_seed(tr.get("seed", 0))
-    model = GRUAOFE(mc).to(dev)
-    refined = model.refiner is not None
-    # the refinement stage is a small per-pixel MLP: it gets its own (higher) learning rate
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("refiner.")], "lr": tr["lr"]}]
-    if refined:
-        groups.append({"params": list(model.refiner.parameters()), "lr": tr.get("refine_lr", tr["lr"])})
-    opt = torch.optim.AdamW(groups, lr=tr["lr"], weight_decay=tr["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=tr["steps"] + 1, pct_start=0.05,
-                                                anneal_strategy="linear", cycle_momentum=False)
+    tr = cfg["train"]
+    model, opt, sched = _model_and_optimiser(cfg, dev)
     ckpt_path = out / "checkpoint.pt"
     parts = {"model": model, "opt": opt, "sched": sched}
 
@@ -150,9 +189,8 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
     ck = load_checkpoint(ckpt_path, parts, dev, check=same_config)
     step, elapsed = (ck["step"], ck["elapsed"]) if ck is not None else (0, 0.0)
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=1))
-    batches = StepBatches(cfg)
     loader = torch.utils.data.DataLoader(
-        batches, batch_size=None, sampler=range(step, tr["steps"]), num_workers=workers,
+        StepBatches(cfg), batch_size=None, sampler=range(step, tr["steps"]), num_workers=workers,
         multiprocessing_context="spawn" if workers else None, prefetch_factor=4 if workers else None,
         pin_memory=dev.type == "cuda")
     log = out / "log.csv"
@@ -165,25 +203,11 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
         save_checkpoint(ckpt_path, parts, cfg=cfg, step=step, elapsed=elapsed + time.perf_counter() - t_start)
 
     model.train()
-    for f1, f2, flow, valid, init in loader:
-        f1, f2, flow, valid = (t.to(dev, non_blocking=True) for t in (f1, f2, flow, valid))
-        init = init.to(dev, non_blocking=True) if init.numel() else None
-        preds = model(f1, f2, init)
-        loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])
-        opt.step()
-        sched.step()
+    for batch in loader:
+        running.append(_step(model, opt, sched, batch, tr, dev))
         step += 1
-        with torch.no_grad():
-            epe = torch.linalg.vector_norm(preds[-1] - flow, dim=1)[valid].mean().item()
-            gru = preds[-2] if refined else preds[-1]
-            epe_gru = torch.linalg.vector_norm(gru - flow, dim=1)[valid].mean().item()
-            epe0 = torch.linalg.vector_norm(init - flow, dim=1)[valid].mean().item() if init is not None else float("nan")
-        running.append((loss.item(), epe, epe_gru, epe0))
         bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}", epe=f"{epe:.3f}", warm=f"{epe0:.3f}")
+        bar.set_postfix(loss=f"{running[-1][0]:.3f}", epe=f"{running[-1][1]:.3f}", warm=f"{running[-1][3]:.3f}")
         if step % tr["save_every"] == 0 or step == tr["steps"]:
             lo, ep, epg, ep0 = np.mean(running, axis=0)
             running = []
@@ -196,12 +220,5 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
             return {"finished": False, "step": step}
     bar.close()
     total = elapsed + time.perf_counter() - t_start
-    weights = out / "gru_aofe.pt"
-    model.cpu()
-    with atomic_path(weights) as part:
-        torch.save(model.to_checkpoint(), part)
-    meta = {"file": weights.name, "sha256": sha256_file(weights), "config": cfg, "steps": step, "train_seconds": round(total),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers, "command": command or " ".join(sys.argv)}
-    atomic_write_text(out / "gru_aofe.json", json.dumps(meta, indent=1))
+    weights = _write_weights(model, out, cfg, step, total, dev, workers, command)
     return {"finished": True, "step": step, "weights": str(weights), "seconds": total}

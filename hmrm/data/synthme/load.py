@@ -45,19 +45,7 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
         if missing_cols:
             raise DataError(f"{ann}: missing column(s) {missing_cols}; the header is {reader.fieldnames}. Rebuild with {rebuild}.")
         for line, row in enumerate(reader, start=2):
-            try:
-                n = int(row["n_frames"])
-                nums = [int(row[k]) for k in ("onset", "apex", "offset")]
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"{ann}, line {line}: n_frames/onset/apex/offset must be integers, got "
-                    f"{[row.get(k) for k in ('n_frames', 'onset', 'apex', 'offset')]}. Fix the row or rebuild the set."
-                ) from None
-            if not 1 <= nums[0] <= nums[1] <= nums[2] <= n:
-                raise DataError(
-                    f"{ann}, line {line}: need 1 <= onset <= apex <= offset <= n_frames (frame numbers as this file "
-                    f"writes them: img001 is frame 1), got onset={nums[0]} apex={nums[1]} offset={nums[2]} "
-                    f"n_frames={n}. Fix the row, or rebuild the set with {rebuild}.")
+            nums, n = _frame_numbers(row, f"{ann}, line {line}", rebuild)
             problem = sch.problem(row["emotion"])
             if problem:
                 unreadable_row(f"{ann}, line {line}", "emotion", problem, lenient, unreadable)
@@ -70,9 +58,9 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
             fmt = next((p.suffix[1:] for p in sorted(clip.glob("img001.*"))), "png")
             frames = [clip / frame_name(i, fmt) for i in range(n)]
             absent = [p for p in frames if not p.is_file()]
-            key = f"synthme/{row['subject']}/{row['sample']}"
             if absent:
-                skipped.append((key, f"{len(absent)} missing frame(s), first {absent[0]}"))
+                skipped.append((f"synthme/{row['subject']}/{row['sample']}",
+                                f"{len(absent)} missing frame(s), first {absent[0]}"))
                 continue
             try:
                 samples.append(Sample(
@@ -93,6 +81,24 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
         )
     warn_unreadable(unreadable, f"SynthME {ann}")
     return SampleSet(samples, skipped, dropped, sch, unreadable=unreadable)
+
+
+def _frame_numbers(row: dict, where: str, rebuild: str) -> tuple[list[int], int]:
+    """(onset, apex, offset) and n_frames of an annotation row, 1-based as the file writes them, checked."""
+    try:
+        n = int(row["n_frames"])
+        nums = [int(row[k]) for k in ("onset", "apex", "offset")]
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{where}: n_frames/onset/apex/offset must be integers, got "
+            f"{[row.get(k) for k in ('n_frames', 'onset', 'apex', 'offset')]}. Fix the row or rebuild the set."
+        ) from None
+    if not 1 <= nums[0] <= nums[1] <= nums[2] <= n:
+        raise DataError(
+            f"{where}: need 1 <= onset <= apex <= offset <= n_frames (frame numbers as this file "
+            f"writes them: img001 is frame 1), got onset={nums[0]} apex={nums[1]} offset={nums[2]} "
+            f"n_frames={n}. Fix the row, or rebuild the set with {rebuild}.")
+    return nums, n
 
 
 def load_gt_flow(sample: Sample) -> dict[str, np.ndarray]:
