@@ -58,6 +58,7 @@ import numpy as np
 
 from .data.records import DataError, Sample
 from .face.regions import REGION_NAMES, region_boxes
+from .flow.classic import METHODS as CLASSIC_METHODS
 from .utils import atomic_path, single_threaded
 
 #: Default side of the network input (see the module docstring).
@@ -66,8 +67,9 @@ DEFAULT_SIZE = 112
 DEFAULT_CHANNELS = ("u", "v", "strain")
 #: Every channel :func:`flow_channels` can make.
 CHANNELS = ("u", "v", "mag", "strain")
-#: Flow methods: the classical ones, the shipped GRU-AOFE, and SynthME's exact ground truth.
-METHODS = ("tvl1", "farneback", "dis", "dis_tuned", "gru_aofe", "gt")
+#: Flow methods: the classical ones (:data:`hmrm.flow.classic.METHODS`), the shipped GRU-AOFE, and SynthME's
+#: exact ground truth. The command line and the training configuration read their choices from here.
+METHODS = (*CLASSIC_METHODS, "gru_aofe", "gt")
 #: Bumped whenever the way an entry is computed changes, so old cache entries are not reused.
 FEATURES_VERSION = 2
 

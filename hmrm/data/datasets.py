@@ -20,6 +20,8 @@ from .records import DataError, SampleSet
 
 DEFAULT_SCHEME = {"synthme": "composite3", "casme2": "casme2_5", "samm": "samm5", "smic": "smic3", "composite": "composite3"}
 DATASET_NAMES = tuple(DEFAULT_SCHEME)
+#: how tables name each data set
+DISPLAY_NAMES = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "composite": "Composite", "synthme": "SynthME"}
 #: where each licensed set is requested (the owners' pages; a signed licence agreement is needed)
 WHERE_TO_REQUEST = {
     "casme2": "CASME II: Institute of Psychology, Chinese Academy of Sciences (Fu Xiaolan's group), http://casme.psych.ac.cn/casme/e2",

@@ -26,7 +26,9 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from ..data.datasets import DEFAULT_SCHEME, DISPLAY_NAMES, LICENSED
 from ..data.records import DataError
+from ..model import ABLATIONS
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOTS = ("runs/reproduce", "runs/loso")
@@ -41,13 +43,13 @@ PAPER_RESULTS: dict[str, tuple[float, float]] = {
     "smic": (0.7491, 0.7759),
 }
 PAPER_SOURCE = "the HMRM paper (Guo et al., 2025) as recorded in docs/paper.md, 'Results reported (UF1 / UAR)'"
-#: The class scheme of our paper config per data set (configs/loso_*.yaml): the paper figure is shown only for it.
-PAPER_SCHEMES = {"casme2": "casme2_5", "samm": "samm5", "smic": "smic3", "composite": "composite3"}
+#: The class scheme of our paper config per data set (configs/loso_*.yaml, each set's own scheme): the paper
+#: figure is shown only for it.
+PAPER_SCHEMES = {name: DEFAULT_SCHEME[name] for name in LICENSED}
 PAPER_EPOCHS = 1000
-DATASET_NAMES = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "composite": "Composite",
-                 "synthme": "SynthME"}
-DATASET_ORDER = ("casme2", "samm", "smic", "composite", "synthme")
-ABLATION_ORDER = ("full", "no_motionmix", "single_grain", "unidirectional", "no_rffs", "plain_ce")
+DATASET_NAMES = DISPLAY_NAMES
+DATASET_ORDER = (*LICENSED, "synthme")
+ABLATION_ORDER = tuple(ABLATIONS)
 
 HONEST_UF1, HONEST_UAR = "UF1 (honest)", "UAR (honest)"
 UF1_CI, UAR_CI = "UF1 95% interval", "UAR 95% interval"
