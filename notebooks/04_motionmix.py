@@ -189,7 +189,8 @@ print("box sizes (w x h) of sample 0:", {n: f"{b[2] - b[0]}x{b[3] - b[1]}" for n
 # difference is anatomy, not zoom) and written over it, or blended in with weights that ramp from
 # the box edge inwards (`blend="feather"`). With `head_motion="match"` the partner's global drift
 # (the median `u`, `v` of its whole map) is first replaced by the sample's own, so only its *local*
-# motion moves over.
+# motion moves over. (The input checks and that drift shift are two small helpers beside it in
+# `hmrm/augment/motionmix.py`.)
 
 # %%
 print(inspect.getsource(motionmix))
