@@ -384,6 +384,7 @@ def _add_prepare(sub) -> None:
     from .data.casme2 import FRAME_FOLDERS
     from .data.classes import SCHEMES
     from .data.datasets import DATASET_NAMES, DEFAULT_SCHEME
+    from .data.prepare import prepare_samples
 
     r = sub.add_parser(
         "prepare", help="parse a data set and cache aligned onset/apex face crops per sample",
@@ -405,7 +406,7 @@ def _add_prepare(sub) -> None:
                    + ", ".join(f"{v} for {k}" for k, v in DEFAULT_SCHEME.items()) + ")")
     r.add_argument("--frames", default="auto", choices=["auto", *FRAME_FOLDERS],
                    help="CASME II frames: CASME2_RAW_selected (raw) or Cropped; auto takes raw when present")
-    r.add_argument("--size", type=_POSITIVE, default=256, help="side of the aligned square crop in pixels")
+    r.add_argument("--size", type=_POSITIVE, default=_default(prepare_samples, "size"), help="side of the aligned square crop in pixels")
     for name, label in (("casme2", "CASME II"), ("samm", "SAMM"), ("smic", "SMIC")):
         r.add_argument(f"--{name}-root", type=Path, default=None,
                        help=f"composite only: the {label} folder (default ROOT/{name})")
@@ -420,8 +421,15 @@ def _add_prepare(sub) -> None:
     r.set_defaults(func=_cmd_prepare)
 
 
+def _default(func, name: str):
+    """The default of argument ``name`` of ``func``: the command line shows and uses the package's own."""
+    import inspect
+
+    return inspect.signature(func).parameters[name].default
+
+
 def _add_efficiency(sub) -> None:
-    from .efficiency import DEFAULT_BATCHES
+    from .efficiency import DEFAULT_BATCHES, write_efficiency
 
     e = sub.add_parser(
         "efficiency", help="parameters, FLOPs and CPU latency of HMRM, its ablations and the baselines",
@@ -435,9 +443,12 @@ def _add_efficiency(sub) -> None:
         "prints it. Latency depends on the machine and its load: compare rows of one table only.")
     e.add_argument("--out", type=Path, default=Path("figures/efficiency.md"), help="markdown file to write")
     e.add_argument("--batch", type=_POSITIVE, nargs="+", default=list(DEFAULT_BATCHES), help="batch sizes to time (one column each)")
-    e.add_argument("--repeats", type=_POSITIVE, default=5, help="timed forward passes per model and batch size (the median is reported)")
-    e.add_argument("--warmup", type=_NON_NEGATIVE, default=2, help="untimed forward passes before timing")
-    e.add_argument("--input-size", type=_POSITIVE, default=112, help="side S of the flow maps (3 x S x S)")
+    e.add_argument("--repeats", type=_POSITIVE, default=_default(write_efficiency, "repeats"),
+                   help="timed forward passes per model and batch size (the median is reported)")
+    e.add_argument("--warmup", type=_NON_NEGATIVE, default=_default(write_efficiency, "warmup"),
+                   help="untimed forward passes before timing")
+    e.add_argument("--input-size", type=_POSITIVE, default=_default(write_efficiency, "input_size"),
+                   help="side S of the flow maps (3 x S x S)")
     e.add_argument("--threads", type=_POSITIVE, default=None, help="CPU threads for torch (default: torch's choice, reported in the table)")
     e.add_argument("--quiet", action="store_true", help="do not print one line per model while measuring")
     e.set_defaults(func=_cmd_efficiency)
@@ -555,6 +566,8 @@ def _machine_options(g, workers_help: str) -> None:
 
 
 def _add_demo(sub) -> None:
+    from .demo import run_demo
+
     dm = sub.add_parser(
         "demo", help="the main job: HMRM on SynthME beside STSTNet on TV-L1 and HMRM on the true flow (make demo)",
         formatter_class=_Help,
@@ -569,9 +582,9 @@ def _add_demo(sub) -> None:
         epilog="Scores are honest: final epoch of every fold, predictions pooled over all held-out subjects. The paper's "
         "settings run with `hmrm reproduce configs/loso_*.yaml`.")
     dm.add_argument("--root", type=Path, default=DEFAULT_SYNTHME, help="the SynthME build (`hmrm synthme --out ...`)")
-    dm.add_argument("--out", type=Path, default=Path("runs/demo"), help="parent of the per-row run folders")
-    dm.add_argument("--figures", type=Path, default=Path("figures"), help="where the table and figures go")
-    dm.add_argument("--readme", type=Path, default=Path("README.md"),
+    dm.add_argument("--out", type=Path, default=Path(_default(run_demo, "out")), help="parent of the per-row run folders")
+    dm.add_argument("--figures", type=Path, default=Path(_default(run_demo, "figures")), help="where the table and figures go")
+    dm.add_argument("--readme", type=Path, default=Path(_default(run_demo, "readme")),
                     help="README whose demo-results markers receive the table")
     dm.add_argument("--no-figures", action="store_true", help="write neither table file nor figures")
     dm.add_argument("--no-readme", action="store_true", help="leave the README alone")
@@ -581,8 +594,8 @@ def _add_demo(sub) -> None:
     dm.add_argument("--ablations", action="store_true",
                     help="also run the paper's HMRM ablations on the learned flow (about 4 minutes each on 2 cores) and "
                     "write FIGURES/demo_ablations.md")
-    dm.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    dm.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="seed of every row")
+    dm.add_argument("--device", default=_default(run_demo, "device"), help="auto, cpu, cuda or cuda:N")
+    dm.add_argument("--seed", type=_NON_NEGATIVE, default=_default(run_demo, "seed"), help="seed of every row")
     dm.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: under $HMRM_CACHE)")
     _machine_options(dm, "processes computing the flows and training folds (default: one per CPU core; the results do "
                      "not depend on it)")
