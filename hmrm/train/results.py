@@ -47,7 +47,6 @@ PAPER_SOURCE = "the HMRM paper (Guo et al., 2025) as recorded in docs/paper.md, 
 #: figure is shown only for it.
 PAPER_SCHEMES = {name: DEFAULT_SCHEME[name] for name in LICENSED}
 PAPER_EPOCHS = 1000
-DATASET_NAMES = DISPLAY_NAMES
 DATASET_ORDER = (*LICENSED, "synthme")
 ABLATION_ORDER = tuple(ABLATIONS)
 
@@ -133,7 +132,7 @@ def run_record(run_dir: str | Path, relative_to: str | Path | None = None) -> di
     except ValueError:
         name = str(run_dir)
     return {
-        "data set": DATASET_NAMES.get(key, key), "scheme": data.get("scheme") or "", "model": cfg.get("model"),
+        "data set": DISPLAY_NAMES.get(key, key), "scheme": data.get("scheme") or "", "model": cfg.get("model"),
         "flow": cfg.get("flow"), "ablation": ablation, "epochs": int(metrics.get("epochs", cfg.get("epochs", 0))),
         "folds": f"{done}/{total}", "status": "complete" if complete else "PARTIAL",
         HONEST_UF1: honest.get("uf1"), HONEST_UAR: honest.get("uar"),
@@ -190,7 +189,7 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
     df[DELTA_UF1_CI] = [_paired_text(where.get(run, run), where.get(full_run, full_run))
                         for run, full_run in zip(df["run"], ref["run"])]
     order = {a: i for i, a in enumerate(ABLATION_ORDER)}
-    df["_d"] = df["data set"].map({DATASET_NAMES.get(k, k): i for i, k in enumerate(DATASET_ORDER)}).fillna(99)
+    df["_d"] = df["data set"].map({DISPLAY_NAMES.get(k, k): i for i, k in enumerate(DATASET_ORDER)}).fillna(99)
     df["_a"] = df["ablation"].map(order).fillna(99)
     df = df.sort_values(["_d", "data set", "scheme", "flow", "epochs", "_a", "run"],
                         ascending=[True, True, True, True, False, True, True])
@@ -272,7 +271,7 @@ def ablation_markdown(ablations: pd.DataFrame) -> str:
 def paper_results_from_markdown(text: str) -> dict[str, tuple[float, float]]:
     """The UF1 / UAR rows of docs/paper.md's "Results reported" table, keyed like :data:`PAPER_RESULTS`
     (to check that the copied figures still match their source)."""
-    names = {v: k for k, v in DATASET_NAMES.items()}
+    names = {v: k for k, v in DISPLAY_NAMES.items()}
     out = {}
     for m in re.finditer(r"^\|\s*([^|]+?)\s*\|\s*([0-9.]+)\s*\|\s*([0-9.]+)\s*\|\s*$", text, re.M):
         if m.group(1) in names:
