@@ -84,6 +84,9 @@ def test_folds_never_share_a_subject(reference):
         rows = list(csv.DictReader(f))
     assert sorted(r["key"] for r in rows) == sorted(_data().keys)
     assert all(r["key"].startswith(r["subject"] + "/") for r in rows)
+    assert {r["low_confidence"] for r in rows} <= {"0", "1"}  # calibrated without the test subject (test_calibration)
+    flagged = sum(float(r["calibrated_confidence"]) < 0.5 for r in rows)
+    assert json.loads((run_dir / "metrics.json").read_text())["calibration"]["low_confidence"]["flagged"] == flagged
 
 
 def test_held_out_subject_is_never_read_by_training(tmp_path):

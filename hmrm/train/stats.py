@@ -119,19 +119,11 @@ def paired_difference(a: tuple, b: tuple, n_classes: int, n_resamples: int = N_R
 def run_predictions(run_dir) -> tuple[list[str], list[int], list[int], list[str]]:
     """``(keys, truth, pred, groups)`` of a LOSO run folder's finished folds (the honest, final-epoch
     predictions), for :func:`paired_difference`."""
-    import json
-    from pathlib import Path
+    from .loso.run_folder import finished_folds
 
-    keys, truth, pred, groups = [], [], [], []
-    for path in sorted((Path(run_dir) / "folds").glob("*/result.json")):
-        r = json.loads(path.read_text())
-        keys += r["keys"]
-        truth += r["true"]
-        pred += r["pred"]
-        groups += [r["subject"]] * len(r["true"])
-    if not keys:
-        raise ValueError(f"{run_dir} has no finished fold")
-    return keys, truth, pred, groups
+    folds = finished_folds(run_dir)
+    return ([k for r in folds for k in r["keys"]], [t for r in folds for t in r["true"]],
+            [p for r in folds for p in r["pred"]], [r["subject"] for r in folds for _ in r["true"]])
 
 
 def format_interval(value: float, interval: Sequence[float], signed: bool = False) -> str:

@@ -56,6 +56,33 @@ def plot_confusion(cm, classes: Sequence[str], title: str = "", out: str | Path 
     return fig
 
 
+def plot_reliability(summary: Mapping, title: str = "", out: str | Path | None = None):
+    """Reliability diagram of a :func:`hmrm.train.calibration.calibrate_run` summary: per confidence
+    bin, the share right against the mean confidence, before and after temperature scaling (the
+    diagonal is perfect calibration; marker area = clips in the bin)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.6, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, key in zip(axes, ("raw", "calibrated")):
+        s, r = summary[key], summary[key]["reliability"]
+        lo, up = np.asarray(r["lower"]), np.asarray(r["upper"])
+        acc = np.array([np.nan if a is None else a for a in r["accuracy"]])
+        conf = np.array([np.nan if c is None else c for c in r["confidence"]])
+        ax.bar(lo, np.nan_to_num(acc), width=up - lo, align="edge", color="#9ecae1", edgecolor="white",
+               label="share right")
+        ax.scatter(conf, acc, s=12 + 4 * np.asarray(r["count"]), color="#08519c", zorder=3, label="mean confidence")
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)",
+               title=f"{key}: ECE {s['ece']:.3f} [{s['ece_interval'][0]:.2f}, {s['ece_interval'][1]:.2f}]")
+    axes[0].set_ylabel("share of predictions right")
+    axes[0].legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(f"{title} (median T = {summary['temperature']['median']:.2f})")
+    save_figure(fig, out)
+    return fig
+
+
 def plot_training(losses: Mapping[str, Sequence[float]], curve: Mapping[str, Sequence[float]] | None = None,
                   honest: float | None = None, title: str = "", out: str | Path | None = None):
     """Left: training loss per epoch of every fold (thin) and their mean (thick). Right, when

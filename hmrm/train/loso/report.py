@@ -82,21 +82,44 @@ def aggregate(results: Sequence[dict], classes: Sequence[str], n_subjects: int, 
     return out
 
 
-def _predictions_csv(results: Sequence[dict], classes: Sequence[str]) -> str:
+def _calibration(results: Sequence[dict]):
+    """Temperature scaling of the pooled predictions (:mod:`hmrm.train.calibration`), or None while
+    fewer than two subjects are done (a temperature is fitted on the other subjects)."""
+    if len(results) < 2:
+        return None
+    from ..calibration import calibrate
+
+    results = sorted(results, key=lambda r: r["subject"])
+    return calibrate([k for r in results for k in r["keys"]], [t for r in results for t in r["true"]],
+                     [p for r in results for p in r["probs"]], [r["subject"] for r in results for _ in r["true"]])
+
+
+def _predictions_csv(results: Sequence[dict], classes: Sequence[str], cal=None) -> str:
+    """One row per held-out clip; with ``cal``, its calibrated confidence and low-confidence flag."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["key", "subject", "fold", "true", "predicted", "true_index", "predicted_index",
-                *[f"p_{c}" for c in classes]])
+                *[f"p_{c}" for c in classes], "calibrated_confidence", "low_confidence"])
+    i = 0
     for r in sorted(results, key=lambda r: r["subject"]):
         for key, t, p, pr in zip(r["keys"], r["true"], r["pred"], r["probs"]):
-            w.writerow([key, r["subject"], r["fold"], classes[t], classes[p], t, p, *[f"{v:.6f}" for v in pr]])
+            extra = [f"{cal.calibrated[i].max():.6f}", int(cal.low_confidence[i])] if cal is not None else ["", ""]
+            w.writerow([key, r["subject"], r["fold"], classes[t], classes[p], t, p, *[f"{v:.6f}" for v in pr], *extra])
+            i += 1
     return buf.getvalue()
 
 
 def write_outputs(run_dir: Path, results: list[dict], data: LOSOData, config: LOSOConfig, figures: bool) -> dict:
     """Write metrics.json and predictions.csv (and the figures, with ``figures``) for the folds done so far."""
     metrics = aggregate(results, data.classes, len(data.subjects), config.epochs)
-    atomic_write_text(run_dir / "predictions.csv", _predictions_csv(results, data.classes))
+    cal = _calibration(results)
+    if cal is not None:
+        s = cal.summary(n_resamples=2_000)
+        metrics["calibration"] = {"what": s["what"], "see": "hmrm calibrate RUN_DIR (reliability diagram, full table)",
+                                  **{k: {m: s[k][m] for m in ("ece", "ece_interval", "nll", "brier")}
+                                     for k in ("raw", "calibrated")},
+                                  "temperature_median": s["temperature"]["median"], "low_confidence": s["low_confidence"]}
+    atomic_write_text(run_dir / "predictions.csv", _predictions_csv(results, data.classes, cal))
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if figures and results:
         from ...viz.plots import plot_confusion, plot_training
@@ -152,6 +175,12 @@ def format_metrics(metrics: dict) -> str:
                      f"{b['accuracy']:7.4f} {h['n']:5d}")
     pm = metrics["per_fold_mean"]
     lines.append(f"{'mean of per-fold scores (not MEGC)':48s} {pm['uf1']:7.4f} {pm['uar']:7.4f} {pm['accuracy']:7.4f}")
+    c = metrics.get("calibration")
+    if c:
+        lc = c["low_confidence"]
+        lines.append(f"calibration: ECE {c['raw']['ece']:.3f} raw, {c['calibrated']['ece']:.3f} after temperature "
+                     f"scaling (median T {c['temperature_median']:.2f}, fitted without the test subject); "
+                     f"{lc['flagged']}/{lc['of']} predictions flagged low-confidence (< {lc['threshold']})")
     lines.append("")
     lines.append("confusion (rows true, columns predicted): " + ", ".join(h["classes"]))
     for name, row in zip(h["classes"], h["confusion"]):

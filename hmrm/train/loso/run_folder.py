@@ -94,3 +94,14 @@ def read_fold_result(path: Path) -> dict | None:
     except ValueError:
         warnings.warn(f"{path} is unreadable; that fold is trained again.", stacklevel=3)
         return None
+
+
+def finished_folds(run_dir) -> list[dict]:
+    """The ``result.json`` of every finished fold of a run folder, in subject order; an error naming
+    the folder when none has finished."""
+    run_dir = Path(run_dir)
+    results = [json.loads(p.read_text()) for p in sorted((run_dir / "folds").glob("*/result.json"))]
+    if not results:
+        raise DataError(f"{run_dir} has no finished fold (no {run_dir / 'folds'}/*/result.json): give a folder that a "
+                        "LOSO run wrote (hmrm loso --out DIR, or runs/demo/<run> after make demo)")
+    return sorted(results, key=lambda r: r["subject"])
