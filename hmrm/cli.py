@@ -199,6 +199,33 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
+def _cmd_explain(args) -> int:
+    import json
+
+    from .data.synthme import load_synthme
+    from .explain import explain_figure, explain_run, explanation_table
+    from .train import LOSOData
+    from .utils import atomic_write_text
+
+    samples = load_synthme(args.synthme)
+    summaries = {}
+    for run in args.runs:
+        rec = json.loads((run / "config.json").read_text())
+        data = LOSOData.from_samples(samples, rec["config"]["flow"], rec["config"]["input_size"],
+                                     channels=rec["config"]["channels"], cache_dir=args.cache_dir, progress=not args.quiet)
+        expl = explain_run(run, data, samples, progress=not args.quiet)
+        summaries[run.name] = s = expl.summary()
+        atomic_write_text(run / "explanations.json", json.dumps(s, indent=2) + "\n")
+        explain_figure(expl, samples, data.classes, args.figure_clips, run / "explanations.png")
+        print(f"{run}: explanations.json, explanations.png", file=sys.stderr)
+    table = explanation_table(summaries)
+    print(table)
+    if args.out:
+        cmd = "hmrm explain " + " ".join(str(r) for r in args.runs) + f" --synthme {args.synthme}"
+        atomic_write_text(args.out, f"Explanations of LOSO runs against SynthME's true action units (`{cmd}`)\n\n{table}\n")
+    return 0
+
+
 #: LOSOConfig fields whose command-line flag is not ``--`` + the field name with dashes
 _FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_test_curve": "--no-test-curve"}
 
@@ -358,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the full traceback of an error instead of the one-paragraph message")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_doctor, _add_facebank, _add_synthme, _add_prepare, _add_efficiency, _add_loso, _add_demo,
-                _add_reproduce, _add_calibrate, _add_flow):
+                _add_reproduce, _add_calibrate, _add_explain, _add_flow):
         add(sub)
     return p
 
@@ -491,6 +518,24 @@ def _add_calibrate(sub) -> None:
     c.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     c.add_argument("--no-figure", action="store_true", help="do not draw reliability.png")
     c.set_defaults(func=_cmd_calibrate)
+
+
+def _add_explain(sub) -> None:
+    e = sub.add_parser(
+        "explain", help="region maps of what drove each prediction, checked against SynthME's true action units",
+        formatter_class=_Help,
+        description="For every held-out clip of a finished LOSO run on SynthME, with the fold that held its "
+        "subject out: the RFFS attention each facial region receives (HMRM) and a gradient-x-input saliency map "
+        "of the predicted class (every model). Counts how often each map's top region is one the clip's true "
+        "action units moved, against chance, with a 95% interval over subjects. Writes explanations.json and "
+        "explanations.png into each run folder and prints the table.")
+    e.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="LOSO run folders trained on SynthME")
+    e.add_argument("--synthme", type=Path, default=DEFAULT_SYNTHME, help="the SynthME folder the runs trained on")
+    e.add_argument("--cache-dir", type=Path, default=None, help="flow cache (default: the hmrm cache, as hmrm loso)")
+    e.add_argument("--figure-clips", type=_POSITIVE, default=4, help="clips drawn in explanations.png")
+    e.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=_cmd_explain)
 
 
 def _loso_defaults() -> dict:

@@ -83,6 +83,38 @@ def plot_reliability(summary: Mapping, title: str = "", out: str | Path | None =
     return fig
 
 
+def plot_explanations(faces: Sequence[np.ndarray], expl, rows: Sequence[int], classes: Sequence[str],
+                      out: str | Path | None = None):
+    """Per chosen clip (an index into :class:`hmrm.explain.Explanations`): the aligned onset face with
+    the gradient-saliency map over it and the four region boxes, the top region of each map named
+    and the regions the true action units moved drawn solid (others dashed)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    from ..face.regions import REGION_NAMES
+
+    fig = Figure(figsize=(2.6 * len(rows), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(rows)))
+    for ax, i, face in zip(axes, rows, faces):
+        size = face.shape[0]
+        sal = expl.saliency[i]
+        k = size / sal.shape[0]
+        ax.imshow(face.mean(-1) if face.ndim == 3 else face, cmap="gray")
+        ax.imshow(sal, cmap="inferno", alpha=0.55, extent=(0, size, size, 0))
+        for r, (x0, y0, x1, y1) in enumerate(expl.boxes[i]):
+            moved = REGION_NAMES[r] in expl.moved[i]
+            ax.add_patch(Rectangle(
+                (x0 * k, y0 * k), (x1 - x0) * k, (y1 - y0) * k, fill=False, lw=1.2,
+                ls="-" if moved else "--", color="#41ab5d" if moved else "#cccccc"))
+        top_s = REGION_NAMES[int(expl.saliency_regions[i].argmax())]
+        top_a = "" if expl.attention_regions is None else REGION_NAMES[int(expl.attention_regions[i].argmax())]
+        ax.set_title(f"AU {expl.aus[i]}: {classes[expl.truth[i]]} -> {classes[expl.pred[i]]}\n"
+                     f"saliency: {top_s}" + (f", attention: {top_a}" if top_a else ""), fontsize=8)
+        ax.axis("off")
+    save_figure(fig, out)
+    return fig
+
+
 def plot_training(losses: Mapping[str, Sequence[float]], curve: Mapping[str, Sequence[float]] | None = None,
                   honest: float | None = None, title: str = "", out: str | Path | None = None):
     """Left: training loss per epoch of every fold (thin) and their mean (thick). Right, when
