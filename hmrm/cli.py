@@ -226,6 +226,18 @@ def _cmd_explain(args) -> int:
     return 0
 
 
+def _cmd_beyond_apex(args) -> int:
+    from .beyond import apex_experiment
+
+    s = apex_experiment(args.synthme, args.out, estimators=args.estimators, flow=args.flow, models=args.models,
+                        epochs=args.epochs, input_size=args.input_size, cache_dir=args.cache_dir,
+                        progress=not args.quiet, workers=args.workers, table=args.table,
+                        log=lambda m: print(m, file=sys.stderr))
+    print(s["table"])
+    print(f"written to {Path(args.out) / 'apex.md'} and apex.json", file=sys.stderr)
+    return 0
+
+
 #: LOSOConfig fields whose command-line flag is not ``--`` + the field name with dashes
 _FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_test_curve": "--no-test-curve"}
 
@@ -385,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the full traceback of an error instead of the one-paragraph message")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_doctor, _add_facebank, _add_synthme, _add_prepare, _add_efficiency, _add_loso, _add_demo,
-                _add_reproduce, _add_calibrate, _add_explain, _add_flow):
+                _add_reproduce, _add_calibrate, _add_explain, _add_beyond, _add_flow):
         add(sub)
     return p
 
@@ -536,6 +548,37 @@ def _add_explain(sub) -> None:
     e.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_explain)
+
+
+def _add_beyond(sub) -> None:
+    from .beyond import APEX_ESTIMATORS, MODELS, apex_experiment
+    from .features import METHODS
+
+    b = sub.add_parser("beyond", help="the paper's named limits, measured on SynthME (apex, ...)",
+                       description="Experiments beyond the paper: each trains the demo's HMRM and STSTNet by LOSO on "
+                       "variants of the same SynthME clips and compares every variant with the reference by a paired "
+                       "bootstrap over subjects. Resumable: run folders under --out. Calibration and explanations "
+                       "of finished runs are `hmrm calibrate` and `hmrm explain`.")
+    bsub = b.add_subparsers(dest="subcommand", metavar="EXPERIMENT")
+    a = bsub.add_parser("apex", formatter_class=_Help, help="UF1 cost of an estimated apex against the true one",
+                        description="Apex frame: the true one against estimates (flow_residual: the shipped "
+                        "estimator; frame_difference; middle: the middle of onset..offset). Prints the apex error "
+                        "of each and the LOSO UF1 / UAR of each model on each, with the paired difference from the "
+                        "first estimator (keep 'true' first).")
+    a.add_argument("--synthme", type=Path, default=DEFAULT_SYNTHME, help="a SynthME folder (hmrm synthme)")
+    a.add_argument("--out", type=Path, default=_default(apex_experiment, "out"), help="run folders and tables")
+    a.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
+    a.add_argument("--estimators", nargs="+", choices=list(APEX_ESTIMATORS), default=list(APEX_ESTIMATORS),
+                   help="apex estimators to compare, the reference first")
+    a.add_argument("--flow", default=_default(apex_experiment, "flow"), choices=[m for m in METHODS if m != "gt"],
+                   help="flow method (not gt: SynthME's exact flow ends at the true apex)")
+    a.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="networks to train")
+    a.add_argument("--epochs", type=_POSITIVE, default=None, help="epochs instead of each recipe's (a quick look)")
+    a.add_argument("--input-size", type=_POSITIVE, default=_default(apex_experiment, "input_size"), help="input side")
+    a.add_argument("--cache-dir", type=Path, default=None, help="flow cache (default: the hmrm cache)")
+    a.add_argument("--workers", type=_POSITIVE, default=1, help="processes for flows and folds (results do not depend on it)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=_cmd_beyond_apex)
 
 
 def _loso_defaults() -> dict:
@@ -717,7 +760,7 @@ def _add_reproduce(sub) -> None:
 
 def _add_flow(sub) -> None:
     fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
-    fsub = fl.add_subparsers(dest="flow_command", metavar="FLOW_COMMAND")
+    fsub = fl.add_subparsers(dest="subcommand", metavar="FLOW_COMMAND")
     ft = fsub.add_parser("train", help="pretrain GRU-AOFE on generated pairs (resumable)", formatter_class=_Help,
                          description="Pretrains the GRU-AOFE flow network on FlyingChairs-like pairs generated on the "
                          "fly (hmrm.flow.synthetic; no downloads, no SynthME motion). Checkpoints every train.save_every "
@@ -771,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     from .face.detect import FaceNotFoundError
     from .options import OptionError
 
-    where = f"hmrm {args.command}" + (f" {args.flow_command}" if getattr(args, "flow_command", None) else "")
+    where = f"hmrm {args.command}" + (f" {args.subcommand}" if getattr(args, "subcommand", None) else "")
     try:
         return int(args.func(args) or 0)
     except (DataError, FaceNotFoundError, OptionError, OSError) as exc:

@@ -1,0 +1,190 @@
+"""Beyond the paper: the limits HMRM's authors name, measured on SynthME where the truth is known.
+
+Each experiment trains the demo's networks (HMRM and STSTNet with the demo's recipes, chosen on a
+development SynthME; :data:`hmrm.demo.DEMO_RECIPES`) by honest LOSO on *variants* of the same
+clips, one run folder per (variant, model), and compares every variant with the reference one by a
+paired bootstrap over held-out subjects (:func:`hmrm.train.stats.paired_difference`): the same
+clips, the same subjects, only one thing changed.
+
+* :func:`apex_experiment` - the apex frame: the true one against the shipped estimator
+  (:func:`hmrm.data.apex.estimate_apex`, residual flow after removing the head's affine motion), a
+  frame-difference estimate (:func:`estimate_apex_difference`) and the "middle of onset..offset"
+  rule some repositories use where no apex is annotated.
+
+``hmrm beyond apex`` runs it; chapter 10 teaches it. Calibration and explanations, the two other
+limits measured so far, read finished runs: :mod:`hmrm.train.calibration` (``hmrm calibrate``) and
+:mod:`hmrm.explain` (``hmrm explain``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .utils import atomic_write_text
+
+MODELS = ("hmrm", "ststnet")
+
+
+def estimate_apex_difference(frames, onset: int = 0, offset: int | None = None, width: int = 128,
+                             centre: float = 0.7, smooth: int = 3) -> int:
+    """Apex by frame difference: the frame whose grey levels differ most (mean absolute difference
+    over the central part of the frame) from the onset frame, after smoothing over ``smooth``
+    frames. No flow, so about 50 times faster than :func:`hmrm.data.apex.estimate_apex`, and blind
+    to what moved: a head turn or a blink counts like an expression."""
+    from .data.apex import _grey
+
+    offset = len(frames) - 1 if offset is None else offset
+    if not 0 <= onset <= offset < len(frames):
+        raise ValueError(f"need 0 <= onset <= offset < {len(frames)}, got {onset}, {offset}")
+    ref = _grey(Path(frames[onset]), width).astype(np.float32)
+    h, w = ref.shape
+    my, mx = round(h * (1 - centre) / 2), round(w * (1 - centre) / 2)
+    curve = np.array([np.abs(_grey(Path(p), width).astype(np.float32) - ref)[my:h - my, mx:w - mx].mean()
+                      for p in frames[onset:offset + 1]])
+    if smooth > 1 and len(curve) >= smooth:
+        curve = np.convolve(curve, np.ones(smooth) / smooth, mode="same")
+    return onset + int(np.argmax(curve))
+
+
+def _estimate_apex_flow(frames, onset, offset):
+    from .data.apex import estimate_apex
+
+    return estimate_apex(frames, onset, offset)
+
+
+#: Apex estimators compared by :func:`apex_experiment`: name -> ``f(frames, onset, offset)`` (None: the true apex).
+APEX_ESTIMATORS: dict[str, Callable | None] = {
+    "true": None,
+    "flow_residual": _estimate_apex_flow,
+    "frame_difference": estimate_apex_difference,
+    "middle": lambda frames, onset, offset: (onset + offset) // 2,
+}
+
+
+def apex_estimates(samples, estimators: Sequence[str], cache: str | Path, progress: bool = True) -> dict[str, list[int]]:
+    """Apex per sample for each estimator, cached in the JSON file ``cache`` (written atomically
+    after every clip, so an interrupted run loses nothing)."""
+    from tqdm.auto import tqdm
+
+    cache = Path(cache)
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    out = {}
+    for name in estimators:
+        f = APEX_ESTIMATORS[name]
+        if f is None:
+            out[name] = [s.apex for s in samples]
+            continue
+        got = []
+        for s in tqdm(samples, desc=f"apex by {name}", disable=not progress):
+            k = f"{name}|{s.key}|{len(s.frames)}|{s.onset}|{s.offset}"
+            if k not in known:
+                known[k] = int(f(s.frames, s.onset, s.offset))
+                atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))
+            got.append(known[k])
+        out[name] = got
+    return out
+
+
+def variant_runs(variants: dict[str, Sequence], out: str | Path, flow: str, models: Sequence[str] = MODELS,
+                 epochs: int | None = None, input_size: int = 64, seed: int = 0, cache_dir: str | Path | None = None,
+                 progress: bool = True, workers: int | None = 1, log=print) -> list[dict]:
+    """Train each model on each variant's samples (run folders ``out/<variant>/<model>``, resumable)
+    and compare every variant with the first one, paired over subjects. Returns one row per
+    (model, variant): UF1 / UAR with their intervals and the paired difference from the reference."""
+    from .demo import recipe
+    from .train.loso import LOSOData, run_loso
+    from .train.recipe import recipe_config
+    from .train.stats import paired_difference, run_predictions
+    from .utils import cache_dir as default_cache
+
+    out = Path(out)
+    base = Path(cache_dir) if cache_dir is not None else default_cache("features")
+    names = list(variants)
+    rows = []
+    for name in names:
+        # one cache folder per variant: the cache is keyed by sample, and variants share sample keys
+        data = LOSOData.from_samples(variants[name], flow, input_size, cache_dir=base / f"variant-{name}",
+                                     progress=progress, workers=workers or 0)
+        for model in models:
+            t0 = time.perf_counter()
+            cfg = recipe_config(model, recipe(model, epochs), flow, input_size, seed=seed)
+            m = run_loso(data, cfg, out / name / model, progress=progress, figures=False, workers=workers).metrics
+            h = m["honest"]
+            row = {"model": model, "variant": name, "uf1": h["uf1"], "uar": h["uar"],
+                   "uf1_interval": h["interval"]["uf1"], "uar_interval": h["interval"]["uar"], "run": str(out / name / model)}
+            if name != names[0]:
+                d = paired_difference(run_predictions(out / name / model), run_predictions(out / names[0] / model),
+                                      len(data.classes))
+                row["difference"] = {k: d[k] for k in ("uf1", "uar")}
+            rows.append(row)
+            log(f"{model} on {name}: UF1 {h['uf1']:.4f} UAR {h['uar']:.4f} ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def variant_table(rows: Sequence[dict], extra: dict[str, dict[str, str]] | None = None,
+                  extra_header: Sequence[str] = ()) -> str:
+    """Markdown: one line per (model, variant), the reference first, with the paired differences;
+    ``extra[variant]`` adds columns (``extra_header``) such as the apex error."""
+    from .markdown import markdown_table
+    from .train.stats import format_interval
+
+    lines = []
+    for r in sorted(rows, key=lambda r: MODELS.index(r["model"]) if r["model"] in MODELS else 99):
+        d = r.get("difference")
+        lines.append(["HMRM" if r["model"] == "hmrm" else "STSTNet", r["variant"],
+                      *[(extra or {}).get(r["variant"], {}).get(h, "") for h in extra_header],
+                      format_interval(r["uf1"], r["uf1_interval"]), format_interval(r["uar"], r["uar_interval"]),
+                      "reference" if d is None else format_interval(d["uf1"]["difference"], d["uf1"]["interval"], True),
+                      "" if d is None else format_interval(d["uar"]["difference"], d["uar"]["interval"], True)])
+    return markdown_table(["model", "variant", *extra_header, "UF1 [95%]", "UAR [95%]", "ΔUF1 vs reference [95%, paired]",
+                           "ΔUAR [95%, paired]"], lines)
+
+
+def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
+                    estimators: Sequence[str] = tuple(APEX_ESTIMATORS), flow: str = "dis_tuned",
+                    models: Sequence[str] = MODELS, epochs: int | None = None, input_size: int = 64,
+                    cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = 1,
+                    table: str | Path | None = None, log=print) -> dict:
+    """The UF1 cost of each apex estimator against the true apex (the first of ``estimators``
+    should be ``"true"``) on the SynthME folder ``root`` (or its loaded samples). Writes
+    ``out/apex.json`` and ``out/apex.md`` (and the table to ``table``); returns the summary."""
+    from .data.synthme import load_synthme
+
+    if flow == "gt":
+        raise ValueError("flow 'gt' is SynthME's exact flow to the TRUE apex; an estimated apex needs an "
+                         "estimated flow (dis_tuned, gru_aofe, tvl1, ...)")
+    unknown = [e for e in estimators if e not in APEX_ESTIMATORS]
+    if unknown:
+        raise ValueError(f"unknown apex estimator(s) {unknown}; choose from {', '.join(APEX_ESTIMATORS)}")
+    out = Path(out)
+    samples = load_synthme(root) if isinstance(root, (str, Path)) else root
+    where = str(root) if isinstance(root, (str, Path)) else f"{len(samples)} SynthME clips"
+    apex = apex_estimates(samples, estimators, out / "apex_estimates.json", progress)
+    true = np.array([s.apex for s in samples])
+    errors = {}
+    for name, a in apex.items():
+        e = np.abs(np.asarray(a) - true)
+        errors[name] = {"mean_abs_error": float(e.mean()), "median_abs_error": float(np.median(e)),
+                        "within_2": float((e <= 2).mean())}
+    variants = {name: [dataclasses.replace(s, apex=int(a)) for s, a in zip(samples, apex[name])] for name in estimators}
+    rows = variant_runs(variants, out, flow, models, epochs, input_size, cache_dir=cache_dir, progress=progress,
+                        workers=workers, log=log)
+    extra = {n: {"apex error (frames, mean)": f"{e['mean_abs_error']:.2f}",
+                 "within 2 frames": f"{e['within_2']:.0%}"} for n, e in errors.items()}
+    text = variant_table(rows, extra, ["apex error (frames, mean)", "within 2 frames"])
+    summary = {"data": where, "flow": flow, "epochs": epochs, "n_samples": len(samples), "errors": errors,
+               "rows": rows}
+    atomic_write_text(out / "apex.json", json.dumps(summary, indent=1) + "\n")
+    md = (f"Apex: the true apex against estimated ones; {flow} flow, LOSO on {where}, the demo's recipes"
+          f"{'' if epochs is None else f' with {epochs} epochs'}. Paired differences: the same clips and subjects "
+          f"resampled for both rows.\n\n{text}\n")
+    atomic_write_text(out / "apex.md", md)
+    if table is not None:
+        atomic_write_text(table, md)
+    summary["table"] = text
+    return summary

@@ -1,0 +1,55 @@
+"""Experiments beyond the paper (hmrm.beyond): apex estimators, variant runs and `hmrm beyond apex`."""
+import json
+
+import numpy as np
+import pytest
+
+from hmrm.beyond import APEX_ESTIMATORS, apex_estimates, apex_experiment, estimate_apex_difference
+
+
+def test_frame_difference_finds_the_frame_most_unlike_onset(tmp_path):
+    import cv2
+
+    frames = []
+    for t, level in enumerate([100, 100, 104, 130, 112, 100]):
+        img = np.full((48, 48), level, np.uint8)
+        frames.append(tmp_path / f"{t}.png")
+        cv2.imwrite(str(frames[-1]), img)
+    assert estimate_apex_difference(frames, 0, 5, width=48, smooth=1) == 3
+    assert estimate_apex_difference(frames, 0, 2, width=48, smooth=1) == 2   # stays inside onset..offset
+    with pytest.raises(ValueError, match="onset <= offset"):
+        estimate_apex_difference(frames, 4, 2)
+
+
+def test_apex_estimates_are_cached_and_within_the_clip(tiny_synthme, tmp_path):
+    from hmrm.data.synthme import load_synthme
+
+    samples = load_synthme(tiny_synthme)
+    cache = tmp_path / "apex.json"
+    est = apex_estimates(samples, list(APEX_ESTIMATORS), cache, progress=False)
+    assert est["true"] == [s.apex for s in samples]
+    for name, a in est.items():
+        assert all(s.onset <= x <= s.offset for s, x in zip(samples, a)), name
+    stored = json.loads(cache.read_text())
+    assert len(stored) == 3 * len(samples)  # every estimated apex, the true one needs no cache
+    again = apex_estimates(samples, ["frame_difference"], cache, progress=False)
+    assert again["frame_difference"] == est["frame_difference"]
+
+
+def test_apex_experiment_trains_each_variant_and_pairs_it_with_the_truth(tiny_synthme, tmp_path, capsys):
+    from hmrm.cli import main
+
+    with pytest.raises(ValueError, match="TRUE apex"):
+        apex_experiment(tiny_synthme, tmp_path / "x", flow="gt")
+    rc = main(["beyond", "apex", "--synthme", str(tiny_synthme), "--out", str(tmp_path / "apex"), "--estimators",
+               "true", "middle", "--models", "ststnet", "--epochs", "1", "--flow", "dis", "--cache-dir",
+               str(tmp_path / "cache"), "--table", str(tmp_path / "apex.md"), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "reference" in out and "middle" in out
+    summary = json.loads((tmp_path / "apex" / "apex.json").read_text())
+    rows = {r["variant"]: r for r in summary["rows"]}
+    assert set(rows) == {"true", "middle"} and "difference" in rows["middle"] and "difference" not in rows["true"]
+    assert summary["errors"]["true"]["mean_abs_error"] == 0
+    assert (tmp_path / "apex" / "middle" / "ststnet" / "metrics.json").is_file()
+    assert "ΔUF1" in (tmp_path / "apex.md").read_text()
