@@ -90,11 +90,12 @@ def apex_estimates(samples, estimators: Sequence[str], cache: str | Path, progre
     return out
 
 
-def variant_runs(variants: dict[str, Sequence], out: str | Path, flow: str, models: Sequence[str] = MODELS,
+def variant_runs(variants: dict[str, dict], out: str | Path, flow: str, models: Sequence[str] = MODELS,
                  epochs: int | None = None, input_size: int = 64, seed: int = 0, cache_dir: str | Path | None = None,
                  progress: bool = True, workers: int | None = 1, log=print) -> list[dict]:
-    """Train each model on each variant's samples (run folders ``out/<variant>/<model>``, resumable)
-    and compare every variant with the first one, paired over subjects. Returns one row per
+    """Train each model on each variant (run folders ``out/<variant>/<model>``, resumable) and compare
+    every variant with the first one, paired over subjects. A variant is ``{"samples": [...]}`` plus
+    optionally ``"head_motion"`` (see :class:`~hmrm.train.LOSOConfig`). Returns one row per
     (model, variant): UF1 / UAR with their intervals and the paired difference from the reference."""
     from .demo import recipe
     from .train.loso import LOSOData, run_loso
@@ -108,11 +109,13 @@ def variant_runs(variants: dict[str, Sequence], out: str | Path, flow: str, mode
     rows = []
     for name in names:
         # one cache folder per variant: the cache is keyed by sample, and variants share sample keys
-        data = LOSOData.from_samples(variants[name], flow, input_size, cache_dir=base / f"variant-{name}",
-                                     progress=progress, workers=workers or 0)
+        v = variants[name]
+        head = v.get("head_motion", "keep")
+        data = LOSOData.from_samples(v["samples"], flow, input_size, cache_dir=base / f"variant-{name}",
+                                     progress=progress, workers=workers or 0, head_motion=head)
         for model in models:
             t0 = time.perf_counter()
-            cfg = recipe_config(model, recipe(model, epochs), flow, input_size, seed=seed)
+            cfg = recipe_config(model, recipe(model, epochs), flow, input_size, seed=seed, head_motion=head)
             m = run_loso(data, cfg, out / name / model, progress=progress, figures=False, workers=workers).metrics
             h = m["honest"]
             row = {"model": model, "variant": name, "uf1": h["uf1"], "uar": h["uar"],
@@ -171,7 +174,8 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
         e = np.abs(np.asarray(a) - true)
         errors[name] = {"mean_abs_error": float(e.mean()), "median_abs_error": float(np.median(e)),
                         "within_2": float((e <= 2).mean())}
-    variants = {name: [dataclasses.replace(s, apex=int(a)) for s, a in zip(samples, apex[name])] for name in estimators}
+    variants = {name: {"samples": [dataclasses.replace(s, apex=int(a)) for s, a in zip(samples, apex[name])]}
+                for name in estimators}
     rows = variant_runs(variants, out, flow, models, epochs, input_size, cache_dir=cache_dir, progress=progress,
                         workers=workers, log=log)
     extra = {n: {"apex error (frames, mean)": f"{e['mean_abs_error']:.2f}",
@@ -187,4 +191,97 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
     if table is not None:
         atomic_write_text(table, md)
     summary["table"] = text
+    return summary
+
+
+def _subject_interval(sums: np.ndarray, counts: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> list[float]:
+    """95 % bootstrap interval over subjects of ``sum(sums) / sum(counts)`` (per-subject arrays)."""
+    from .train.stats import CONFIDENCE, _interval
+
+    def stat(i, axis=-1):
+        i = np.moveaxis(i, axis, -1)
+        return sums[i].sum(-1) / counts[i].sum(-1)
+
+    return _interval(stat, len(sums), seed, n_resamples, CONFIDENCE)
+
+
+def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned", "gru_aofe"),
+                            progress: bool = True) -> list[dict]:
+    """Mean end-point error on the face against SynthME's expression-only flow, for each flow method
+    as estimated and with the head's motion removed (:func:`hmrm.flow.stabilize.remove_head_motion`),
+    with 95 % intervals over subjects (the difference paired). ``gt`` is SynthME's exact flow,
+    head motion included: its row measures the compensation alone."""
+    from tqdm.auto import tqdm
+
+    from .data.records import DataError
+    from .data.synthme.load import load_gt_flow
+    from .features import estimate_flow, load_aligned_pair
+    from .flow import endpoint_error
+    from .flow.stabilize import remove_head_motion
+
+    subjects = sorted({s.group for s in samples})
+    rows = []
+    for method in methods:
+        err = {k: np.zeros(len(subjects)) for k in ("keep", "remove", "head", "expression")}
+        n = np.zeros(len(subjects))
+        for s in tqdm(samples, desc=f"flow errors ({method})", disable=not progress):
+            gt = load_gt_flow(s)
+            if "flow_expression" not in gt:
+                raise DataError(f"{s.meta.get('gt_flow')} has no expression-only flow (a SynthME built before it was "
+                                "stored): rebuild the set into a new folder with `hmrm synthme --preset head --out DIR`")
+            pair = load_aligned_pair(s)
+            flow = gt["flow"] if method == "gt" else estimate_flow(pair.onset, pair.apex, method)
+            i = subjects.index(s.group)
+            err["keep"][i] += endpoint_error(flow, gt["flow_expression"], gt["face_mask"])
+            err["remove"][i] += endpoint_error(remove_head_motion(flow, pair.landmarks), gt["flow_expression"],
+                                               gt["face_mask"])
+            err["head"][i] += endpoint_error(gt["flow"], gt["flow_expression"], gt["face_mask"])
+            err["expression"][i] += endpoint_error(np.zeros_like(flow), gt["flow_expression"], gt["face_mask"])
+            n[i] += 1
+        row = {"method": method, "clips": int(n.sum())}
+        for k in ("keep", "remove", "head", "expression"):
+            row[k] = float(err[k].sum() / n.sum())
+            row[f"{k}_interval"] = _subject_interval(err[k], n)
+        row["difference"] = row["remove"] - row["keep"]
+        row["difference_interval"] = _subject_interval(err["remove"] - err["keep"], n)
+        rows.append(row)
+    return rows
+
+
+def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/beyond/head_motion",
+                           flow: str = "dis_tuned", error_methods: Sequence[str] = ("gt", "dis_tuned", "gru_aofe"),
+                           models: Sequence[str] = MODELS, epochs: int | None = None, input_size: int = 64,
+                           cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = 1,
+                           table: str | Path | None = None, log=print) -> dict:
+    """Head-motion compensation on a SynthME whose head moves more than its faces (``hmrm synthme
+    --preset head``): flow EPE against the expression-only truth with and without it, and LOSO
+    UF1 / UAR of each model on ``flow`` with ``head_motion`` keep and remove, paired over subjects."""
+    from .data.synthme import load_synthme
+    from .markdown import markdown_table
+    from .train.stats import format_interval
+
+    out = Path(out)
+    samples = load_synthme(root) if isinstance(root, (str, Path)) else root
+    where = str(root) if isinstance(root, (str, Path)) else f"{len(samples)} SynthME clips"
+    errors = head_motion_flow_errors(samples, error_methods, progress)
+    epe = markdown_table(
+        ["flow", "expression (mean size)", "head motion (mean size)", "EPE as estimated [95%]", "EPE, head motion removed [95%]",
+         "difference [95%, paired]"],
+        [[e["method"], f"{e['expression']:.3f}", f"{e['head']:.3f}", format_interval(e["keep"], e["keep_interval"]),
+          format_interval(e["remove"], e["remove_interval"]),
+          format_interval(e["difference"], e["difference_interval"], signed=True)] for e in errors])
+    rows = variant_runs({"keep": {"samples": samples}, "remove": {"samples": samples, "head_motion": "remove"}}, out,
+                        flow, models, epochs, input_size, cache_dir=cache_dir, progress=progress, workers=workers,
+                        log=log)
+    loso = variant_table(rows)
+    md = (f"Head motion: LOSO on {where}, {flow} flow, the demo's recipes"
+          f"{'' if epochs is None else f' with {epochs} epochs'}.\n\nFlow end-point error on the face against the "
+          f"expression-only flow (pixels, {errors[0]['clips']} clips; intervals over subjects):\n\n{epe}\n\n"
+          f"Recognition, head motion kept (reference) and removed (paired over subjects):\n\n{loso}\n")
+    summary = {"data": where, "flow": flow, "epochs": epochs, "errors": errors, "rows": rows}
+    atomic_write_text(out / "head_motion.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "head_motion.md", md)
+    if table is not None:
+        atomic_write_text(table, md)
+    summary["table"] = md
     return summary

@@ -238,6 +238,17 @@ def _cmd_beyond_apex(args) -> int:
     return 0
 
 
+def _cmd_beyond_head(args) -> int:
+    from .beyond import head_motion_experiment
+
+    s = head_motion_experiment(args.synthme, args.out, flow=args.flow, error_methods=args.error_flows,
+                               models=args.models, epochs=args.epochs, input_size=args.input_size,
+                               cache_dir=args.cache_dir, progress=not args.quiet, workers=args.workers,
+                               table=args.table, log=lambda m: print(m, file=sys.stderr))
+    print(s["table"])
+    return 0
+
+
 #: LOSOConfig fields whose command-line flag is not ``--`` + the field name with dashes
 _FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_test_curve": "--no-test-curve"}
 
@@ -282,7 +293,7 @@ def _loso_config(args):
             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
             warmup_epochs=warmup, label_smoothing=args.label_smoothing, ema=args.ema,
             motionmix=not args.no_motionmix, motionmix_p=args.motionmix_p, flow=args.flow, input_size=args.input_size,
-            seed=args.seed, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every, folds=args.folds,
+            head_motion=args.head_motion, seed=args.seed, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every, folds=args.folds,
             record_test_curve=not args.no_test_curve)
     except OptionError as exc:
         raise exc.renamed(flag_of(exc.key)) from None
@@ -427,7 +438,7 @@ def _add_synthme(sub) -> None:
                        formatter_class=_Help)
     s.add_argument("--out", type=Path, default=DEFAULT_SYNTHME, help="folder to write the data set into")
     s.add_argument("--preset", default="default", choices=list(PRESETS),
-                   help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; tiny: 4 short clips per subject")
+                   help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; head: head motion 2-5 px, several times the expression; tiny: 4 short clips per subject")
     s.add_argument("--subjects", type=_POSITIVE, default=None, help="use only the first N bank subjects (default: all)")
     s.add_argument("--clips-per-subject", type=_POSITIVE, default=None, help="override the preset's clips per subject (default preset: 16)")
     s.add_argument("--seed", type=_NON_NEGATIVE, default=None, help="random seed (default: 0, or the preset's)")
@@ -551,10 +562,10 @@ def _add_explain(sub) -> None:
 
 
 def _add_beyond(sub) -> None:
-    from .beyond import APEX_ESTIMATORS, MODELS, apex_experiment
+    from .beyond import APEX_ESTIMATORS, apex_experiment, head_motion_experiment
     from .features import METHODS
 
-    b = sub.add_parser("beyond", help="the paper's named limits, measured on SynthME (apex, ...)",
+    b = sub.add_parser("beyond", help="the paper's named limits, measured on SynthME (apex, head motion)",
                        description="Experiments beyond the paper: each trains the demo's HMRM and STSTNet by LOSO on "
                        "variants of the same SynthME clips and compares every variant with the reference by a paired "
                        "bootstrap over subjects. Resumable: run folders under --out. Calibration and explanations "
@@ -567,18 +578,38 @@ def _add_beyond(sub) -> None:
                         "first estimator (keep 'true' first).")
     a.add_argument("--synthme", type=Path, default=DEFAULT_SYNTHME, help="a SynthME folder (hmrm synthme)")
     a.add_argument("--out", type=Path, default=_default(apex_experiment, "out"), help="run folders and tables")
-    a.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
     a.add_argument("--estimators", nargs="+", choices=list(APEX_ESTIMATORS), default=list(APEX_ESTIMATORS),
                    help="apex estimators to compare, the reference first")
-    a.add_argument("--flow", default=_default(apex_experiment, "flow"), choices=[m for m in METHODS if m != "gt"],
-                   help="flow method (not gt: SynthME's exact flow ends at the true apex)")
-    a.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="networks to train")
-    a.add_argument("--epochs", type=_POSITIVE, default=None, help="epochs instead of each recipe's (a quick look)")
-    a.add_argument("--input-size", type=_POSITIVE, default=_default(apex_experiment, "input_size"), help="input side")
-    a.add_argument("--cache-dir", type=Path, default=None, help="flow cache (default: the hmrm cache)")
-    a.add_argument("--workers", type=_POSITIVE, default=1, help="processes for flows and folds (results do not depend on it)")
-    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    _beyond_options(a, apex_experiment, [m for m in METHODS if m != "gt"])
     a.set_defaults(func=_cmd_beyond_apex)
+    h = bsub.add_parser("head-motion", formatter_class=_Help, help="head-motion compensation: flow error and UF1",
+                        description="On a SynthME whose head moves several times more than its face (build it with "
+                        "`hmrm synthme --preset head --out data/synthme_head`): the flow's end-point error against the "
+                        "expression-only truth, as estimated and with the head's affine motion removed "
+                        "(hmrm.flow.stabilize), and the LOSO UF1 / UAR of each model with head motion kept and removed, "
+                        "paired over subjects.")
+    h.add_argument("--synthme", type=Path, default=_default(head_motion_experiment, "root"),
+                   help="a SynthME built with --preset head")
+    h.add_argument("--out", type=Path, default=_default(head_motion_experiment, "out"), help="run folders and tables")
+    h.add_argument("--error-flows", nargs="+", choices=list(METHODS), default=list(_default(head_motion_experiment,
+                   "error_methods")), help="flow methods whose error is measured (gt: the exact flow, head included)")
+    _beyond_options(h, head_motion_experiment, list(METHODS))
+    h.set_defaults(func=_cmd_beyond_head)
+
+
+def _beyond_options(p, experiment, flows) -> None:
+    """The options every ``hmrm beyond`` experiment shares: flow, models, epochs, size, cache, workers."""
+    from .beyond import MODELS
+
+    p.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
+    p.add_argument("--flow", default=_default(experiment, "flow"), choices=flows,
+                   help="flow method the networks train on")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="networks to train")
+    p.add_argument("--epochs", type=_POSITIVE, default=None, help="epochs instead of each recipe's (a quick look)")
+    p.add_argument("--input-size", type=_POSITIVE, default=_default(experiment, "input_size"), help="input side")
+    p.add_argument("--cache-dir", type=Path, default=None, help="flow cache (default: the hmrm cache)")
+    p.add_argument("--workers", type=_POSITIVE, default=1, help="processes for flows and folds (results do not depend on it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _loso_defaults() -> dict:
@@ -618,6 +649,7 @@ def _loso_data_options(g, defaults: dict) -> None:
     from .data.classes import SCHEMES
     from .data.datasets import DATASET_NAMES
     from .features import METHODS
+    from .flow.stabilize import HEAD_MOTION
 
     g.add_argument("--dataset", default="synthme", choices=list(DATASET_NAMES), help="data set")
     g.add_argument("--data-root", type=Path, default=None,
@@ -630,6 +662,8 @@ def _loso_data_options(g, defaults: dict) -> None:
     g.add_argument("--flow", default=defaults["flow"], choices=list(METHODS),
                    help="optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)")
     g.add_argument("--input-size", type=int, default=defaults["input_size"], help="side of the flow maps the network sees")
+    g.add_argument("--head-motion", default=defaults["head_motion"], choices=list(HEAD_MOTION),
+                   help="remove: subtract the head's affine motion (fitted on stable face pixels) from every flow")
 
 
 def _loso_model_options(g, defaults: dict) -> None:

@@ -232,7 +232,8 @@ def _scaled_boxes(landmarks: np.ndarray, frame_hw: tuple[int, int], size: int) -
     return np.array([boxes[name] for name in REGION_NAMES], dtype=np.int64)
 
 
-def _input_from_pair(pair: AlignedPair, method: str, size: int, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _input_from_pair(pair: AlignedPair, method: str, size: int, channels: Sequence[str],
+                     head_motion: str = "keep") -> tuple[np.ndarray, np.ndarray]:
     if method == "gt":
         if pair.gt_file is None:
             raise DataError(f"{pair.sample.key}: method 'gt' needs SynthME's ground-truth flow; it exists only for "
@@ -244,6 +245,10 @@ def _input_from_pair(pair: AlignedPair, method: str, size: int, channels: Sequen
     if flow.shape[:2] != hw:
         raise DataError(f"{pair.sample.key}: flow of shape {flow.shape} does not match the frames {pair.onset.shape} "
                         f"({pair.sources[0]}).")
+    if head_motion == "remove":
+        from .flow.stabilize import remove_head_motion
+
+        flow = remove_head_motion(flow, pair.landmarks)
     x = flow_channels(resize_flow(flow, size), channels)
     return x, _scaled_boxes(pair.landmarks, hw, size)
 
@@ -284,11 +289,16 @@ class FlowCache:
     happened since the cache was made."""
 
     def __init__(self, root: str | Path | None = None, method: str = "dis_tuned", size: int = DEFAULT_SIZE,
-                 channels: Sequence[str] = DEFAULT_CHANNELS, prepared: str | Path | None = None):
+                 channels: Sequence[str] = DEFAULT_CHANNELS, prepared: str | Path | None = None,
+                 head_motion: str = "keep"):
+        from .flow.stabilize import HEAD_MOTION
         from .utils import cache_dir
 
         _check_method(method)
         _check_channels(channels)
+        if head_motion not in HEAD_MOTION:
+            raise ValueError(f"unknown head_motion {head_motion!r}; choose one of {', '.join(HEAD_MOTION)}")
+        self.head_motion = head_motion
         self.root = Path(root) if root is not None else cache_dir("features")
         self.method, self.size, self.channels = method, int(size), tuple(channels)
         self.prepared = prepared
@@ -303,7 +313,8 @@ class FlowCache:
             from .flow.pretrained import weight_info
 
             weights = f"-w{weight_info('gru_aofe')['sha256'][:8]}"
-        return f"{self.method}{weights}-s{self.size}-{'+'.join(self.channels)}-v{FEATURES_VERSION}"
+        stab = "-headremoved" if self.head_motion == "remove" else ""
+        return f"{self.method}{weights}{stab}-s{self.size}-{'+'.join(self.channels)}-v{FEATURES_VERSION}"
 
     def path(self, sample: Sample) -> Path:
         return self.root / self.tag / f"{sample.dataset}-{self._origin(sample)}" / sample.subject / f"{sample.sample_id}.npz"
@@ -357,7 +368,7 @@ class FlowCache:
         pair = load_aligned_pair(sample, self.prepared)
         digest = _digest(pair.sources)
         with single_threaded():  # the same bytes whatever the threads and workers
-            x, boxes = _input_from_pair(pair, self.method, self.size, self.channels)
+            x, boxes = _input_from_pair(pair, self.method, self.size, self.channels, self.head_motion)
         with atomic_path(path) as part:
             with open(part, "wb") as f:
                 np.savez(f, x=x, boxes=boxes, key=np.array(key), digest=np.array(digest))
@@ -374,8 +385,8 @@ class FlowInputs(NamedTuple):
 
 
 def _fill_one(args) -> None:
-    root, method, size, channels, prepared, sample = args
-    FlowCache(root, method, size, channels, prepared).get(sample)
+    root, method, size, channels, prepared, head_motion, sample = args
+    FlowCache(root, method, size, channels, prepared, head_motion).get(sample)
 
 
 def _fill_in_parallel(samples: Sequence[Sample], cache: FlowCache, workers: int, progress: bool) -> None:
@@ -387,7 +398,7 @@ def _fill_in_parallel(samples: Sequence[Sample], cache: FlowCache, workers: int,
     missing = [s for s in samples if not cache.path(s).is_file()]
     if len(missing) < 2:
         return
-    jobs = [(cache.root, cache.method, cache.size, cache.channels, cache.prepared, s) for s in missing]
+    jobs = [(cache.root, cache.method, cache.size, cache.channels, cache.prepared, cache.head_motion, s) for s in missing]
     with worker_pool(min(workers, len(missing))) as pool:
         for _ in tqdm(pool.map(_fill_one, jobs), total=len(jobs), desc=f"flow inputs ({cache.tag}, {workers} processes)",
                       unit="sample", disable=not progress):
@@ -396,21 +407,23 @@ def _fill_in_parallel(samples: Sequence[Sample], cache: FlowCache, workers: int,
 
 def build_flow_inputs(samples: Sequence[Sample], method: str = "dis_tuned", size: int = DEFAULT_SIZE,
                       cache_dir: str | Path | None = None, channels: Sequence[str] = DEFAULT_CHANNELS,
-                      prepared: str | Path | None = None, progress: bool = True, workers: int = 0) -> FlowInputs:
+                      prepared: str | Path | None = None, progress: bool = True, workers: int = 0,
+                      head_motion: str = "keep") -> FlowInputs:
     """Inputs, boxes and labels of every sample, each computed once and cached on disk.
 
     ``cache_dir``: the cache root (default ``$HMRM_CACHE/features``). Rows follow ``samples``, so
     ``[s.group for s in samples]`` are the LOSO groups. A sample that cannot be read stops the run
     with a message naming the file; every entry computed before it stays in the cache.
     ``workers`` > 1: the missing entries are computed by that many processes first (worth it for
-    slow methods such as TV-L1; the entries are the same)."""
+    slow methods such as TV-L1; the entries are the same). ``head_motion="remove"``: subtract the
+    head's affine motion from every flow first (:mod:`hmrm.flow.stabilize`)."""
     from tqdm.auto import tqdm
 
     unlabelled = [s.key for s in samples if s.label_index is None]
     if unlabelled:
         raise DataError(f"{len(unlabelled)} sample(s) have no class index (first {unlabelled[0]}); load them with a class "
                         "scheme, e.g. load_synthme(root, scheme='composite3').")
-    cache = FlowCache(cache_dir, method, size, channels, prepared)
+    cache = FlowCache(cache_dir, method, size, channels, prepared, head_motion)
     if workers and workers > 1:
         _fill_in_parallel(samples, cache, workers, progress)
     n, c = len(samples), len(cache.channels)

@@ -53,3 +53,21 @@ def test_apex_experiment_trains_each_variant_and_pairs_it_with_the_truth(tiny_sy
     assert summary["errors"]["true"]["mean_abs_error"] == 0
     assert (tmp_path / "apex" / "middle" / "ststnet" / "metrics.json").is_file()
     assert "ΔUF1" in (tmp_path / "apex.md").read_text()
+
+
+def test_head_motion_experiment_measures_flow_error_and_both_switch_settings(tiny_synthme, tmp_path, capsys):
+    from hmrm.cli import main
+
+    rc = main(["beyond", "head-motion", "--synthme", str(tiny_synthme), "--out", str(tmp_path / "hm"), "--error-flows",
+               "gt", "--models", "ststnet", "--epochs", "1", "--flow", "gt", "--cache-dir", str(tmp_path / "cache"),
+               "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "head motion removed" in out and "remove" in out
+    s = json.loads((tmp_path / "hm" / "head_motion.json").read_text())
+    e = s["errors"][0]
+    assert e["method"] == "gt" and e["keep"] == pytest.approx(e["head"])  # the exact flow errs by the head's motion
+    assert e["remove"] < e["keep"] and e["difference_interval"][1] < 0
+    assert {r["variant"] for r in s["rows"]} == {"keep", "remove"}
+    cfg = json.loads((tmp_path / "hm" / "remove" / "ststnet" / "config.json").read_text())
+    assert cfg["config"]["head_motion"] == "remove"

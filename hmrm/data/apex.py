@@ -42,11 +42,9 @@ def _grey(path: Path, width: int) -> np.ndarray:
 
 def _affine_fit(flow: np.ndarray) -> np.ndarray:
     """The affine flow field closest (least squares) to ``flow``: the rigid part of the motion."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w]
-    a = np.stack([np.ones(h * w), xs.ravel() / w, ys.ravel() / h], 1)
-    coef, *_ = np.linalg.lstsq(a, flow.reshape(-1, 2), rcond=None)
-    return (a @ coef).reshape(h, w, 2)
+    from ..flow.stabilize import fit_affine_flow
+
+    return fit_affine_flow(flow)
 
 
 def motion_curve(frames: list[Path] | tuple[Path, ...], onset: int = 0, width: int = 128, centre: float = 0.7) -> np.ndarray:

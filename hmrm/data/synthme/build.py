@@ -99,7 +99,8 @@ def _build_clip(args: tuple[ClipSpec, str, str]) -> dict:
     gt = gt_path(root, spec.subject, spec.sample)
     with atomic_path(gt) as part:
         with open(part, "wb") as f:
-            np.savez_compressed(f, flow=flow, face_mask=face_mask(lm_onset, face.size),
+            np.savez_compressed(f, flow=flow, flow_expression=motion.expression_flow(spec.onset, spec.apex),
+                                face_mask=face_mask(lm_onset, face.size),
                                 landmarks_onset=lm_onset.astype(np.float32), landmarks_apex=lm_apex.astype(np.float32))
     row = _annotation_row(spec, motion)
     (tmp / "clip.json").write_text(json.dumps(row))

@@ -58,6 +58,8 @@ PRESETS: dict[str, dict] = {
     "default": {},
     # lower intensity, more head motion and noise
     "hard": {"peak_px": (0.25, 1.0), "head_px": (0.5, 2.0), "head_rot_px": 0.8, "noise_sigma": (2.0, 4.0), "blink_prob": 0.5},
+    # the head moves several times more than the expression: for measuring head-motion compensation
+    "head": {"head_px": (2.0, 5.0), "head_rot_px": 3.0, "head_scale": 0.01},
     # a few short clips of two subjects: for tests and quick notebook runs
     "tiny": {"clips_per_subject": 4, "frames": (16, 16)},
 }

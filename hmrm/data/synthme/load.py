@@ -102,7 +102,8 @@ def _frame_numbers(row: dict, where: str, rebuild: str) -> tuple[list[int], int]
 
 
 def load_gt_flow(sample: Sample) -> dict[str, np.ndarray]:
-    """Ground truth of a SynthME sample: ``flow`` (H, W, 2) onset -> apex, ``face_mask``,
+    """Ground truth of a SynthME sample: ``flow`` (H, W, 2) onset -> apex, ``flow_expression`` (the
+    same without the head's motion; builds made before it was added lack it), ``face_mask``,
     ``landmarks_onset``, ``landmarks_apex``."""
     path = Path(sample.meta.get("gt_flow", ""))
     if not path.is_file():

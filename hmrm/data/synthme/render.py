@@ -83,6 +83,12 @@ class ClipMotion:
                 break
         return x
 
+    def expression_flow(self, t0: int, t1: int) -> np.ndarray:
+        """The flow t0 -> t1 had the head kept its frame-t0 pose: the expression (and blink) alone,
+        what head-motion compensation should recover from :meth:`gt_flow`."""
+        ref = self.inverse(t0, self.grid)
+        return (self.rigid(t0, ref + sample_field(self.local(t1), ref)) - self.grid).astype(np.float32)
+
     def gt_flow(self, t0: int, t1: int) -> np.ndarray:
         """Forward flow t0 -> t1 for every pixel of frame t0: frame_t1(x + F(x)) = frame_t0(x)."""
         ref = self.inverse(t0, self.grid)

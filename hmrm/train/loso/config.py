@@ -26,7 +26,9 @@ class LOSOConfig:
     see :mod:`hmrm.train.recipe`.
     Augmentation: ``motionmix``, ``motionmix_p``, ``motionmix_options`` (other
     :class:`hmrm.augment.MotionMix` arguments); the ``no_motionmix`` ablation turns it off.
-    Inputs: ``flow`` (a method of :data:`hmrm.features.METHODS`), ``input_size``, ``channels``.
+    Inputs: ``flow`` (a method of :data:`hmrm.features.METHODS`), ``input_size``, ``channels``,
+    ``head_motion`` ("keep", or "remove": subtract the head's affine motion from every flow first;
+    :mod:`hmrm.flow.stabilize`).
     Run: ``seed``, ``device`` ("auto", "cpu", "cuda", "cuda:1" ...), ``amp`` (mixed precision,
     CUDA only; ignored on the CPU), ``checkpoint_every`` (epochs), ``folds`` (train only the first N
     subjects' folds: a quick look, not a full LOSO), ``record_test_curve`` (predict the held-out
@@ -50,6 +52,7 @@ class LOSOConfig:
     flow: str = "dis_tuned"
     input_size: int = DEFAULT_SIZE
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    head_motion: str = "keep"
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -59,6 +62,7 @@ class LOSOConfig:
 
     def __post_init__(self) -> None:
         from ...features import CHANNELS
+        from ...flow.stabilize import HEAD_MOTION
         from ...model import ABLATIONS, MODELS
         from ...options import at_least, between, check_fields, one_of, positive
         from ..recipe import SCHEDULES
@@ -72,7 +76,7 @@ class LOSOConfig:
             "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
             "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
             "motionmix_p": between(0, 1), "flow": one_of(*METHODS), "input_size": at_least(1),
-            "channels": one_of(*CHANNELS), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
+            "channels": one_of(*CHANNELS), "head_motion": one_of(*HEAD_MOTION), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
         if not self.channels:
             raise OptionError("channels", f"must name at least one of {', '.join(CHANNELS)}")
         if self.ablation is not None and self.model != "hmrm":

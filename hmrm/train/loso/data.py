@@ -69,7 +69,7 @@ class LOSOData:
     def from_samples(cls, samples: Sequence[Sample], flow: str = "dis_tuned", size: int = DEFAULT_SIZE,
                      channels: Sequence[str] = DEFAULT_CHANNELS, cache_dir: str | Path | None = None,
                      prepared: str | Path | None = None, classes: Sequence[str] | None = None,
-                     progress: bool = True, workers: int = 0) -> "LOSOData":
+                     progress: bool = True, workers: int = 0, head_motion: str = "keep") -> "LOSOData":
         """Flow inputs of ``samples`` (computed once and cached by :func:`hmrm.features.build_flow_inputs`,
         missing ones by ``workers`` processes when > 1). ``classes`` default to the scheme of a
         :class:`~hmrm.data.records.SampleSet`."""
@@ -85,10 +85,10 @@ class LOSOData:
                 names = {s.label_index: s.label for s in samples}
                 classes = [names.get(i, str(i)) for i in range(max(names) + 1)]
         fi = build_flow_inputs(samples, method=flow, size=size, cache_dir=cache_dir, channels=channels,
-                               prepared=prepared, progress=progress, workers=workers)
+                               prepared=prepared, progress=progress, workers=workers, head_motion=head_motion)
         datasets = sorted({s.dataset for s in samples})
         source = {"datasets": datasets, "scheme": getattr(scheme, "name", None), "flow": flow, "size": int(size),
-                  "channels": list(channels)}
+                  "channels": list(channels), "head_motion": head_motion}
         return cls(fi.x, fi.boxes, fi.labels, [s.group for s in samples], [s.key for s in samples], classes, source)
 
 

@@ -41,7 +41,12 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
             raise ValueError(f"the inputs were made with flow {data.source['flow']!r} but config.flow is {config.flow!r}")
     else:
         data = LOSOData.from_samples(samples_or_inputs, config.flow, config.input_size, config.channels,
-                                     cache_dir=cache_dir, prepared=prepared, progress=progress)
+                                     cache_dir=cache_dir, prepared=prepared, progress=progress,
+                                     head_motion=config.head_motion)
+    if data.source.get("head_motion", "keep") != config.head_motion:
+        raise ValueError(f"the inputs were built with head_motion={data.source.get('head_motion', 'keep')!r} but the "
+                         f"config asks for {config.head_motion!r}: build them with LOSOData.from_samples(..., "
+                         f"head_motion={config.head_motion!r})")
     if data.x.shape[1] != len(config.channels):
         raise ValueError(f"the inputs have {data.x.shape[1]} channels but config.channels names {len(config.channels)}")
     try:  # before the run folder records the configuration

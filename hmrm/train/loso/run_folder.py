@@ -25,11 +25,12 @@ class RunMismatchError(DataError):
 
 def run_name(dataset: str, config, seeds: Sequence[int] | None = None) -> str:
     """The default name of a run folder, from what the run is:
-    ``<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<S>``, or ``...-seeds<A>-<B>`` for a run over the
+    ``<dataset>-<model>[-<ablation>]-<flow>[-headremoved]-e<epochs>-seed<S>``, or ``...-seeds<A>-<B>`` for a run over the
     training seeds ``seeds``. ``dataset`` may name its build too (``synthme_tiny3``)."""
     seed_part = f"seeds{seeds[0]}-{seeds[-1]}" if seeds else f"seed{config.seed}"
+    head = ["headremoved"] if getattr(config, "head_motion", "keep") == "remove" else []
     return "-".join([dataset, config.model] + ([config.ablation] if config.ablation else [])
-                    + [config.flow, f"e{config.epochs}", seed_part])
+                    + [config.flow, *head, f"e{config.epochs}", seed_part])
 
 
 def fold_dirname(subject: str) -> str:
@@ -43,9 +44,18 @@ def config_record(config, data, env: dict) -> dict:
             "data": data.describe(), "environment": env}
 
 
+def _field_defaults() -> dict:
+    from dataclasses import MISSING, fields
+
+    from .config import LOSOConfig
+
+    return {f.name: f.default for f in fields(LOSOConfig) if f.default is not MISSING}
+
+
 def _differences(old: dict, new: dict) -> list[str]:
     diffs = []
-    oc, nc = old.get("config", {}), new["config"]
+    # a field added to LOSOConfig after a run was made reads as its default there
+    oc, nc = {**_field_defaults(), **old.get("config", {})}, new["config"]
     for k in sorted(set(oc) | set(nc)):
         if k in FREE_FIELDS:
             continue
