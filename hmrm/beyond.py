@@ -95,7 +95,9 @@ def variant_runs(variants: dict[str, dict], out: str | Path, flow: str, models: 
                  progress: bool = True, workers: int | None = 1, log=print) -> list[dict]:
     """Train each model on each variant (run folders ``out/<variant>/<model>``, resumable) and compare
     every variant with the first one, paired over subjects. A variant is ``{"samples": [...]}`` plus
-    optionally ``"head_motion"`` (see :class:`~hmrm.train.LOSOConfig`). Returns one row per
+    optionally ``"head_motion"`` (see :class:`~hmrm.train.LOSOConfig`) and ``"flow"`` (instead of
+    ``flow``). A variant on other clips than the reference's (another SynthME build) is not paired:
+    its row has ``"difference": None`` and is read against the reference by the two intervals. Returns one row per
     (model, variant): UF1 / UAR with their intervals and the paired difference from the reference."""
     from .demo import recipe
     from .train.loso import LOSOData, run_loso
@@ -110,20 +112,23 @@ def variant_runs(variants: dict[str, dict], out: str | Path, flow: str, models: 
     for name in names:
         # one cache folder per variant: the cache is keyed by sample, and variants share sample keys
         v = variants[name]
-        head = v.get("head_motion", "keep")
-        data = LOSOData.from_samples(v["samples"], flow, input_size, cache_dir=base / f"variant-{name}",
+        head, vflow = v.get("head_motion", "keep"), v.get("flow", flow)
+        data = LOSOData.from_samples(v["samples"], vflow, input_size, cache_dir=base / f"variant-{name}",
                                      progress=progress, workers=workers or 0, head_motion=head)
         for model in models:
             t0 = time.perf_counter()
-            cfg = recipe_config(model, recipe(model, epochs), flow, input_size, seed=seed, head_motion=head)
+            cfg = recipe_config(model, recipe(model, epochs), vflow, input_size, seed=seed, head_motion=head)
             m = run_loso(data, cfg, out / name / model, progress=progress, figures=False, workers=workers).metrics
             h = m["honest"]
             row = {"model": model, "variant": name, "uf1": h["uf1"], "uar": h["uar"],
                    "uf1_interval": h["interval"]["uf1"], "uar_interval": h["interval"]["uar"], "run": str(out / name / model)}
             if name != names[0]:
-                d = paired_difference(run_predictions(out / name / model), run_predictions(out / names[0] / model),
-                                      len(data.classes))
-                row["difference"] = {k: d[k] for k in ("uf1", "uar")}
+                try:
+                    d = paired_difference(run_predictions(out / name / model), run_predictions(out / names[0] / model),
+                                          len(data.classes))
+                    row["difference"] = {k: d[k] for k in ("uf1", "uar")}
+                except ValueError:  # other clips: no pairing
+                    row["difference"] = None
             rows.append(row)
             log(f"{model} on {name}: UF1 {h['uf1']:.4f} UAR {h['uar']:.4f} ({time.perf_counter() - t0:.0f} s)")
     return rows
@@ -139,10 +144,11 @@ def variant_table(rows: Sequence[dict], extra: dict[str, dict[str, str]] | None 
     lines = []
     for r in sorted(rows, key=lambda r: MODELS.index(r["model"]) if r["model"] in MODELS else 99):
         d = r.get("difference")
+        first = "reference" if "difference" not in r else "not paired: other clips"
         lines.append(["HMRM" if r["model"] == "hmrm" else "STSTNet", r["variant"],
                       *[(extra or {}).get(r["variant"], {}).get(h, "") for h in extra_header],
                       format_interval(r["uf1"], r["uf1_interval"]), format_interval(r["uar"], r["uar_interval"]),
-                      "reference" if d is None else format_interval(d["uf1"]["difference"], d["uf1"]["interval"], True),
+                      first if d is None else format_interval(d["uf1"]["difference"], d["uf1"]["interval"], True),
                       "" if d is None else format_interval(d["uar"]["difference"], d["uar"]["interval"], True)])
     return markdown_table(["model", "variant", *extra_header, "UF1 [95%]", "UAR [95%]", "ΔUF1 vs reference [95%, paired]",
                            "ΔUAR [95%, paired]"], lines)
@@ -281,6 +287,37 @@ def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/bey
     summary = {"data": where, "flow": flow, "epochs": epochs, "errors": errors, "rows": rows}
     atomic_write_text(out / "head_motion.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / "head_motion.md", md)
+    if table is not None:
+        atomic_write_text(table, md)
+    summary["table"] = md
+    return summary
+
+
+def lowres_experiment(root="data/synthme", lowres_root="data/synthme_lowres", out: str | Path = "runs/beyond/lowres",
+                      flow: str = "dis_tuned", remedy: str = "dis_tuned_x2", models: Sequence[str] = MODELS,
+                      epochs: int | None = None, input_size: int = 64, cache_dir: str | Path | None = None,
+                      progress: bool = True, workers: int | None = 1, table: str | Path | None = None,
+                      log=print) -> dict:
+    """Low-resolution faces (``hmrm synthme --preset lowres``: SMIC-HS-like 136 px faces, half the
+    frames) against the default SynthME, and a remedy: ``remedy`` flow (default: tuned DIS on frames
+    enlarged 2x) on the low-resolution clips, paired with the plain flow on the same clips."""
+    from .data.synthme import load_synthme
+
+    out = Path(out)
+    low = load_synthme(lowres_root) if isinstance(lowres_root, (str, Path)) else lowres_root
+    full = load_synthme(root) if isinstance(root, (str, Path)) else root
+    variants = {"lowres": {"samples": low}, f"lowres_{remedy}": {"samples": low, "flow": remedy},
+                "default_size": {"samples": full}}
+    rows = variant_runs(variants, out, flow, models, epochs, input_size, cache_dir=cache_dir, progress=progress,
+                        workers=workers, log=log)
+    text = variant_table(rows)
+    md = (f"Low resolution: LOSO on a SMIC-HS-like SynthME ({lowres_root if isinstance(lowres_root, (str, Path)) else 'given'}, "
+          f"136 px faces, half the frames) with {flow} flow, the same with {remedy} flow (paired: the same clips), and "
+          f"the default SynthME ({root if isinstance(root, (str, Path)) else 'given'}, 256 px; other clips, read by the "
+          f"intervals); the demo's recipes{'' if epochs is None else f' with {epochs} epochs'}.\n\n{text}\n")
+    summary = {"flow": flow, "remedy": remedy, "epochs": epochs, "rows": rows}
+    atomic_write_text(out / "lowres.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "lowres.md", md)
     if table is not None:
         atomic_write_text(table, md)
     summary["table"] = md

@@ -249,6 +249,17 @@ def _cmd_beyond_head(args) -> int:
     return 0
 
 
+def _cmd_beyond_lowres(args) -> int:
+    from .beyond import lowres_experiment
+
+    s = lowres_experiment(args.synthme, args.lowres, args.out, flow=args.flow, remedy=args.remedy, models=args.models,
+                          epochs=args.epochs, input_size=args.input_size, cache_dir=args.cache_dir,
+                          progress=not args.quiet, workers=args.workers, table=args.table,
+                          log=lambda m: print(m, file=sys.stderr))
+    print(s["table"])
+    return 0
+
+
 #: LOSOConfig fields whose command-line flag is not ``--`` + the field name with dashes
 _FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_test_curve": "--no-test-curve"}
 
@@ -438,7 +449,7 @@ def _add_synthme(sub) -> None:
                        formatter_class=_Help)
     s.add_argument("--out", type=Path, default=DEFAULT_SYNTHME, help="folder to write the data set into")
     s.add_argument("--preset", default="default", choices=list(PRESETS),
-                   help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; head: head motion 2-5 px, several times the expression; tiny: 4 short clips per subject")
+                   help="default: peak motion 0.5-2 px; hard: 0.25-1 px with more head motion and noise; head: head motion 2-5 px, several times the expression; lowres: SMIC-HS-like 136 px faces, half the frames; tiny: 4 short clips per subject")
     s.add_argument("--subjects", type=_POSITIVE, default=None, help="use only the first N bank subjects (default: all)")
     s.add_argument("--clips-per-subject", type=_POSITIVE, default=None, help="override the preset's clips per subject (default preset: 16)")
     s.add_argument("--seed", type=_NON_NEGATIVE, default=None, help="random seed (default: 0, or the preset's)")
@@ -562,10 +573,10 @@ def _add_explain(sub) -> None:
 
 
 def _add_beyond(sub) -> None:
-    from .beyond import APEX_ESTIMATORS, apex_experiment, head_motion_experiment
-    from .features import METHODS
+    from .beyond import APEX_ESTIMATORS, apex_experiment, head_motion_experiment, lowres_experiment
+    from .features import METHODS, UPSCALED
 
-    b = sub.add_parser("beyond", help="the paper's named limits, measured on SynthME (apex, head motion)",
+    b = sub.add_parser("beyond", help="the paper's named limits, measured on SynthME (apex, head motion, low resolution)",
                        description="Experiments beyond the paper: each trains the demo's HMRM and STSTNet by LOSO on "
                        "variants of the same SynthME clips and compares every variant with the reference by a paired "
                        "bootstrap over subjects. Resumable: run folders under --out. Calibration and explanations "
@@ -595,6 +606,19 @@ def _add_beyond(sub) -> None:
                    "error_methods")), help="flow methods whose error is measured (gt: the exact flow, head included)")
     _beyond_options(h, head_motion_experiment, list(METHODS))
     h.set_defaults(func=_cmd_beyond_head)
+    lo = bsub.add_parser("lowres", formatter_class=_Help, help="low-resolution faces: the UF1 drop and a remedy",
+                         description="LOSO of each model on a SMIC-HS-like SynthME (build it with `hmrm synthme --preset "
+                         "lowres --out data/synthme_lowres`: 136 px faces, half the frames), on the same clips with a "
+                         "resolution-aware flow (--remedy; paired), and on the default SynthME (other clips: compare "
+                         "the intervals).")
+    lo.add_argument("--synthme", type=Path, default=_default(lowres_experiment, "root"), help="the default-size SynthME")
+    lo.add_argument("--lowres", type=Path, default=_default(lowres_experiment, "lowres_root"),
+                    help="a SynthME built with --preset lowres")
+    lo.add_argument("--out", type=Path, default=_default(lowres_experiment, "out"), help="run folders and tables")
+    lo.add_argument("--remedy", default=_default(lowres_experiment, "remedy"), choices=list(UPSCALED),
+                    help="flow on the low-resolution clips: estimated on frames enlarged 2x")
+    _beyond_options(lo, lowres_experiment, [m for m in METHODS if m != "gt"])
+    lo.set_defaults(func=_cmd_beyond_lowres)
 
 
 def _beyond_options(p, experiment, flows) -> None:

@@ -67,9 +67,14 @@ DEFAULT_SIZE = 112
 DEFAULT_CHANNELS = ("u", "v", "strain")
 #: Every channel :func:`flow_channels` can make.
 CHANNELS = ("u", "v", "mag", "strain")
-#: Flow methods: the classical ones (:data:`hmrm.flow.classic.METHODS`), the shipped GRU-AOFE, and SynthME's
-#: exact ground truth. The command line and the training configuration read their choices from here.
-METHODS = (*CLASSIC_METHODS, "gru_aofe", "gt")
+#: Resolution-aware variants for small faces: ``<method>_x2`` estimates on frames enlarged 2x (bicubic)
+#: and shrinks the flow back (area mean, vectors halved), so that the method's fixed-size patches and
+#: pyramid levels meet a face of the size they were tuned on.
+UPSCALED = {f"{m}_x2": m for m in ("dis_tuned", "tvl1")}
+#: Flow methods: the classical ones (:data:`hmrm.flow.classic.METHODS`), the shipped GRU-AOFE, SynthME's
+#: exact ground truth, and the upscaled variants. The command line and the training configuration read
+#: their choices from here.
+METHODS = (*CLASSIC_METHODS, "gru_aofe", "gt", *UPSCALED)
 #: Bumped whenever the way an entry is computed changes, so old cache entries are not reused.
 FEATURES_VERSION = 2
 
@@ -182,7 +187,15 @@ def _gru_aofe_sha() -> str:
 
 
 def estimate_flow(onset: np.ndarray, apex: np.ndarray, method: str) -> np.ndarray:
-    """Flow onset -> apex as (H, W, 2) float32 pixels with a classical method or ``gru_aofe``."""
+    """Flow onset -> apex as (H, W, 2) float32 pixels with a classical method, ``gru_aofe`` or an
+    upscaled variant (:data:`UPSCALED`)."""
+    if method in UPSCALED:
+        import cv2
+
+        h, w = onset.shape[:2]
+        big = [cv2.resize(np.ascontiguousarray(im), (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC) for im in (onset, apex)]
+        flow = estimate_flow(big[0], big[1], UPSCALED[method])
+        return (cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / 2).astype(np.float32)
     if method == "gru_aofe":
         return _gru_aofe(_gru_aofe_sha()).estimate(onset, apex)
     from .flow import classic_flow

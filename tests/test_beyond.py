@@ -71,3 +71,34 @@ def test_head_motion_experiment_measures_flow_error_and_both_switch_settings(tin
     assert {r["variant"] for r in s["rows"]} == {"keep", "remove"}
     cfg = json.loads((tmp_path / "hm" / "remove" / "ststnet" / "config.json").read_text())
     assert cfg["config"]["head_motion"] == "remove"
+
+
+def test_upscaled_flow_keeps_the_frame_size_and_the_motion():
+    from hmrm.features import UPSCALED, estimate_flow
+
+    rng = np.random.default_rng(0)
+    import cv2
+
+    base = cv2.GaussianBlur((rng.random((80, 80)) * 255).astype(np.uint8), (0, 0), 2)
+    onset = np.stack([base] * 3, -1)
+    apex = np.roll(onset, 1, axis=1)  # everything moves one pixel right
+    assert set(UPSCALED) >= {"dis_tuned_x2"}
+    f = estimate_flow(onset, apex, "dis_tuned_x2")
+    assert f.shape == (80, 80, 2) and f.dtype == np.float32
+    assert abs(float(np.median(f[10:-10, 10:-10, 0])) - 1.0) < 0.15 and abs(float(np.median(f[..., 1]))) < 0.15
+
+
+def test_lowres_experiment_pairs_the_remedy_and_not_the_other_build(tiny_synthme, tmp_path):
+    from hmrm.beyond import lowres_experiment
+    from hmrm.data.synthme import SynthConfig, build_synthme
+
+    low = tmp_path / "low"
+    build_synthme(low, SynthConfig.preset("lowres", clips_per_subject=4, frames=(8, 8)), max_subjects=2, progress=False,
+                  workers=1)
+    s = lowres_experiment(tiny_synthme, low, tmp_path / "lr", models=["ststnet"], epochs=1, flow="dis",
+                          remedy="dis_tuned_x2", cache_dir=tmp_path / "cache", progress=False, log=lambda m: None)
+    rows = {r["variant"]: r for r in s["rows"]}
+    assert set(rows) == {"lowres", "lowres_dis_tuned_x2", "default_size"}
+    assert rows["lowres_dis_tuned_x2"]["difference"] is not None  # same clips: paired
+    assert "difference" not in rows["lowres"]
+    assert "reference" in s["table"]

@@ -60,6 +60,9 @@ PRESETS: dict[str, dict] = {
     "hard": {"peak_px": (0.25, 1.0), "head_px": (0.5, 2.0), "head_rot_px": 0.8, "noise_sigma": (2.0, 4.0), "blink_prob": 0.5},
     # the head moves several times more than the expression: for measuring head-motion compensation
     "head": {"head_px": (2.0, 5.0), "head_rot_px": 3.0, "head_scale": 0.01},
+    # SMIC-HS-like: faces 136 px across instead of 256 (SMIC-HS's 150 x 190 px faces against CASME II's
+    # 280 x 340), every motion in pixels scaled alike, and half the frames (100 fps against 200)
+    "lowres": {"size": 136, "frames": (8, 12), "peak_px": (0.27, 1.06), "head_px": (0.16, 0.8), "head_rot_px": 0.32},
     # a few short clips of two subjects: for tests and quick notebook runs
     "tiny": {"clips_per_subject": 4, "frames": (16, 16)},
 }
