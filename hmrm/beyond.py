@@ -154,6 +154,24 @@ def variant_table(rows: Sequence[dict], extra: dict[str, dict[str, str]] | None 
                            "ΔUAR [95%, paired]"], lines)
 
 
+def _samples(root) -> tuple[list, str]:
+    """SynthME samples from a folder (or given as a list), and how to name them in a table."""
+    from .data.synthme import load_synthme
+
+    if isinstance(root, (str, Path)):
+        return load_synthme(root), str(root)
+    return root, f"{len(root)} SynthME clips"
+
+
+def _write_results(out: Path, stem: str, summary: dict, md: str, table) -> dict:
+    """``out/<stem>.json`` and ``out/<stem>.md`` (and ``table``), atomically; the summary with its table."""
+    atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / f"{stem}.md", md)
+    if table is not None:
+        atomic_write_text(table, md)
+    return {**summary, "table": md}
+
+
 def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
                     estimators: Sequence[str] = tuple(APEX_ESTIMATORS), flow: str = "dis_tuned",
                     models: Sequence[str] = MODELS, epochs: int | None = None, input_size: int = 64,
@@ -162,8 +180,6 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
     """The UF1 cost of each apex estimator against the true apex (the first of ``estimators``
     should be ``"true"``) on the SynthME folder ``root`` (or its loaded samples). Writes
     ``out/apex.json`` and ``out/apex.md`` (and the table to ``table``); returns the summary."""
-    from .data.synthme import load_synthme
-
     if flow == "gt":
         raise ValueError("flow 'gt' is SynthME's exact flow to the TRUE apex; an estimated apex needs an "
                          "estimated flow (dis_tuned, gru_aofe, tvl1, ...)")
@@ -171,8 +187,7 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
     if unknown:
         raise ValueError(f"unknown apex estimator(s) {unknown}; choose from {', '.join(APEX_ESTIMATORS)}")
     out = Path(out)
-    samples = load_synthme(root) if isinstance(root, (str, Path)) else root
-    where = str(root) if isinstance(root, (str, Path)) else f"{len(samples)} SynthME clips"
+    samples, where = _samples(root)
     apex = apex_estimates(samples, estimators, out / "apex_estimates.json", progress)
     true = np.array([s.apex for s in samples])
     errors = {}
@@ -189,15 +204,10 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
     text = variant_table(rows, extra, ["apex error (frames, mean)", "within 2 frames"])
     summary = {"data": where, "flow": flow, "epochs": epochs, "n_samples": len(samples), "errors": errors,
                "rows": rows}
-    atomic_write_text(out / "apex.json", json.dumps(summary, indent=1) + "\n")
     md = (f"Apex: the true apex against estimated ones; {flow} flow, LOSO on {where}, the demo's recipes"
           f"{'' if epochs is None else f' with {epochs} epochs'}. Paired differences: the same clips and subjects "
           f"resampled for both rows.\n\n{text}\n")
-    atomic_write_text(out / "apex.md", md)
-    if table is not None:
-        atomic_write_text(table, md)
-    summary["table"] = text
-    return summary
+    return _write_results(out, "apex", summary, md, table)
 
 
 def _subject_interval(sums: np.ndarray, counts: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> list[float]:
@@ -262,13 +272,11 @@ def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/bey
     """Head-motion compensation on a SynthME whose head moves more than its faces (``hmrm synthme
     --preset head``): flow EPE against the expression-only truth with and without it, and LOSO
     UF1 / UAR of each model on ``flow`` with ``head_motion`` keep and remove, paired over subjects."""
-    from .data.synthme import load_synthme
     from .markdown import markdown_table
     from .train.stats import format_interval
 
     out = Path(out)
-    samples = load_synthme(root) if isinstance(root, (str, Path)) else root
-    where = str(root) if isinstance(root, (str, Path)) else f"{len(samples)} SynthME clips"
+    samples, where = _samples(root)
     errors = head_motion_flow_errors(samples, error_methods, progress)
     epe = markdown_table(
         ["flow", "expression (mean size)", "head motion (mean size)", "EPE as estimated [95%]", "EPE, head motion removed [95%]",
@@ -285,12 +293,7 @@ def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/bey
           f"expression-only flow (pixels, {errors[0]['clips']} clips; intervals over subjects):\n\n{epe}\n\n"
           f"Recognition, head motion kept (reference) and removed (paired over subjects):\n\n{loso}\n")
     summary = {"data": where, "flow": flow, "epochs": epochs, "errors": errors, "rows": rows}
-    atomic_write_text(out / "head_motion.json", json.dumps(summary, indent=1) + "\n")
-    atomic_write_text(out / "head_motion.md", md)
-    if table is not None:
-        atomic_write_text(table, md)
-    summary["table"] = md
-    return summary
+    return _write_results(out, "head_motion", summary, md, table)
 
 
 def lowres_experiment(root="data/synthme", lowres_root="data/synthme_lowres", out: str | Path = "runs/beyond/lowres",
@@ -301,24 +304,16 @@ def lowres_experiment(root="data/synthme", lowres_root="data/synthme_lowres", ou
     """Low-resolution faces (``hmrm synthme --preset lowres``: SMIC-HS-like 136 px faces, half the
     frames) against the default SynthME, and a remedy: ``remedy`` flow (default: tuned DIS on frames
     enlarged 2x) on the low-resolution clips, paired with the plain flow on the same clips."""
-    from .data.synthme import load_synthme
-
     out = Path(out)
-    low = load_synthme(lowres_root) if isinstance(lowres_root, (str, Path)) else lowres_root
-    full = load_synthme(root) if isinstance(root, (str, Path)) else root
+    (low, low_where), (full, full_where) = _samples(lowres_root), _samples(root)
     variants = {"lowres": {"samples": low}, f"lowres_{remedy}": {"samples": low, "flow": remedy},
                 "default_size": {"samples": full}}
     rows = variant_runs(variants, out, flow, models, epochs, input_size, cache_dir=cache_dir, progress=progress,
                         workers=workers, log=log)
     text = variant_table(rows)
-    md = (f"Low resolution: LOSO on a SMIC-HS-like SynthME ({lowres_root if isinstance(lowres_root, (str, Path)) else 'given'}, "
+    md = (f"Low resolution: LOSO on a SMIC-HS-like SynthME ({low_where}, "
           f"136 px faces, half the frames) with {flow} flow, the same with {remedy} flow (paired: the same clips), and "
-          f"the default SynthME ({root if isinstance(root, (str, Path)) else 'given'}, 256 px; other clips, read by the "
-          f"intervals); the demo's recipes{'' if epochs is None else f' with {epochs} epochs'}.\n\n{text}\n")
+          f"the default SynthME ({full_where}, 256 px; paired when its subjects and labels match the "
+          f"low-resolution build's, as with the same seed); the demo's recipes{'' if epochs is None else f' with {epochs} epochs'}.\n\n{text}\n")
     summary = {"flow": flow, "remedy": remedy, "epochs": epochs, "rows": rows}
-    atomic_write_text(out / "lowres.json", json.dumps(summary, indent=1) + "\n")
-    atomic_write_text(out / "lowres.md", md)
-    if table is not None:
-        atomic_write_text(table, md)
-    summary["table"] = md
-    return summary
+    return _write_results(out, "lowres", summary, md, table)
