@@ -212,13 +212,13 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
 
 def _subject_interval(sums: np.ndarray, counts: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> list[float]:
     """95 % bootstrap interval over subjects of ``sum(sums) / sum(counts)`` (per-subject arrays)."""
-    from .train.stats import CONFIDENCE, _interval
+    from .train.stats import CONFIDENCE, subject_interval
 
     def stat(i, axis=-1):
         i = np.moveaxis(i, axis, -1)
         return sums[i].sum(-1) / counts[i].sum(-1)
 
-    return _interval(stat, len(sums), seed, n_resamples, CONFIDENCE)
+    return subject_interval(stat, len(sums), seed, n_resamples, CONFIDENCE)
 
 
 def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned", "gru_aofe"),

@@ -117,7 +117,7 @@ class Explanations:
     def summary(self, n_resamples: int = 10_000, seed: int = 0) -> dict:
         """Hit rate of each map, chance, and the paired difference hit - chance with its 95 % interval
         over held-out subjects (clips with no moved region are left out)."""
-        from .train.stats import CONFIDENCE, _interval
+        from .train.stats import CONFIDENCE, subject_interval
 
         keep = np.array([len(m) > 0 for m in self.moved])
         g = np.asarray(self.groups, dtype=object)[keep]
@@ -134,10 +134,10 @@ class Explanations:
                 p = per[np.moveaxis(i, axis, -1)].sum(-2)
                 return (p[..., 0] - col * p[..., 1]) / p[..., 2]
 
-            out[which] = {"hit_rate": float(h.mean()), "hit_interval": _interval(stat, len(subjects), seed, n_resamples,
+            out[which] = {"hit_rate": float(h.mean()), "hit_interval": subject_interval(stat, len(subjects), seed, n_resamples,
                                                                                  CONFIDENCE),
                           "minus_chance": float(h.mean() - chance.mean()),
-                          "minus_chance_interval": _interval(lambda i, axis=-1: stat(i, axis, 1), len(subjects), seed,
+                          "minus_chance_interval": subject_interval(lambda i, axis=-1: stat(i, axis, 1), len(subjects), seed,
                                                              n_resamples, CONFIDENCE),
                           "top_region_counts": {r: int(c) for r, c in zip(REGION_NAMES, np.bincount(
                               (self.saliency_regions if which == "saliency" else self.attention_regions)[keep].argmax(1),
@@ -151,12 +151,11 @@ def _fold_model(run_dir: Path, subject: str, config, data, train_idx):
 
     from .train.checkpoint import load_checkpoint
     from .train.loso import build_fold_model, fold_dirname
+    from .train.loso.fold import input_scale
 
     model = build_fold_model(config, len(data.classes), data.x.shape[1])
     load_checkpoint(run_dir / "folds" / fold_dirname(subject) / "checkpoint.pt", {"model": model}, torch.device("cpu"))
-    xtr = data.x[train_idx].astype(np.float64)
-    rms = np.sqrt((xtr ** 2).mean(axis=(0, 2, 3)))
-    return model, np.where(rms > 0, rms, 1.0).astype(np.float32)
+    return model, input_scale(data.x[train_idx])
 
 
 def explain_run(run_dir, data, samples, progress: bool = True) -> Explanations:

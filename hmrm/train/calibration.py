@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..utils import atomic_write_text
-from .stats import CONFIDENCE, N_RESAMPLES, _interval
+from .stats import CONFIDENCE, N_RESAMPLES, subject_interval
 
 N_BINS = 10
 LOW_CONFIDENCE = 0.5
@@ -158,7 +158,7 @@ class Calibration:
             return lambda i, axis=-1: _ece_of_sums(per[which][np.moveaxis(i, axis, -1)].sum(-3))
 
         diff = lambda i, axis=-1: ece_stat("calibrated")(i, axis) - ece_stat("raw")(i, axis)  # noqa: E731
-        iv = lambda f: _interval(f, len(subjects), seed, n_resamples, CONFIDENCE)  # noqa: E731
+        iv = lambda f: subject_interval(f, len(subjects), seed, n_resamples, CONFIDENCE)  # noqa: E731
         out: dict = {"what": "temperature scaling, one temperature per held-out subject fitted on the other "
                              "subjects' held-out predictions (the test subject's labels are never used)",
                      "n_bins": self.n_bins, "confidence": CONFIDENCE, "n_resamples": n_resamples,
@@ -193,6 +193,14 @@ def calibrate(keys, truth, probs, groups, threshold: float = LOW_CONFIDENCE, n_b
     return Calibration(list(keys), list(groups), truth, raw, softmax(z / t_row[:, None]), temps, threshold, n_bins)
 
 
+def calibrate_folds(folds: Sequence[dict], threshold: float = LOW_CONFIDENCE, n_bins: int = N_BINS) -> Calibration:
+    """Calibrate the pooled held-out predictions of finished folds (their ``result.json`` records)."""
+    folds = sorted(folds, key=lambda r: r["subject"])
+    return calibrate([k for r in folds for k in r["keys"]], [t for r in folds for t in r["true"]],
+                     [p for r in folds for p in r["probs"]], [r["subject"] for r in folds for _ in r["true"]],
+                     threshold, n_bins)
+
+
 def read_run_probs(run_dir) -> tuple[list[str], list[int], list[list[float]], list[str], list[str]]:
     """``(keys, truth, probs, groups, classes)`` of a LOSO run folder's finished folds."""
     from .loso.run_folder import finished_folds
@@ -201,9 +209,14 @@ def read_run_probs(run_dir) -> tuple[list[str], list[int], list[list[float]], li
     folds = finished_folds(run_dir)
     keys, truth = [k for r in folds for k in r["keys"]], [t for r in folds for t in r["true"]]
     probs, groups = [p for r in folds for p in r["probs"]], [r["subject"] for r in folds for _ in r["true"]]
-    config = run_dir / "config.json"
+    return keys, truth, probs, groups, _classes(run_dir, len(probs[0]))
+
+
+def _classes(run_dir: Path, n: int) -> list[str]:
+    """The class names in a run folder's ``config.json`` (``0``, ``1`` ... without one)."""
+    config = Path(run_dir) / "config.json"
     classes = json.loads(config.read_text()).get("data", {}).get("classes") if config.exists() else None
-    return keys, truth, probs, groups, classes or [str(i) for i in range(len(probs[0]))]
+    return classes or [str(i) for i in range(n)]
 
 
 def calibrated_csv(cal: Calibration, classes: Sequence[str]) -> str:
@@ -225,8 +238,10 @@ def calibrate_run(run_dir, threshold: float = LOW_CONFIDENCE, n_bins: int = N_BI
     """Calibrate a LOSO run folder: writes ``calibrated_predictions.csv``, ``calibration.json`` and
     (with ``figure``) ``reliability.png`` into it, atomically, and returns the summary."""
     run_dir = Path(run_dir)
-    keys, truth, probs, groups, classes = read_run_probs(run_dir)
-    cal = calibrate(keys, truth, probs, groups, threshold, n_bins)
+    from .loso.run_folder import finished_folds
+
+    cal = calibrate_folds(finished_folds(run_dir), threshold, n_bins)
+    classes = _classes(run_dir, len(cal.raw[0]))
     summary = cal.summary(n_resamples=n_resamples)
     atomic_write_text(run_dir / "calibrated_predictions.csv", calibrated_csv(cal, classes))
     atomic_write_text(run_dir / "calibration.json", json.dumps(summary, indent=2) + "\n")

@@ -64,7 +64,9 @@ def scores_of_confusions(cms: np.ndarray) -> dict[str, np.ndarray]:
     return {"uf1": f1.sum(-1) / in_f1.sum(-1), "uar": rec.sum(-1) / in_rec.sum(-1)}
 
 
-def _interval(statistic, n_subjects: int, seed: int, n_resamples: int, confidence: float) -> list[float]:
+def subject_interval(statistic, n_subjects: int, seed: int, n_resamples: int, confidence: float) -> list[float]:
+    """The percentile bootstrap interval of ``statistic(idx, axis)``, a vectorised function of resampled
+    subject indices (``idx`` draws ``n_subjects`` of ``0..n_subjects-1`` with replacement)."""
     from scipy.stats import bootstrap
 
     res = bootstrap((np.arange(n_subjects),), statistic, n_resamples=n_resamples, confidence_level=confidence,
@@ -82,7 +84,7 @@ def bootstrap_scores(truth: Sequence[int], pred: Sequence[int], groups: Sequence
         def statistic(idx, axis=-1, key=key):
             return scores_of_confusions(cms[np.moveaxis(idx, axis, -1)].sum(-3))[key]
 
-        out[key] = _interval(statistic, len(subjects), seed, n_resamples, confidence)
+        out[key] = subject_interval(statistic, len(subjects), seed, n_resamples, confidence)
     return out
 
 
@@ -112,7 +114,7 @@ def paired_difference(a: tuple, b: tuple, n_classes: int, n_resamples: int = N_R
             return scores_of_confusions(ca[i].sum(-3))[key] - scores_of_confusions(cb[i].sum(-3))[key]
 
         out[key] = {"difference": float(full_a[key] - full_b[key]),
-                    "interval": _interval(statistic, len(subjects), seed, n_resamples, confidence)}
+                    "interval": subject_interval(statistic, len(subjects), seed, n_resamples, confidence)}
     return out
 
 

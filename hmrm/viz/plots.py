@@ -71,12 +71,13 @@ def plot_reliability(summary: Mapping, title: str = "", out: str | Path | None =
         conf = np.array([np.nan if c is None else c for c in r["confidence"]])
         ax.bar(lo, np.nan_to_num(acc), width=up - lo, align="edge", color="#9ecae1", edgecolor="white",
                label="share right")
-        ax.scatter(conf, acc, s=12 + 4 * np.asarray(r["count"]), color="#08519c", zorder=3, label="mean confidence")
-        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+        ax.scatter(conf, acc, s=12 + 4 * np.asarray(r["count"]), color="#08519c", zorder=3, clip_on=False,
+                   label="bin: mean confidence (area: clips)")
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)",
                title=f"{key}: ECE {s['ece']:.3f} [{s['ece_interval'][0]:.2f}, {s['ece_interval'][1]:.2f}]")
     axes[0].set_ylabel("share of predictions right")
-    axes[0].legend(loc="upper left", fontsize=8)
+    axes[0].legend(loc="upper left", fontsize=7, markerscale=0.4)
     if title:
         fig.suptitle(f"{title} (median T = {summary['temperature']['median']:.2f})")
     save_figure(fig, out)

@@ -37,6 +37,13 @@ def _seed_torch(value: int) -> None:
     torch.manual_seed(value)  # seeds every CUDA device too
 
 
+def input_scale(x_train: np.ndarray) -> np.ndarray:
+    """Per-channel RMS of a fold's training inputs (1 where a channel is all zero): what the fold
+    divides every input by."""
+    rms = np.sqrt((x_train.astype(np.float64) ** 2).mean(axis=(0, 2, 3)))
+    return np.where(rms > 0, rms, 1.0).astype(np.float32)
+
+
 class Fold:
     """Training and prediction of one fold; see the module docstring for what it may read."""
 
@@ -52,8 +59,7 @@ class Fold:
         dev = self.device
         xtr = data.x[train_idx]
         # everything below is computed from the training fold only
-        rms = np.sqrt((xtr.astype(np.float64) ** 2).mean(axis=(0, 2, 3)))
-        self.scale = np.where(rms > 0, rms, 1.0).astype(np.float32)
+        self.scale = input_scale(xtr)
         self.ytr_np = data.labels[train_idx]
         self.cw = class_weights(self.ytr_np, len(data.classes))
         self.xtr = torch.from_numpy(xtr).to(dev)

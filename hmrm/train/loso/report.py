@@ -87,11 +87,9 @@ def _calibration(results: Sequence[dict]):
     fewer than two subjects are done (a temperature is fitted on the other subjects)."""
     if len(results) < 2:
         return None
-    from ..calibration import calibrate
+    from ..calibration import calibrate_folds
 
-    results = sorted(results, key=lambda r: r["subject"])
-    return calibrate([k for r in results for k in r["keys"]], [t for r in results for t in r["true"]],
-                     [p for r in results for p in r["probs"]], [r["subject"] for r in results for _ in r["true"]])
+    return calibrate_folds(results)
 
 
 def _predictions_csv(results: Sequence[dict], classes: Sequence[str], cal=None) -> str:
