@@ -607,10 +607,10 @@ def _add_beyond(sub) -> None:
     _beyond_options(h, head_motion_experiment, list(METHODS))
     h.set_defaults(func=_cmd_beyond_head)
     lo = bsub.add_parser("lowres", formatter_class=_Help, help="low-resolution faces: the UF1 drop and a remedy",
-                         description="LOSO of each model on a SMIC-HS-like SynthME (build it with `hmrm synthme --preset "
-                         "lowres --out data/synthme_lowres`: 136 px faces, half the frames), on the same clips with a "
-                         "resolution-aware flow (--remedy; paired), and on the default SynthME (other clips: compare "
-                         "the intervals).")
+                         description="Flow accuracy against SynthME's exact flow, and LOSO of each model, on a "
+                         "SMIC-HS-like SynthME (build it with `hmrm synthme --preset lowres --out data/synthme_lowres`: "
+                         "136 px faces, half the frames), on the same clips with a resolution-aware flow (--remedy; "
+                         "paired), and on the default SynthME (paired when built with the same seed).")
     lo.add_argument("--synthme", type=Path, default=_default(lowres_experiment, "root"), help="the default-size SynthME")
     lo.add_argument("--lowres", type=Path, default=_default(lowres_experiment, "lowres_root"),
                     help="a SynthME built with --preset lowres")

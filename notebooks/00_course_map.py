@@ -58,7 +58,7 @@ SHIFT_PX = (0.5, -0.3)         # (dx, dy) motion the self-check makes and measur
 # | 07 encoder and RFFS | multi-grain patches, the grained Mamba encoder, region fusion | ready |
 # | 08 LOSO training | leave-one-subject-out training and honest scores | ready |
 # | 09 results and efficiency | the paper's tables beside ours | ready |
-# | 10 beyond the paper | the paper's named limits measured on SynthME: calibrated confidence, explanations checked against true action units, the cost of an estimated apex, head-motion compensation | ready (low resolution: `hmrm beyond lowres`, not yet in the chapter) |
+# | 10 beyond the paper | the paper's named limits measured on SynthME: calibrated confidence, explanations checked against true action units, the cost of an estimated apex, head-motion compensation, small faces and a resolution-aware flow | ready |
 #
 # ## Data
 #

@@ -102,3 +102,24 @@ def test_lowres_experiment_pairs_the_remedy_and_not_the_other_build(tiny_synthme
     assert rows["lowres_dis_tuned_x2"]["difference"] is not None  # same clips: paired
     assert "difference" not in rows["lowres"]
     assert "reference" in s["table"]
+    acc = {(r["size"], r["method"]) for r in s["accuracy"]}
+    assert acc == {(136, "dis"), (136, "dis_tuned_x2"), (256, "dis"), (256, "dis_tuned_x2")}
+    assert "EPE / motion" in s["table"]
+
+
+def test_flow_accuracy_is_zero_for_the_exact_flow_and_scales_with_the_input(tiny_synthme):
+    from hmrm.beyond import flow_accuracy, flow_accuracy_table
+    from hmrm.data.synthme import load_synthme
+
+    samples = load_synthme(tiny_synthme)
+    gt, dis = flow_accuracy(samples, ("gt", "dis"), input_size=64, progress=False)
+    assert gt["epe"] < 1e-6 and gt["input_epe"] < 1e-6 and gt["relative"] < 1e-6
+    assert dis["epe"] > 0.01 and dis["motion"] == gt["motion"] > 0
+    assert abs(dis["relative"] - dis["epe"] / dis["motion"]) < 1e-12
+    assert dis["relative_interval"][0] <= dis["relative"] <= dis["relative_interval"][1]
+    # shrinking 256 px to 64 px divides every vector by 4: the true motion at the input is about a quarter
+    assert 0.2 < dis["input_motion"] / dis["motion"] < 0.3
+    assert dis["clips"] == len(samples) and dis["size"] == 256
+    one = flow_accuracy(samples[:1], ("dis",), progress=False)[0]  # one subject: no interval, no error
+    assert np.isnan(one["epe_interval"]).all() and one["epe"] > 0
+    assert "| dis |" in flow_accuracy_table([gt, dis], ["a", "b"])
