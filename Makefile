@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	# facenet-pytorch pins torch<2.3, numpy<2 and Pillow<10.3 in its metadata but works with
 	# current releases: install it without its pins (never run `pip check` here).
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0

@@ -312,7 +312,7 @@ def _loso_config(args):
 
 def _cmd_loso(args) -> int:
     from .data.datasets import training_samples
-    from .train.loso import run_loso, run_name
+    from .train.loso import EngineError, run_loso, run_name
     from .utils import pick_device
 
     if args.threads:
@@ -339,8 +339,9 @@ def _cmd_loso(args) -> int:
         if args.seeds:
             return _loso_seeds(samples, config, run_dir, args)
         res = run_loso(samples, config, run_dir, progress=not args.quiet, max_minutes=args.max_minutes,
-                       cache_dir=args.cache_dir, prepared=args.prepared, workers=args.workers)
-    except ValueError as exc:  # model options that do not build a network, inputs that do not fit the options
+                       cache_dir=args.cache_dir, prepared=args.prepared, workers=args.workers,
+                       engine=args.engine or "local", address=args.address)
+    except (ValueError, EngineError) as exc:  # options that do not build a network or do not fit; Ray missing or failing
         print(f"hmrm loso: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -362,7 +363,8 @@ def _loso_seeds(samples, config, run_dir: Path, args) -> int:
 
     summary = run_loso_seeds(samples, config, run_dir, range(args.seed, args.seed + args.seeds),
                              cache_dir=args.cache_dir, prepared=args.prepared, progress=not args.quiet,
-                             max_minutes=args.max_minutes, workers=args.workers)
+                             max_minutes=args.max_minutes, workers=args.workers, engine=args.engine or "local",
+                             address=args.address)
     print(format_seeds(summary))
     print(f"\nrun folders: {run_dir}/seed<S>/; summary: {run_dir}/seeds.json")
     return 0
@@ -371,8 +373,14 @@ def _loso_seeds(samples, config, run_dir: Path, args) -> int:
 def _cmd_reproduce(args) -> int:
     from .train.reproduce import reproduce
 
-    runs = reproduce(args.configs, args.out, data_root=args.data_root, prepared=args.prepared, device=args.device,
-                     epochs=args.epochs, dry_run=args.dry_run)
+    from .train.loso import EngineError
+
+    try:
+        runs = reproduce(args.configs, args.out, data_root=args.data_root, prepared=args.prepared, device=args.device,
+                         epochs=args.epochs, dry_run=args.dry_run, engine=args.engine, address=args.address)
+    except EngineError as exc:
+        print(f"hmrm reproduce: error: {exc}", file=sys.stderr)
+        return 2
     if not args.dry_run:
         print(f"\nexecuted notebooks and run folders under {args.out}")
     return 0 if args.dry_run or all(r.state == "done" for r in runs) else 1
@@ -739,7 +747,22 @@ def _loso_run_options(g, defaults: dict) -> None:
     g.add_argument("--no-test-curve", action="store_true",
                    help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
     _machine_options(g, "processes that train folds side by side on a CPU, one thread each (default: one per core; "
-                     "the results are the same bits whatever the number)")
+                     "the results are the same bits whatever the number); with --engine ray and no --address, the "
+                     "CPUs of the Ray instance started here")
+    _engine_options(g)
+
+
+def _engine_options(g) -> None:
+    """--engine and --address of the commands that can train folds on Ray (loso, reproduce)."""
+    from .train.loso import ENGINES
+
+    g.add_argument("--engine", choices=ENGINES, default=None,
+                   help="local: folds on this machine; ray: every fold a Ray task on the cluster at --address (or on "
+                   "a Ray instance started here), writing into the same run folder, which must be on a path every "
+                   "machine sees; a lost worker's fold continues from its checkpoint. Same results either way. "
+                   "Needs the ray extra: pip install -e '.[ray]' (default: local)")
+    g.add_argument("--address", default=None,
+                   help="with --engine ray: a running cluster's address, HEAD:6379 (`ray start --head` prints it)")
 
 
 def _machine_options(g, workers_help: str) -> None:
@@ -813,6 +836,7 @@ def _add_reproduce(sub) -> None:
     rp.add_argument("--epochs", type=_POSITIVE, default=None,
                     help="override EPOCHS of every config (a run folder made with other epochs is refused: use another --out)")
     rp.add_argument("--dry-run", action="store_true", help="list the planned runs and their state (todo, resume, done); run nothing")
+    _engine_options(rp)
     rp.set_defaults(func=_cmd_reproduce)
 
 

@@ -61,6 +61,15 @@ def _fused_scan():
     return f"numba {numba.__version__}; the compiled CPU selective scan runs"
 
 
+def _ray():
+    from .train.loso.ray_engine import RAY_INSTALL, ray_available
+
+    version = ray_available()
+    if version is None:
+        raise RuntimeError(f"not installed; --engine ray (folds as tasks on a cluster) needs it: {RAY_INSTALL}")
+    return f"ray {version}; hmrm loso / reproduce --engine ray can train folds on a Ray cluster"
+
+
 def _opencv():
     import cv2
 
@@ -126,6 +135,7 @@ def run_doctor() -> int:
         _check("CUDA", _cuda, required=False)
         _check("mamba-ssm kernel", _mamba, required=False)
         _check("fused CPU scan", _fused_scan, required=False)
+        _check("Ray (optional)", _ray, required=False)
         ok &= _check("opencv-contrib", _opencv)
         ok &= _check("dlib model", _dlib)
         ok &= _check("MTCNN weights", _mtcnn)

@@ -110,10 +110,12 @@ def _other_parameters() -> dict:
     from ..data.classes import SCHEMES
     from ..data.datasets import DATASET_NAMES
     from ..options import at_least, one_of
+    from .loso import ENGINES
 
     return {"DATASET": (str, one_of(*DATASET_NAMES)), "DATA_ROOT": (str | None, None), "PREPARED": (str | None, None),
             "CLASS_SCHEME": (str | None, one_of(*SCHEMES)), "THREADS": (int, at_least(0)),
-            "WORKERS": (int | None, at_least(1)), "RUN_DIR": (str | None, None)}
+            "WORKERS": (int | None, at_least(1)), "RUN_DIR": (str | None, None),
+            "ENGINE": (str, one_of(*ENGINES)), "RAY_ADDRESS": (str | None, None)}
 
 
 def config_from_parameters(params: dict):
@@ -174,8 +176,10 @@ def _is_done(metrics: dict | None, params: dict) -> bool:
 
 
 def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
-         device: str | None = None, epochs: int | None = None) -> list[PlannedRun]:
-    """Resolve every config into a :class:`PlannedRun` (nothing runs; errors come before any training)."""
+         device: str | None = None, epochs: int | None = None, engine: str | None = None,
+         address: str | None = None) -> list[PlannedRun]:
+    """Resolve every config into a :class:`PlannedRun` (nothing runs; errors come before any training).
+    ``engine`` and ``address`` override ENGINE and RAY_ADDRESS of every config (folds as Ray tasks)."""
     if not configs:
         raise ReproduceError(f"no config given. Available configs: {_available_configs()}")
     parameters = notebook_parameters()
@@ -195,6 +199,10 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
             params["DEVICE"], overridden = device, overridden | {"DEVICE"}
         if epochs is not None:
             params["EPOCHS"], overridden = epochs, overridden | {"EPOCHS"}
+        if engine is not None:
+            params["ENGINE"], overridden = engine, overridden | {"ENGINE"}
+        if address is not None:
+            params["RAY_ADDRESS"], overridden = address, overridden | {"RAY_ADDRESS"}
         try:
             config_from_parameters(params)
         except OptionError as exc:
@@ -234,11 +242,16 @@ def _score_line(metrics: dict | None) -> str:
 
 def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
               device: str | None = None, epochs: int | None = None, dry_run: bool = False,
-              log: Callable[[str], None] = print) -> list[PlannedRun]:
+              log: Callable[[str], None] = print, engine: str | None = None,
+              address: str | None = None) -> list[PlannedRun]:
     """Run the job notebook for every config not yet done (see the module docstring); return the plan
     with each run's metrics. A failing notebook raises :class:`ReproduceError` naming the executed
     notebook, which holds the traceback."""
-    runs = plan(configs, out, data_root, prepared, device, epochs)
+    runs = plan(configs, out, data_root, prepared, device, epochs, engine, address)
+    if any(r.parameters.get("ENGINE") == "ray" for r in runs):
+        from .loso.ray_engine import import_ray
+
+        import_ray()  # say how to install it before any notebook runs
     for r in runs:
         log(("plan " if dry_run else "") + r.describe())
     if dry_run:

@@ -38,6 +38,8 @@ AMP = False                     # mixed precision on CUDA
 DEVICE = "auto"                 # auto, cpu, cuda, cuda:N
 THREADS = 0                     # CPU threads for torch outside the folds, 0 for the torch default
 WORKERS = 1                     # processes training folds side by side on a CPU (None: one per core); same results
+ENGINE = "local"                # local (this machine), or ray: every fold a task on a Ray cluster; same results
+RAY_ADDRESS = None              # ray: the cluster's address (HEAD:6379); None: a Ray instance on this machine with WORKERS CPUs
 SEED = 0
 RUN_DIR = None                  # None: a folder under the hmrm cache named after the settings
 
@@ -73,7 +75,8 @@ print(json.dumps(config.to_dict(), indent=1))
 print("run folder:", run_dir)
 
 # %%
-result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS, progress=False)  # papermill shows no live bar
+result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS, engine=ENGINE, address=RAY_ADDRESS,
+                  progress=False)  # papermill shows no live bar
 print(result.table())
 
 # %%

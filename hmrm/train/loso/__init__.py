@@ -2,7 +2,7 @@
 
 One job per module: :mod:`.config` (what a run is), :mod:`.data` (its inputs and splits),
 :mod:`.run_folder` (the folder and its checks), :mod:`.fold` (one fold's training and prediction),
-:mod:`.workers` (folds side by side), :mod:`.report` (pooled scores and tables), :mod:`.harness`
+:mod:`.workers` (folds side by side), :mod:`.ray_engine` (folds as tasks on a Ray cluster), :mod:`.report` (pooled scores and tables), :mod:`.harness`
 (``run_loso``, which ties them together).
 
 ::
@@ -47,6 +47,10 @@ Choices (the paper gives none of them beyond AdamW, lr 5e-4 and 1000 epochs)
   Since a fold always runs on one thread and depends only on (seed, fold), the results are the
   same bits whatever the number of workers. On CUDA the folds run one after the other in the
   calling process.
+* **Folds on a cluster.** ``engine="ray"`` makes every fold a Ray task (one CPU, one GPU on
+  CUDA, one thread) on the machines of a Ray cluster, writing into the same run folder on a shared
+  path; a fold whose worker dies is run again from its last checkpoint (:mod:`.ray_engine`). The
+  results are the same bits as the local engine's.
 
 The run folder
 --------------
@@ -63,10 +67,11 @@ from .data import LOSOData, loso_splits
 from .harness import run_loso
 from .report import BEST_EPOCH_NOTE, LOSOResult, aggregate, format_metrics, read_run
 from .run_folder import FREE_FIELDS, RUN_FORMAT, RunMismatchError, fold_dirname, run_name
+from .ray_engine import ENGINES, EngineError
 from .workers import cpu_cores, fold_workers
 
 __all__ = [
-    "BEST_EPOCH_NOTE", "FOLD_THREADS", "FREE_FIELDS", "LOSOConfig", "LOSOData", "LOSOResult", "RUN_FORMAT",
+    "BEST_EPOCH_NOTE", "ENGINES", "EngineError", "FOLD_THREADS", "FREE_FIELDS", "LOSOConfig", "LOSOData", "LOSOResult", "RUN_FORMAT",
     "RunMismatchError", "aggregate", "build_fold_model", "cpu_cores", "fold_dirname", "fold_workers", "format_metrics",
     "loso_splits", "read_run", "resolve_environment", "run_loso", "run_name",
 ]

@@ -11,6 +11,7 @@ from ...utils import folder_lock
 from .config import LOSOConfig, build_fold_model, resolve_environment
 from .data import LOSOData, loso_splits
 from .fold import Fold, Stopped
+from .ray_engine import ENGINES, import_ray, train_on_ray
 from .report import LOSOResult, write_outputs
 from .run_folder import RUN_FORMAT, config_record, fold_dirname, open_run_dir, read_fold_result
 from .workers import fold_threads, fold_workers, train_in_workers
@@ -19,7 +20,8 @@ from .workers import fold_threads, fold_workers, train_in_workers
 def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progress: bool = True,
              stop: Callable[[str, int], bool] | None = None, max_minutes: float | None = None,
              cache_dir: str | Path | None = None, prepared: str | Path | None = None,
-             figures: bool = True, workers: int | None = 1) -> LOSOResult:
+             figures: bool = True, workers: int | None = 1, engine: str = "local",
+             address: str | None = None) -> LOSOResult:
     """Run (or continue) a LOSO evaluation into ``run_dir`` and return its scores.
 
     ``samples_or_inputs``: a list of :class:`~hmrm.data.records.Sample` (their flow inputs are built
@@ -31,8 +33,18 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
     ``figures``: also draw ``training.png`` and ``confusion.png`` at the end. ``workers``: processes
     that train folds side by side on a CPU (1: every fold in the calling process; None: one per
     core; see the module docstring; the results do not depend on it). A ``stop`` hook runs every
-    fold in the calling process.
+    fold in the calling process. ``engine``: "local" (the above) or "ray" (every fold a Ray task, on
+    the cluster at ``address`` or, without one, on a Ray instance started here with ``workers``
+    CPUs; :mod:`hmrm.train.loso.ray_engine`); the results are the same bits either way.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        if stop is not None:
+            raise ValueError("a stop hook needs engine='local' (Ray tasks stop at max_minutes only)")
+        import_ray()  # before any work: say how to install it
+    elif address is not None:
+        raise ValueError("an address is for engine='ray'")
     if isinstance(samples_or_inputs, LOSOData):
         data = samples_or_inputs
         if data.x.shape[-1] != config.input_size:
@@ -56,11 +68,11 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
     run_dir = Path(run_dir)
     env = resolve_environment(config)
     with folder_lock(run_dir, "run folder"):  # one writer at a time; a second process is refused
-        return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers)
+        return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers, engine, address)
 
 
 def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, progress: bool, stop, max_minutes,
-               figures: bool, workers) -> LOSOResult:
+               figures: bool, workers, engine: str = "local", address: str | None = None) -> LOSOResult:
     """The body of :func:`run_loso` once its inputs are checked and the run folder is locked."""
     open_run_dir(run_dir, config_record(config, data, env))
     from tqdm.auto import tqdm
@@ -80,7 +92,11 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
     todo = [(i, *chosen[i]) for i in range(len(chosen)) if chosen[i][0] not in results]
     bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc="LOSO folds", unit="fold", disable=not progress)
     n_workers = 1 if stop is not None else fold_workers(workers, env["device"], len(todo))
-    if n_workers > 1:
+    if engine == "ray" and todo:
+        finished = train_on_ray(todo, data, config, env, run_dir, results,
+                                None if max_minutes is None else time.time() + 60 * max_minutes, bar, address,
+                                workers)
+    elif n_workers > 1:
         finished = train_in_workers(todo, n_workers, data, config, env, run_dir, results,
                                      None if max_minutes is None else time.time() + 60 * max_minutes, bar)
     else:

@@ -39,15 +39,20 @@ def train_in_workers(todo: list, n_workers: int, data: LOSOData, config: LOSOCon
                         for other in running:
                             other.cancel()
                         continue
-                    results[subject] = result
-                    write_outputs(run_dir, list(results.values()), data, config, figures=False)
-                    bar.update(1)
+                    record_fold(results, result, run_dir, data, config, bar)
         except BaseException:
             for future in running:
                 future.cancel()
             raise
     return finished
 
+
+
+def record_fold(results: dict, result: dict, run_dir: Path, data: LOSOData, config: LOSOConfig, bar) -> None:
+    """Add a finished fold's result to ``results`` and rewrite the run folder's pooled files."""
+    results[result["subject"]] = result
+    write_outputs(run_dir, list(results.values()), data, config, figures=False)
+    bar.update(1)
 
 
 _WORKER: dict = {}
