@@ -5,7 +5,9 @@
 #   2. benchmarks/gpu_fold_timing.py: the first FOLDS folds of a LOSO on random inputs of the
 #      MEGC2019 composite's size (442 samples, 3 classes, 68 subjects) at the paper's settings
 #      (default HMRM, batch 32, AdamW lr 5e-4) for EPOCHS epochs each; prints seconds per epoch and
-#      the extrapolated seconds per fold at 1000 epochs and for the whole LOSO.
+#      the extrapolated seconds per fold at 1000 epochs and for the whole LOSO;
+#   3. benchmarks/fold_throughput.py: folds per hour of the paper's HMRM at 112 px trained one fold at
+#      a time and stacked (every fold at once, engine "stacked"), checking that both agree.
 # Usage, from the repository root:  bash benchmarks/gpu_check.sh [EPOCHS] [FOLDS]   (defaults 5 and 2)
 # PYTHON (default .venv/bin/python, else python3) picks the interpreter.
 set -euo pipefail
@@ -21,12 +23,15 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 "$PY" -c 'import torch; print("gpu_check:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)'
 
-echo "== 1/2 GPU-marked tests (pytest -m gpu)"
+echo "== 1/3 GPU-marked tests (pytest -m gpu)"
 status=0
 timeout 240 "$PY" -m pytest -m gpu -p no:cacheprovider -q tests || status=$?
 
-echo "== 2/2 LOSO fold timing: composite size, paper settings, ${EPOCHS} epochs x ${FOLDS} folds"
+echo "== 2/3 LOSO fold timing: composite size, paper settings, ${EPOCHS} epochs x ${FOLDS} folds"
 timeout 300 "$PY" benchmarks/gpu_fold_timing.py --device cuda --epochs "$EPOCHS" --folds "$FOLDS" || status=$?
+
+echo "== 3/3 folds per hour: one at a time against stacked, paper HMRM at 112 px, ${EPOCHS} epochs x 8 folds"
+timeout 300 "$PY" benchmarks/fold_throughput.py --device cuda --network paper --size 112 --epochs "$EPOCHS" --subjects 8 || status=$?
 
 if [ "$status" -ne 0 ]; then
     echo "gpu_check: FAILED (exit $status; 124 = a step ran past its time limit)" >&2

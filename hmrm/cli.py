@@ -340,7 +340,7 @@ def _cmd_loso(args) -> int:
             return _loso_seeds(samples, config, run_dir, args)
         res = run_loso(samples, config, run_dir, progress=not args.quiet, max_minutes=args.max_minutes,
                        cache_dir=args.cache_dir, prepared=args.prepared, workers=args.workers,
-                       engine=args.engine or "local", address=args.address)
+                       engine=args.engine or "local", address=args.address, stack=args.stack)
     except (ValueError, EngineError) as exc:  # options that do not build a network or do not fit; Ray missing or failing
         print(f"hmrm loso: error: {exc}", file=sys.stderr)
         return 2
@@ -364,7 +364,7 @@ def _loso_seeds(samples, config, run_dir: Path, args) -> int:
     summary = run_loso_seeds(samples, config, run_dir, range(args.seed, args.seed + args.seeds),
                              cache_dir=args.cache_dir, prepared=args.prepared, progress=not args.quiet,
                              max_minutes=args.max_minutes, workers=args.workers, engine=args.engine or "local",
-                             address=args.address)
+                             address=args.address, stack=args.stack)
     print(format_seeds(summary))
     print(f"\nrun folders: {run_dir}/seed<S>/; summary: {run_dir}/seeds.json")
     return 0
@@ -377,7 +377,8 @@ def _cmd_reproduce(args) -> int:
 
     try:
         runs = reproduce(args.configs, args.out, data_root=args.data_root, prepared=args.prepared, device=args.device,
-                         epochs=args.epochs, dry_run=args.dry_run, engine=args.engine, address=args.address)
+                         epochs=args.epochs, dry_run=args.dry_run, engine=args.engine, address=args.address,
+                         stack=args.stack)
     except EngineError as exc:
         print(f"hmrm reproduce: error: {exc}", file=sys.stderr)
         return 2
@@ -757,12 +758,16 @@ def _engine_options(g) -> None:
     from .train.loso import ENGINES
 
     g.add_argument("--engine", choices=ENGINES, default=None,
-                   help="local: folds on this machine; ray: every fold a Ray task on the cluster at --address (or on "
-                   "a Ray instance started here), writing into the same run folder, which must be on a path every "
-                   "machine sees; a lost worker's fold continues from its checkpoint. Same results either way. "
-                   "Needs the ray extra: pip install -e '.[ray]' (default: local)")
+                   help="local: folds on this machine, one at a time (or in --workers processes on a CPU); stacked: "
+                   "--stack folds at once as one batched network (for GPUs; the same results up to rounding); ray: "
+                   "every fold a Ray task on the cluster at --address (or on a Ray instance started here), writing "
+                   "into the same run folder, which must be on a path every machine sees; a lost worker's fold "
+                   "continues from its checkpoint; needs the ray extra: pip install -e '.[ray]' (default: local)")
     g.add_argument("--address", default=None,
                    help="with --engine ray: a running cluster's address, HEAD:6379 (`ray start --head` prints it)")
+    g.add_argument("--stack", type=_POSITIVE, default=None,
+                   help="with --engine stacked: folds trained at once (default: every fold on a CPU, as many as "
+                   "70%% of the free memory holds on CUDA)")
 
 
 def _machine_options(g, workers_help: str) -> None:

@@ -1,6 +1,7 @@
 """`run_loso(engine="ray")`: folds as tasks on a local Ray instance of 2 CPU workers give the local
-engine's bits, a killed worker's fold continues from its checkpoint, finished folds survive a lost
-fold, and a missing Ray says how to install it."""
+engine's bits (on subjects of different sizes, one showing a single class), a killed worker's fold
+continues from its checkpoint, finished folds survive a lost fold, and a missing Ray says how to
+install it."""
 import json
 import os
 import signal
@@ -15,18 +16,11 @@ from hmrm.train import run_loso
 from hmrm.train.loso import EngineError, fold_dirname
 from hmrm.train.loso import ray_engine
 
-from test_loso import _config, _data, _same_weights, _weights
+from test_loso import _config, _same_weights, _weights, one_thread  # noqa: F401  (autouse: one thread)
+from test_stacked import _ragged as _data
 
 ray = pytest.importorskip("ray", reason="the ray engine's tests need the ray extra: pip install -e '.[ray]'")
-SUBJECTS = ("syn/s0", "syn/s1", "syn/s2")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+SUBJECTS = ("syn/s0", "syn/s1", "syn/s2", "syn/s3")
 
 
 def _run(run_dir, engine="local", **kw):
@@ -35,7 +29,7 @@ def _run(run_dir, engine="local", **kw):
 
 def _slow_config():
     """Long enough (about a second per fold) for a worker to be killed between two checkpoints."""
-    return _config(epochs=30, checkpoint_every=1, record_test_curve=False)
+    return _config(epochs=30, batch_size=4, checkpoint_every=1, record_test_curve=False)
 
 
 @pytest.fixture(scope="module")

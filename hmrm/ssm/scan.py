@@ -23,7 +23,8 @@ Backends
     backward pass costs O(L^2 * batch * D * N) memory traffic.
 ``parallel``
     A chunked two-level parallel scan in pure PyTorch, wrapped in a ``torch.autograd.Function``
-    whose backward pass is written by hand (see below). Runs on any device.
+    whose backward pass is written by hand (see below). Runs on any device, and under
+    ``torch.func.vmap`` (stacked folds, :mod:`hmrm.train.loso.stacked`).
 ``fused``
     The same recurrence as compiled CPU loops (Numba, :mod:`hmrm.ssm.fused`): one pass per
     (batch, channel) with the states in a small buffer, the decays, the skip term and the gate
@@ -109,6 +110,16 @@ def chunk_size(length: int) -> int:
     return max(1, math.isqrt(length))
 
 
+def _batched(t: torch.Tensor) -> bool:
+    """Whether ``t`` is wrapped by a torch.func transform (vmap, grad), where it may be batched."""
+    functorch = getattr(torch._C, "_functorch", None)
+    return bool(functorch is not None and functorch.is_functorch_wrapped_tensor(t))
+
+
+def _mul_add_(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return x.add_(a * b)
+
+
 def linear_scan_(x: torch.Tensor, a: torch.Tensor, reverse: bool = False) -> torch.Tensor:
     """Solve ``h[l] = a[l] * h[l-1] + x[l]`` (with ``h[-1] = 0``) in place of ``x``; return ``x``.
 
@@ -118,6 +129,9 @@ def linear_scan_(x: torch.Tensor, a: torch.Tensor, reverse: bool = False) -> tor
     it becomes the running product of the decays, ``a[s] * ... * a[t]`` from the chunk's entry
     ``s`` (in Mamba a product of numbers in [0, 1], which can only underflow to 0, the right limit).
     """
+    # under torch.func.vmap (stacked networks) addcmul_ has no batching rule and would loop over the
+    # batch; a product then an addition does batch (the same value up to the rounding of one product)
+    fma_ = _mul_add_ if _batched(x) or _batched(a) else torch.Tensor.addcmul_
     length = x.shape[0]
     T = chunk_size(length)
     n_chunks = length // T
@@ -129,40 +143,49 @@ def linear_scan_(x: torch.Tensor, a: torch.Tensor, reverse: bool = False) -> tor
     prev = 1 if reverse else -1                                                  # the step before
     # 1. every chunk scanned from a zero state, all chunks at once (and the running decays)
     for t in range(T - 2, -1, -1) if reverse else range(1, T):
-        xc[:, t].addcmul_(ac[:, t], xc[:, t + prev])
+        fma_(xc[:, t], ac[:, t], xc[:, t + prev])
         ac[:, t].mul_(ac[:, t + prev])
     if n_chunks > 1:
         # 2. carry the state across chunk boundaries, one chunk at a time
         last = 0 if reverse else T - 1                                           # a chunk's exit
         for c in range(n_chunks - 2, -1, -1) if reverse else range(1, n_chunks):
-            xc[c, last].addcmul_(ac[c, last], xc[c + prev, last])
+            fma_(xc[c, last], ac[c, last], xc[c + prev, last])
         # 3. fix-up: every other position receives its chunk's incoming state, decayed
         if reverse:
-            xc[:-1, 1:].addcmul_(ac[:-1, 1:], xc[1:, :1])
+            fma_(xc[:-1, 1:], ac[:-1, 1:], xc[1:, :1])
         else:
-            xc[1:, :-1].addcmul_(ac[1:, :-1], xc[:-1, -1:])
+            fma_(xc[1:, :-1], ac[1:, :-1], xc[:-1, -1:])
     # the positions after the last full chunk (before the first, in reverse): a short loop
     for i in range(tail - 1, -1, -1) if reverse else range(n_chunks * T, length):
-        x[i].addcmul_(a[i], x[i + prev])
+        fma_(x[i], a[i], x[i + prev])
     return x
 
 
 class ParallelScanFn(torch.autograd.Function):
     """y = C . h with h the selective recurrence; forward and backward by the chunked scan."""
 
+    # forward and backward are plain tensor code, so torch.func can batch them (vmap over stacked
+    # networks, as fold-parallel training does): setup_context apart from forward, rule generated
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    def forward(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor):
         # time-major copies of the small inputs: each position's slice is one contiguous block
         ut, dt = (t.permute(2, 0, 1).contiguous() for t in (u, delta))            # (l, b, d)
         Bt, Ct = (t.permute(2, 0, 1).contiguous() for t in (B, C))                # (l, b, n)
         h = (dt * ut).unsqueeze(-1) * Bt.unsqueeze(2)                             # (l, b, d, n)
         linear_scan_(h, (dt.unsqueeze(-1) * A).exp_())
         y = torch.matmul(h, Ct.unsqueeze(-1)).squeeze(-1)                         # (l, b, d)
-        ctx.save_for_backward(ut, dt, A, Bt, Ct, h)
-        return y.permute(1, 2, 0)
+        return y.permute(1, 2, 0), (ut, dt, Bt, Ct, h)
 
     @staticmethod
-    def backward(ctx, grad_y: torch.Tensor):
+    def setup_context(ctx, inputs, output):
+        _, (ut, dt, Bt, Ct, h) = output
+        ctx.save_for_backward(ut, dt, inputs[2], Bt, Ct, h)
+        ctx.mark_non_differentiable(ut, dt, Bt, Ct, h)
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor, *_):
         ut, dt, A, Bt, Ct, h = ctx.saved_tensors
         gy = grad_y.permute(2, 0, 1).contiguous()                                 # (l, b, d)
         # decay from position l+1 back to l: a[l+1] (the last one is never used)
@@ -186,7 +209,7 @@ class ParallelScanFn(torch.autograd.Function):
 
 def parallel_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     """y (batch, D, L) of the recurrence by the chunked scan, with the hand-written backward."""
-    return ParallelScanFn.apply(u, delta, A, B, C)
+    return ParallelScanFn.apply(u, delta, A, B, C)[0]
 
 
 # --------------------------------------------------------------------------------------------

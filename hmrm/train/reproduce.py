@@ -115,7 +115,7 @@ def _other_parameters() -> dict:
     return {"DATASET": (str, one_of(*DATASET_NAMES)), "DATA_ROOT": (str | None, None), "PREPARED": (str | None, None),
             "CLASS_SCHEME": (str | None, one_of(*SCHEMES)), "THREADS": (int, at_least(0)),
             "WORKERS": (int | None, at_least(1)), "RUN_DIR": (str | None, None),
-            "ENGINE": (str, one_of(*ENGINES)), "RAY_ADDRESS": (str | None, None)}
+            "ENGINE": (str, one_of(*ENGINES)), "RAY_ADDRESS": (str | None, None), "STACK": (int | None, at_least(1))}
 
 
 def config_from_parameters(params: dict):
@@ -177,9 +177,10 @@ def _is_done(metrics: dict | None, params: dict) -> bool:
 
 def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
          device: str | None = None, epochs: int | None = None, engine: str | None = None,
-         address: str | None = None) -> list[PlannedRun]:
+         address: str | None = None, stack: int | None = None) -> list[PlannedRun]:
     """Resolve every config into a :class:`PlannedRun` (nothing runs; errors come before any training).
-    ``engine`` and ``address`` override ENGINE and RAY_ADDRESS of every config (folds as Ray tasks)."""
+    ``engine``, ``address`` and ``stack`` override ENGINE, RAY_ADDRESS and STACK of every config
+    (how the folds are trained: :func:`hmrm.train.loso.run_loso`)."""
     if not configs:
         raise ReproduceError(f"no config given. Available configs: {_available_configs()}")
     parameters = notebook_parameters()
@@ -203,6 +204,8 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
             params["ENGINE"], overridden = engine, overridden | {"ENGINE"}
         if address is not None:
             params["RAY_ADDRESS"], overridden = address, overridden | {"RAY_ADDRESS"}
+        if stack is not None:
+            params["STACK"], overridden = stack, overridden | {"STACK"}
         try:
             config_from_parameters(params)
         except OptionError as exc:
@@ -243,11 +246,11 @@ def _score_line(metrics: dict | None) -> str:
 def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data_root=None, prepared=None,
               device: str | None = None, epochs: int | None = None, dry_run: bool = False,
               log: Callable[[str], None] = print, engine: str | None = None,
-              address: str | None = None) -> list[PlannedRun]:
+              address: str | None = None, stack: int | None = None) -> list[PlannedRun]:
     """Run the job notebook for every config not yet done (see the module docstring); return the plan
     with each run's metrics. A failing notebook raises :class:`ReproduceError` naming the executed
     notebook, which holds the traceback."""
-    runs = plan(configs, out, data_root, prepared, device, epochs, engine, address)
+    runs = plan(configs, out, data_root, prepared, device, epochs, engine, address, stack)
     if any(r.parameters.get("ENGINE") == "ray" for r in runs):
         from .loso.ray_engine import import_ray
 

@@ -38,8 +38,9 @@ AMP = False                     # mixed precision on CUDA
 DEVICE = "auto"                 # auto, cpu, cuda, cuda:N
 THREADS = 0                     # CPU threads for torch outside the folds, 0 for the torch default
 WORKERS = 1                     # processes training folds side by side on a CPU (None: one per core); same results
-ENGINE = "local"                # local (this machine), or ray: every fold a task on a Ray cluster; same results
+ENGINE = "local"                # local (this machine); stacked: STACK folds at once as one batched network (GPUs); ray: every fold a Ray task
 RAY_ADDRESS = None              # ray: the cluster's address (HEAD:6379); None: a Ray instance on this machine with WORKERS CPUs
+STACK = None                    # stacked: folds trained at once; None: every fold on a CPU, what the free memory holds on CUDA
 SEED = 0
 RUN_DIR = None                  # None: a folder under the hmrm cache named after the settings
 
@@ -76,7 +77,7 @@ print("run folder:", run_dir)
 
 # %%
 result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS, engine=ENGINE, address=RAY_ADDRESS,
-                  progress=False)  # papermill shows no live bar
+                  stack=STACK, progress=False)  # papermill shows no live bar
 print(result.table())
 
 # %%

@@ -2,7 +2,8 @@
 
 One job per module: :mod:`.config` (what a run is), :mod:`.data` (its inputs and splits),
 :mod:`.run_folder` (the folder and its checks), :mod:`.fold` (one fold's training and prediction),
-:mod:`.workers` (folds side by side), :mod:`.ray_engine` (folds as tasks on a Ray cluster), :mod:`.report` (pooled scores and tables), :mod:`.harness`
+:mod:`.workers` (folds side by side), :mod:`.stacked` (many folds as one batched network), :mod:`.ray_engine` (folds as tasks on a Ray
+cluster), :mod:`.report` (pooled scores and tables), :mod:`.harness`
 (``run_loso``, which ties them together).
 
 ::
@@ -47,6 +48,10 @@ Choices (the paper gives none of them beyond AdamW, lr 5e-4 and 1000 epochs)
   Since a fold always runs on one thread and depends only on (seed, fold), the results are the
   same bits whatever the number of workers. On CUDA the folds run one after the other in the
   calling process.
+* **Folds stacked.** ``engine="stacked"`` trains several folds at once as one batched network
+  (``torch.func.vmap`` over their stacked weights), each with its own data, draws, optimiser and
+  checkpoints (:mod:`.stacked`); for GPUs. The results agree with one-at-a-time training up to
+  rounding.
 * **Folds on a cluster.** ``engine="ray"`` makes every fold a Ray task (one CPU, one GPU on
   CUDA, one thread) on the machines of a Ray cluster, writing into the same run folder on a shared
   path; a fold whose worker dies is run again from its last checkpoint (:mod:`.ray_engine`). The

@@ -178,49 +178,51 @@ class Fold:
             correct += int((out["logits"].detach().argmax(1) == yb).sum())
         return {"epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct / n}
 
-    def run(self, progress: bool, stop: Callable[[str, int], bool] | None) -> dict:
-        from tqdm.auto import tqdm
-
-        cfg = self.config
-        ckpt_path = self.folder / "checkpoint.pt"
+    def begin(self) -> dict:
+        """A fresh network, optimiser, scaler and weight average, continued from the fold's
+        checkpoint when an unfinished one is there: ``{"model", "opt", "scaler", "ema", "scored",
+        "state", "start", "resumed"}`` (``start``: epochs already done)."""
         model, opt, scaler, ema = self._new()
-        scored = ema.module if ema is not None else model  # the network that predicts
         state = {"history": [], "test_curve": [], "seconds": 0.0}
-        ckpt = self._load(ckpt_path, model, opt, scaler, ema)
+        ckpt = self._load(self.folder / "checkpoint.pt", model, opt, scaler, ema)
         start, resumed = 0, None
         if ckpt is not None:
             start = resumed = int(ckpt["epoch"])
             state = {k: ckpt[k] for k in state}
-        t0 = time.perf_counter() - state["seconds"]
-        bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"  {self.subject}", unit="epoch",
-                   leave=False, disable=not progress)
-        model.train()
-        for e in bar:
-            epoch = e + 1
-            rec = self._epoch(epoch, model, opt, scaler, ema)
-            if cfg.record_test_curve:  # diagnostic only: nothing below reads it
-                pred, _ = self.predict(scored)
-                state["test_curve"].append(pred.tolist())
-                rec["test_accuracy_diagnostic"] = float((pred == self.data.labels[self.test_idx]).mean())
-            state["history"].append(rec)
-            state["seconds"] = time.perf_counter() - t0
-            bar.set_postfix(loss=f"{rec['loss']:.3f}", refresh=False)
-            if epoch == cfg.epochs:
-                break
-            saved = epoch % cfg.checkpoint_every == 0
-            if saved:
-                self._save(ckpt_path, model, opt, scaler, ema, epoch, state)
-            if stop is not None and stop(self.subject, epoch):
-                if not saved:
-                    self._save(ckpt_path, model, opt, scaler, ema, epoch, state)
-                bar.close()
-                raise Stopped
-        bar.close()
-        pred, probs = self.predict(scored)  # the honest prediction: the final epoch's model
+        return {"model": model, "opt": opt, "scaler": scaler, "ema": ema, "state": state, "start": start,
+                "resumed": resumed, "scored": ema.module if ema is not None else model}  # scored: the network that predicts
+
+    def end_epoch(self, run: dict, rec: dict, t0: float, stop: Callable[[str, int], bool] | None) -> bool:
+        """Book-keeping after an epoch of ``run`` (from :meth:`begin`): the diagnostic test curve,
+        the history, the periodic checkpoint, the stop hook (raises :class:`Stopped` after a
+        checkpoint). True after the last epoch."""
+        cfg, state, epoch = self.config, run["state"], rec["epoch"]
+        if cfg.record_test_curve:  # diagnostic only: nothing below reads it
+            pred, _ = self.predict(run["scored"])
+            state["test_curve"].append(pred.tolist())
+            rec["test_accuracy_diagnostic"] = float((pred == self.data.labels[self.test_idx]).mean())
+        state["history"].append(rec)
         state["seconds"] = time.perf_counter() - t0
-        # final weights only (the averaged ones with EMA)
-        save_checkpoint(ckpt_path, {"model": scored}, format=RUN_FORMAT, subject=self.subject, epoch=cfg.epochs,
-                        final=True)
+        if epoch == cfg.epochs:
+            return True
+        parts = (run["model"], run["opt"], run["scaler"], run["ema"])
+        saved = epoch % cfg.checkpoint_every == 0
+        if saved:
+            self._save(self.folder / "checkpoint.pt", *parts, epoch, state)
+        if stop is not None and stop(self.subject, epoch):
+            if not saved:
+                self._save(self.folder / "checkpoint.pt", *parts, epoch, state)
+            raise Stopped
+        return False
+
+    def finish(self, run: dict, t0: float) -> dict:
+        """Predict the held-out subject with the final network (the honest prediction), keep its
+        weights (the averaged ones with EMA) and write ``result.json``, which marks the fold done."""
+        cfg, state = self.config, run["state"]
+        pred, probs = self.predict(run["scored"])
+        state["seconds"] = time.perf_counter() - t0
+        save_checkpoint(self.folder / "checkpoint.pt", {"model": run["scored"]}, format=RUN_FORMAT, subject=self.subject,
+                        epoch=cfg.epochs, final=True)
         truth = self.data.labels[self.test_idx]
         result = {
             "format": RUN_FORMAT, "subject": self.subject, "fold": self.index, "epochs": cfg.epochs,
@@ -228,7 +230,27 @@ class Fold:
             "probs": np.round(probs, 6).tolist(), "accuracy": float((pred == truth).mean()),
             "train_side": self.train_side(), "history": state["history"], "test_curve": state["test_curve"],
             "device": self.env["device"], "scan_backend": self.env["scan_backend"], "amp": self.env["amp"],
-            "seconds": round(state["seconds"], 3), "resumed_from_epoch": resumed,
+            "seconds": round(state["seconds"], 3), "resumed_from_epoch": run["resumed"],
         }
         atomic_write_text(self.folder / "result.json", json.dumps(result) + "\n")  # last: marks the fold done
         return result
+
+    def run(self, progress: bool, stop: Callable[[str, int], bool] | None) -> dict:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        run = self.begin()
+        start = run["start"]
+        t0 = time.perf_counter() - run["state"]["seconds"]
+        bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"  {self.subject}", unit="epoch",
+                   leave=False, disable=not progress)
+        run["model"].train()
+        try:
+            for e in bar:
+                rec = self._epoch(e + 1, run["model"], run["opt"], run["scaler"], run["ema"])
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", refresh=False)
+                if self.end_epoch(run, rec, t0, stop):
+                    break
+        finally:
+            bar.close()
+        return self.finish(run, t0)

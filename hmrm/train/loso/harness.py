@@ -21,7 +21,7 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
              stop: Callable[[str, int], bool] | None = None, max_minutes: float | None = None,
              cache_dir: str | Path | None = None, prepared: str | Path | None = None,
              figures: bool = True, workers: int | None = 1, engine: str = "local",
-             address: str | None = None) -> LOSOResult:
+             address: str | None = None, stack: int | None = None) -> LOSOResult:
     """Run (or continue) a LOSO evaluation into ``run_dir`` and return its scores.
 
     ``samples_or_inputs``: a list of :class:`~hmrm.data.records.Sample` (their flow inputs are built
@@ -35,7 +35,10 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
     core; see the module docstring; the results do not depend on it). A ``stop`` hook runs every
     fold in the calling process. ``engine``: "local" (the above) or "ray" (every fold a Ray task, on
     the cluster at ``address`` or, without one, on a Ray instance started here with ``workers``
-    CPUs; :mod:`hmrm.train.loso.ray_engine`); the results are the same bits either way.
+    CPUs; :mod:`hmrm.train.loso.ray_engine`); the results are the same bits either way; or "stacked"
+    (``stack`` folds at a time, default: as many as the device memory holds, trained as one batched
+    network in this process, for GPUs; :mod:`hmrm.train.loso.stacked`: the same results up to
+    rounding).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -45,6 +48,10 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
         import_ray()  # before any work: say how to install it
     elif address is not None:
         raise ValueError("an address is for engine='ray'")
+    if stack is not None and engine != "stacked":
+        raise ValueError("stack (folds trained at once) is for engine='stacked'")
+    if engine == "stacked" and config.amp:
+        raise ValueError("stacked folds train in float32: drop amp, or use engine='local'")
     if isinstance(samples_or_inputs, LOSOData):
         data = samples_or_inputs
         if data.x.shape[-1] != config.input_size:
@@ -68,11 +75,13 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
     run_dir = Path(run_dir)
     env = resolve_environment(config)
     with folder_lock(run_dir, "run folder"):  # one writer at a time; a second process is refused
-        return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers, engine, address)
+        return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers, engine, address,
+                          stack)
 
 
 def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, progress: bool, stop, max_minutes,
-               figures: bool, workers, engine: str = "local", address: str | None = None) -> LOSOResult:
+               figures: bool, workers, engine: str = "local", address: str | None = None,
+               stack: int | None = None) -> LOSOResult:
     """The body of :func:`run_loso` once its inputs are checked and the run folder is locked."""
     open_run_dir(run_dir, config_record(config, data, env))
     from tqdm.auto import tqdm
@@ -92,7 +101,9 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
     todo = [(i, *chosen[i]) for i in range(len(chosen)) if chosen[i][0] not in results]
     bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc="LOSO folds", unit="fold", disable=not progress)
     n_workers = 1 if stop is not None else fold_workers(workers, env["device"], len(todo))
-    if engine == "ray" and todo:
+    if engine == "stacked" and todo:
+        finished = _train_stacked(todo, data, config, env, run_dir, results, progress, halt, bar, stack)
+    elif engine == "ray" and todo:
         finished = train_on_ray(todo, data, config, env, run_dir, results,
                                 None if max_minutes is None else time.time() + 60 * max_minutes, bar, address,
                                 workers)
@@ -116,3 +127,24 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
     bar.close()
     metrics = write_outputs(run_dir, list(results.values()), data, config, figures=figures)
     return LOSOResult(run_dir, metrics, finished)
+
+
+def _train_stacked(todo: list, data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, results: dict,
+                   progress: bool, halt, bar, stack: int | None) -> bool:
+    """The folds of ``todo`` stacked ``stack`` at a time (:mod:`.stacked`); False if ``halt`` paused them."""
+    from .stacked import StackedFolds, group_size
+    from .workers import record_fold
+
+    def fold(index, subject, train_idx, test_idx) -> Fold:
+        return Fold(data, index, subject, train_idx, test_idx, config, env, run_dir / "folds" / fold_dirname(subject))
+
+    with fold_threads() if env["device"] == "cpu" else contextlib.nullcontext():
+        size = group_size(stack, len(todo), fold(*todo[0]))
+        for g in range(0, len(todo), size):
+            group = [fold(*t) for t in todo[g:g + size]]  # one group's training data on the device at a time
+            bar.set_postfix(training=",".join(f.subject for f in group), refresh=True)
+            done = StackedFolds(group).run(progress, halt,
+                                           on_result=lambda r: record_fold(results, r, run_dir, data, config, bar))
+            if done is None:
+                return False
+    return True

@@ -31,8 +31,9 @@ from .workers import cpu_cores, record_fold
 
 #: How the ray extra is installed (the message of a run asked for Ray where it is missing).
 RAY_INSTALL = "pip install -e '.[ray]'  (in this repository; or: pip install 'ray>=2.40')"
-#: Engines that train a run's folds: "local" (this process, or worker processes on a CPU) and "ray".
-ENGINES = ("local", "ray")
+#: Engines that train a run's folds: "local" (this process, or worker processes on a CPU), "stacked"
+#: (several folds as one batched network, :mod:`.stacked`) and "ray".
+ENGINES = ("local", "stacked", "ray")
 #: How many times Ray runs a fold's task again after its worker died.
 RETRIES = 3
 
