@@ -766,8 +766,8 @@ def _engine_options(g) -> None:
     g.add_argument("--address", default=None,
                    help="with --engine ray: a running cluster's address, HEAD:6379 (`ray start --head` prints it)")
     g.add_argument("--stack", type=_POSITIVE, default=None,
-                   help="with --engine stacked: folds trained at once (default: every fold on a CPU, as many as "
-                   "70%% of the free memory holds on CUDA)")
+                   help="with --engine stacked: folds trained at once (default: as many as 70%% of the free memory "
+                   "holds on CUDA, 2 on a CPU)")
 
 
 def _machine_options(g, workers_help: str) -> None:

@@ -103,8 +103,8 @@ def test_groups_smaller_than_the_run_and_a_resume_across_engines(tmp_path, local
 
 
 def test_dropout_masks_are_the_folds_own(tmp_path):
-    """With dropout on, a fold stacked with others draws the masks it draws alone: stacking the
-    same folds in another grouping changes nothing but rounding."""
+    """With dropout on, a fold stacked with three others draws the masks it draws stacked alone:
+    the grouping changes nothing but rounding."""
     from hmrm.train.loso.stacked import dropout_calls
     from hmrm.train.loso import build_fold_model
 
@@ -112,9 +112,9 @@ def test_dropout_masks_are_the_folds_own(tmp_path):
     model = build_fold_model(cfg, 3, 3)
     calls = dropout_calls(model, torch.zeros(2, 3, SIZE, SIZE), torch.tensor(_ragged().boxes[:2]))
     assert calls and all(p > 0 for p, _ in calls)  # the tiny HMRM has dropout before its heads
-    a = _run(tmp_path / "all", "stacked")
-    b = _run(tmp_path / "pairs", "stacked", stack=2)
-    _close_runs(tmp_path / "all", tmp_path / "pairs", a.metrics, b.metrics)
+    a = _run(tmp_path / "all", "stacked", stack=4)
+    b = _run(tmp_path / "alone", "stacked", stack=1)
+    _close_runs(tmp_path / "all", tmp_path / "alone", a.metrics, b.metrics)
 
 
 def test_stacked_options_are_checked(tmp_path):

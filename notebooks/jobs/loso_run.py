@@ -40,7 +40,7 @@ THREADS = 0                     # CPU threads for torch outside the folds, 0 for
 WORKERS = 1                     # processes training folds side by side on a CPU (None: one per core); same results
 ENGINE = "local"                # local (this machine); stacked: STACK folds at once as one batched network (GPUs); ray: every fold a Ray task
 RAY_ADDRESS = None              # ray: the cluster's address (HEAD:6379); None: a Ray instance on this machine with WORKERS CPUs
-STACK = None                    # stacked: folds trained at once; None: every fold on a CPU, what the free memory holds on CUDA
+STACK = None                    # stacked: folds trained at once; None: what the free memory holds on CUDA, 2 on a CPU
 SEED = 0
 RUN_DIR = None                  # None: a folder under the hmrm cache named after the settings
 

@@ -2,9 +2,9 @@
 
 One job per module: :mod:`.config` (what a run is), :mod:`.data` (its inputs and splits),
 :mod:`.run_folder` (the folder and its checks), :mod:`.fold` (one fold's training and prediction),
-:mod:`.workers` (folds side by side), :mod:`.stacked` (many folds as one batched network), :mod:`.ray_engine` (folds as tasks on a Ray
-cluster), :mod:`.report` (pooled scores and tables), :mod:`.harness`
-(``run_loso``, which ties them together).
+:mod:`.workers` (folds side by side), :mod:`.stacked` (many folds as one batched network),
+:mod:`.ray_engine` (folds as tasks on a Ray cluster), :mod:`.report` (pooled scores and tables),
+:mod:`.harness` (``run_loso``, which ties them together).
 
 ::
 

@@ -24,7 +24,9 @@ What differs is rounding: batched matrix products, a padded last batch and the p
 selective scan (the compiled CPU loops cannot be batched by vmap) add and multiply in another
 order than a fold alone does, so the trained weights agree to rounding, not bit for bit, and the
 difference can grow over many epochs (``tests/test_stacked.py`` states the tolerance). On a CPU
-stacking brings no speed (one thread is busy either way; use ``workers``); it is for GPUs.
+stacking brings no speed: one thread is busy either way, and the compiled CPU scan gives way to
+the pure-PyTorch one, several times slower and hungrier for memory (use ``workers`` there); it is
+for GPUs.
 """
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ from .fold import _MIX, _SHUFFLE, _TORCH, Fold, Stopped, _seed
 STACKED_SCAN = "parallel"
 #: Share of the free device memory that stacked folds may fill when the group size is chosen.
 MEMORY_SHARE = 0.7
+#: Folds stacked on a CPU unless told otherwise: stacking brings a CPU no speed, and the
+#: pure-PyTorch scan's states take memory in proportion (8 folds of the demo's HMRM: about 10 GB).
+CPU_STACK = 2
 
 
 class _Masks:
@@ -249,11 +254,12 @@ def fold_bytes(fold: Fold) -> float:
 
 
 def group_size(requested: int | None, n_folds: int, first: Fold) -> int:
-    """How many folds to stack: ``requested`` when given; on the CPU every fold; on CUDA as many as
-    :data:`MEMORY_SHARE` of the free memory holds at :func:`fold_bytes` of ``first`` each, at least one."""
+    """How many folds to stack: ``requested`` when given; on the CPU :data:`CPU_STACK`; on CUDA as
+    many as :data:`MEMORY_SHARE` of the free memory holds at :func:`fold_bytes` of ``first`` each,
+    at least one."""
     if requested:
         return max(1, min(requested, n_folds))
     if first.device.type != "cuda":
-        return n_folds
+        return min(CPU_STACK, n_folds)
     free, _ = torch.cuda.mem_get_info(first.device)
     return int(max(1, min(n_folds, MEMORY_SHARE * free // fold_bytes(first))))
