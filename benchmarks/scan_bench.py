@@ -11,7 +11,10 @@ of the scan alone (forward with autograd, then backward of a random upstream gra
 time is the best of ``--repeats`` runs after one warm-up (``--sequential-repeats`` runs, no
 warm-up, for the slow sequential loop); the contenders take turns, run by run, so that load from
 other processes affects them alike. The sequential loop's backward grows as L^2, so its
-forward+backward is skipped above ``--sequential-max-length`` (default 196). Ratios are time
+forward+backward is skipped above ``--sequential-max-length`` (default 196). The ``triton`` row
+is the compiled kernel on a GPU; on a CPU it appears only with ``--interpreter`` (Triton's CPU
+interpreter, started with ``TRITON_INTERPRET=1``), labelled so, one run at L up to
+``--interpreter-max-length``: a check that it runs and agrees, never a speed. Ratios are time
 divided by the ``parallel`` backend's time: above 1 means ``parallel`` is faster. Torch uses its
 default number of threads.
 
@@ -104,25 +107,38 @@ def main() -> None:
     ap.add_argument("--state", type=int, default=16, help="state size N (default 16)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     ap.add_argument("--out", type=Path, help="also write the table to this markdown file (e.g. figures/scan_bench.md)")
+    ap.add_argument("--interpreter", action="store_true",
+                    help="on a CPU, add the Triton kernels through Triton's interpreter (correctness only, slow; sets "
+                    "TRITON_INTERPRET=1 for this process)")
+    ap.add_argument("--interpreter-max-length", type=int, default=49, help="longest L for the interpreter row (default 49)")
     args = ap.parse_args()
+    if args.interpreter:
+        os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported
     args.device = str(pick_device(args.device))
 
     usable = [b.name for b in available_backends() if b.available]
     on_gpu = args.device.startswith("cuda")
-    backends = [b for b in ("sequential", "parallel", "fused", "mamba_ssm")
-                if b in usable and (b != "mamba_ssm" or on_gpu) and (b != "fused" or not on_gpu)]
+    backends = [b for b in ("sequential", "parallel", "fused", "triton", "mamba_ssm")
+                if b in usable and (b != "mamba_ssm" or on_gpu) and (b != "fused" or not on_gpu)
+                and (b != "triton" or on_gpu or args.interpreter)]
+    interp = "triton (CPU interpreter: correctness only)"
+    label = lambda b: interp if b == "triton" and not on_gpu else b  # noqa: E731
     contenders: list[tuple[str, Callable[..., torch.Tensor]]] = [
-        (b, lambda *t, b=b: selective_scan(*t, backend=b)) for b in backends] + [("mambapy pscan", mambapy_pscan)]
+        (label(b), lambda *t, b=b: selective_scan(*t, backend=b)) for b in backends] + [("mambapy pscan", mambapy_pscan)]
 
     t_start = time.perf_counter()
     rows = []
     for length in args.lengths:
         inputs = make_inputs(args.batch, args.dim, length, args.state, args.device)
-        runs = {name: args.sequential_repeats if name == "sequential" else args.repeats for name, _ in contenders}
+        slow = ("sequential", interp)
+        runs = {name: args.sequential_repeats if name == "sequential" else 1 if name == interp else args.repeats
+                for name, _ in contenders}
+        if length > args.interpreter_max_length:
+            runs[interp] = 0
         with_backward = {name: name != "sequential" or length <= args.sequential_max_length for name, _ in contenders}
         funcs = {name: calls(scan, inputs, args.device) for name, scan in contenders}
         for name, (forward, train_step) in funcs.items():     # warm-up of the fast contenders
-            if name != "sequential":
+            if name not in slow:
                 forward(), train_step()
         # interleaved rounds: a burst of load from other processes hits every contender alike
         best: dict[str, list[float]] = {name: [math.inf, math.inf] for name in funcs}
@@ -132,10 +148,15 @@ def main() -> None:
                     best[name][0] = min(best[name][0], timed_ms(forward, args.device))
                     if with_backward[name]:
                         best[name][1] = min(best[name][1], timed_ms(train_step, args.device))
-        times = {name: (fwd, fb if with_backward[name] else None) for name, (fwd, fb) in best.items()}
+        times = {name: (fwd if runs[name] else None, fb if with_backward[name] and runs[name] else None)
+                 for name, (fwd, fb) in best.items()}
         for name, (fwd, fb) in times.items():
             ref_fwd, ref_fb = times["parallel"]
-            rows.append((length, name, fwd, fb, fwd / ref_fwd, None if fb is None else fb / ref_fb))
+            rows.append((length, name, fwd, fb, None if fwd is None else fwd / ref_fwd, None if fb is None else fb / ref_fb))
+        if interp in funcs and runs[interp]:  # the interpreter row checks agreement, not speed
+            with torch.no_grad():
+                a, b = (selective_scan(*inputs, backend=n) for n in ("triton", "parallel"))
+            print(f"L={length}: triton through the interpreter vs parallel, max |difference| {float((a - b).abs().max()):.2e}")
         print(f"L={length} done", flush=True)
 
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{cpu_name()}, {torch.get_num_threads()} torch threads"

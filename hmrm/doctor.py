@@ -61,6 +61,15 @@ def _fused_scan():
     return f"numba {numba.__version__}; the compiled CPU selective scan runs"
 
 
+def _triton():
+    from .ssm import available_backends
+
+    info = {b.name: b for b in available_backends()}["triton"]
+    if not info.available:
+        raise RuntimeError(f"{info.detail} (optional)")
+    return info.detail
+
+
 def _ray():
     from .train.loso.ray_engine import RAY_INSTALL, ray_available
 
@@ -135,6 +144,7 @@ def run_doctor() -> int:
         _check("CUDA", _cuda, required=False)
         _check("mamba-ssm kernel", _mamba, required=False)
         _check("fused CPU scan", _fused_scan, required=False)
+        _check("Triton scan", _triton, required=False)
         _check("Ray (optional)", _ray, required=False)
         ok &= _check("opencv-contrib", _opencv)
         ok &= _check("dlib model", _dlib)

@@ -20,7 +20,8 @@ CHANNELS = 16                   # channels D of the checks
 STATE = 16                      # state size N
 TIMING_LENGTHS = [16, 64, 256]  # sequence lengths of the timing plot
 TIMING_CHANNELS = 64
-BACKEND = "auto"                # selective-scan backend: auto, parallel, fused, sequential (mamba_ssm needs CUDA tensors)
+BACKEND = "auto"                # selective-scan backend: auto, parallel, fused, sequential (triton, mamba_ssm need CUDA tensors)
+TRITON_CHECK = True             # without a GPU, run the Triton kernels through Triton's CPU interpreter once (slow, small)
 SEED = 0
 
 # %% [markdown]
@@ -44,13 +45,21 @@ SEED = 0
 # `tests/test_ssm_mamba.py` test it on its own, also against the independent `mambapy` package.
 
 # %%
+import os
+
+import torch
+
+# Without a GPU, Triton's kernels can only run through its CPU interpreter, which has to be chosen
+# before Triton is first imported (the section on fused kernels uses it once, to check them).
+if TRITON_CHECK and not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import inspect
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from hmrm.ssm import available_backends, linear_scan_, parallel_scan, resolve_backend, selective_scan, sequential_scan
 from hmrm.ssm.scan import chunk_size
@@ -292,6 +301,54 @@ print("gradcheck of the hand-written backward:", torch.autograd.gradcheck(parall
 # patch grids it is usually the fastest CPU backend (the timing below shows how it fares on this
 # machine), and `auto` picks it on the CPU; it is checked against the loop above like the parallel scan.
 #
+# ### A fourth way: one fused kernel on the GPU
+#
+# On a GPU the arithmetic of a scan is cheap; what it waits for is **memory**. The parallel scan
+# materialises the state of every position, a tensor of batch x D x L x N floats, and writes and
+# reads it several times (the decays, the chunk scan, the fix-up, the read-out by C, and again in the
+# backward pass). mamba-ssm's CUDA kernel and this package's Triton kernels (`backend="triton"`,
+# `hmrm.ssm.triton_scan`) never write it: each GPU program owns one sample and a block of channels,
+# keeps their N states in registers, and walks the sequence reading each input once. The backward
+# pass stores only the state at the start of every chunk of 16 positions and recomputes the rest,
+# chunk by chunk, from there. What that saves, in bytes, at HMRM's training shapes:
+
+# %%
+def traffic_mb(batch, channels, length, state, chunk=16, passes=4):
+    """Rough bytes moved by one forward: the parallel scan's state tensor written and read
+    `passes` times, against the fused kernel's inputs read once, output written once and one
+    saved state per chunk."""
+    f32 = 4
+    inputs = (2 * batch * channels * length + 2 * batch * state * length) * f32  # u, delta; B, C
+    states = batch * channels * length * state * f32
+    parallel = inputs + 2 * passes * states + batch * channels * length * f32
+    fused = inputs + batch * channels * length * f32 + batch * channels * state * math.ceil(length / chunk) * f32
+    return parallel / 1e6, fused / 1e6
+
+for length in (49, 196, 784):  # the paper's 7x7, 14x14 and 28x28 patch grids, batch 32, D 384, N 16
+    par, fus = traffic_mb(32, 384, length, 16)
+    print(f"L = {length:>3}: parallel scan ~{par:7.0f} MB, fused kernel ~{fus:5.0f} MB ({par / fus:4.1f}x less)")
+
+# %% [markdown]
+# Triton compiles for GPUs, so on a laptop the kernels cannot show their speed. Triton's
+# interpreter runs the very same kernel code on CPU tensors (slowly), which is enough to check that
+# the kernel computes the same thing as the loop, gradients included:
+
+# %%
+if TRITON_CHECK:
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    triton_info = {b.name: b for b in available_backends()}["triton"]  # for CUDA tensors, or the interpreter's
+    if triton_info.available:
+        t = scan_inputs(2, 8, 37, STATE)
+        ref_out, ref_grads = run(t, "sequential")
+        out, grads = run({k: v.to(dev) for k, v in t.items()}, "triton")
+        worst = max([float((out.cpu() - ref_out).abs().max())]
+                    + [float((grads[k].cpu() - ref_grads[k]).abs().max()) for k in ref_grads])
+        print(f"triton on {dev}: largest difference from the loop, output and every gradient: {worst:.1e}")
+        assert worst < 2e-3, "the Triton kernels disagree with the loop"
+    else:
+        print(f"Triton cannot run here: {triton_info.detail}")
+
+# %% [markdown]
 # ### Timing
 #
 # Forward and backward of the scan alone, on this machine's CPU threads (small sizes so that the
@@ -326,8 +383,8 @@ for n, s, p, f in zip(TIMING_LENGTHS, timings["sequential"], timings["parallel"]
 #   step size and maps depend on the input; the step size decides what to remember.
 # * The recurrence is a composition of affine maps, which is associative: it can be scanned in
 #   parallel. `hmrm.ssm` uses a two-level chunked scan with a hand-written backward pass (the adjoint
-#   is the same scan in reverse), compiled CPU loops (`fused`), and mamba-ssm's fused CUDA kernel when
-#   it is installed.
+#   is the same scan in reverse), compiled CPU loops (`fused`), Triton kernels that keep the state in
+#   registers on a GPU (`triton`), and mamba-ssm's fused CUDA kernel when it is installed.
 #
 # Next, chapter 06 wraps the scan into a Mamba block and runs it both ways over image patches.
 

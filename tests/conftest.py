@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+import torch
+
+# Without a GPU, Triton's kernels can only run through its CPU interpreter, which must be chosen
+# before Triton is first imported: the tests of the "triton" selective-scan backend need it.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")

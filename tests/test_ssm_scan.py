@@ -54,13 +54,28 @@ CASE_IDS = ["x".join(map(str, shape)) + "-" + "".join(n for n, on in zip(("D", "
             for shape, flags in CASES]
 
 
-@pytest.mark.parametrize("backend", ["parallel", "fused"])
+def _triton_here() -> str:
+    """The device the Triton backend runs on in this test session ("" when it cannot run)."""
+    from hmrm.ssm.triton_scan import interpreting, triton_status
+
+    if not triton_status()[0]:
+        return ""
+    return "cuda" if torch.cuda.is_available() else ("cpu" if interpreting() else "")
+
+
+@pytest.mark.parametrize("backend", ["parallel", "fused", "triton"])
 @pytest.mark.parametrize("shape,flags", CASES, ids=CASE_IDS)
 def test_backend_matches_sequential(shape, flags, backend):
-    """The chunked parallel scan and the compiled CPU loops: output and every gradient as the readable loop's."""
+    """The chunked parallel scan, the compiled CPU loops and the Triton kernels (through Triton's CPU
+    interpreter without a GPU): output and every gradient as the readable loop's."""
+    if backend == "triton" and not _triton_here():
+        pytest.skip("Triton cannot run here (no GPU, and TRITON_INTERPRET was not set before Triton was imported)")
     inputs = make_inputs(*shape)
     ref, ref_grads = run(inputs, "sequential", *flags)
+    if backend == "triton" and _triton_here() == "cuda":  # the compiled kernels, on the GPU
+        inputs = {k: v.detach().cuda().requires_grad_() for k, v in inputs.items()}
     out, grads = run(inputs, backend, *flags)
+    out, grads = out.cpu(), {k: v.cpu() for k, v in grads.items()}
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, ref, **TOL)
     for name in ref_grads:
@@ -187,6 +202,47 @@ def test_auto_prefers_the_kernel_only_where_it_can_run(monkeypatch, caplog):
     with pytest.raises(RuntimeError, match="fused.*CPU"):
         scan.resolve_backend("fused", cuda)
     assert len([r for r in caplog.records if r.name == "hmrm.ssm"]) == 3   # one line per choice made
+
+
+def test_auto_takes_triton_on_cuda_only_once_it_compiled_and_agreed(monkeypatch):
+    """Without mamba-ssm, CUDA float32 -> triton if the kernels ran and agreed with the parallel scan
+    on that device, else parallel; never on the CPU; explicit "triton" says why it cannot run."""
+    from hmrm.ssm import triton_scan
+
+    if not triton_scan.triton_status()[0]:
+        pytest.skip("Triton is not importable here")
+    monkeypatch.setattr(scan, "_mamba_ssm_kernel", lambda: (None, "mamba_ssm not importable"))
+    monkeypatch.setattr(scan, "_reported", set())
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(scan, "_triton_checked", lambda device: (True, ""))
+    assert scan.resolve_backend("auto", cuda) == "triton"
+    assert scan.resolve_backend("auto", cuda, torch.float64) == "parallel"
+    assert scan.resolve_backend("auto", cpu) == "fused"                 # the interpreter is for checking only
+    monkeypatch.setattr(scan, "_triton_checked", lambda device: (False, "they disagree"))
+    assert scan.resolve_backend("auto", cuda) == "parallel"
+    with pytest.raises(RuntimeError, match="float32 only"):
+        scan.resolve_backend("triton", cpu, torch.float64)
+    monkeypatch.setattr(triton_scan, "interpreting", lambda: False)
+    with pytest.raises(RuntimeError, match="Triton compiles for GPUs.*TRITON_INTERPRET"):
+        scan.resolve_backend("triton", cpu)
+    info = {b.name: b for b in available_backends()}["triton"]
+    assert info.available == torch.cuda.is_available()
+
+
+def test_triton_self_check_runs_the_kernels():
+    """The check ``auto`` runs before it trusts the kernels on a device passes where they work."""
+    if not _triton_here():
+        pytest.skip("Triton cannot run here")
+    scan._triton_checked.cache_clear()
+    assert scan._triton_checked(_triton_here()) == (True, "")
+
+
+@pytest.mark.gpu
+def test_triton_on_cuda_matches_sequential():
+    if not torch.cuda.is_available() or _triton_here() != "cuda":
+        pytest.skip("needs CUDA and Triton")
+    for shape, flags in CASES:
+        test_backend_matches_sequential(shape, flags, "triton")
 
 
 def test_fused_against_float64_reference():

@@ -29,12 +29,18 @@ Backends
     The same recurrence as compiled CPU loops (Numba, :mod:`hmrm.ssm.fused`): one pass per
     (batch, channel) with the states in a small buffer, the decays, the skip term and the gate
     fused in, and a hand-written backward. The fastest choice on a CPU; float32 CPU tensors only.
+``triton``
+    Triton kernels (:mod:`hmrm.ssm.triton_scan`): each program keeps a block of channels' states
+    in registers while it walks the sequence; the backward recomputes the states chunk by chunk.
+    CUDA tensors (on a CPU only through Triton's interpreter, ``TRITON_INTERPRET=1``, for checking).
 ``mamba_ssm``
     The fused CUDA kernel ``selective_scan_fn`` of the ``mamba-ssm`` package; used only when it
     imports and the tensors are on a CUDA device.
 ``auto``
-    ``mamba_ssm`` for CUDA tensors when it imports, ``fused`` for float32 CPU tensors when Numba
-    imports, otherwise ``parallel``; the choice is printed once per process.
+    ``mamba_ssm`` for CUDA tensors when it imports; else ``triton`` for float32 CUDA tensors when
+    Triton imports and its kernels, run once on that device, agree with ``parallel``; ``fused`` for
+    float32 CPU tensors when Numba imports; otherwise ``parallel``. The choice is logged once per
+    process.
 
 Why the recurrence can be computed in parallel
 ----------------------------------------------
@@ -82,7 +88,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("sequential", "parallel", "fused", "mamba_ssm")
+BACKENDS = ("sequential", "parallel", "fused", "triton", "mamba_ssm")
 _reported: set[str] = set()  # backends that "auto" has already announced in this process
 
 
@@ -242,12 +248,56 @@ def available_backends() -> list[BackendInfo]:
     if kernel is not None and not torch.cuda.is_available():
         kernel, why = None, "mamba_ssm imports but CUDA is not available"
     numba_ok, numba_why = numba_status()
+    triton_ok, triton_why = _triton_usable(torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     return [
         BackendInfo("sequential", True, "readable loop over positions, autograd backward (slow)"),
         BackendInfo("parallel", True, "chunked parallel scan with a hand-written backward, any device"),
         BackendInfo("fused", numba_ok, "compiled CPU loops (Numba), CPU tensors" if numba_ok else numba_why),
+        BackendInfo("triton", triton_ok, triton_why),
         BackendInfo("mamba_ssm", kernel is not None, "fused CUDA kernel of mamba-ssm" if kernel is not None else why),
     ]
+
+
+def _triton_usable(device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[bool, str]:
+    """Whether the Triton kernels (:mod:`hmrm.ssm.triton_scan`) can run on ``device``, and why (not)."""
+    from .triton_scan import interpreting, triton_status
+
+    ok, why = triton_status()
+    if not ok:
+        return False, why
+    if dtype != torch.float32:
+        return False, f"the Triton kernels are float32 only, the tensors are {dtype}"
+    if device.type == "cuda":
+        return True, f"fused Triton kernels, CUDA ({why})"
+    if device.type == "cpu" and interpreting():
+        return True, f"Triton kernels through the CPU interpreter (TRITON_INTERPRET=1; slow, for checking) ({why})"
+    return False, (f"tensors are on {device.type}; Triton compiles for GPUs (on a CPU only through its interpreter: "
+                   "TRITON_INTERPRET=1 set before Python starts, for checking)")
+
+
+@functools.lru_cache(maxsize=None)
+def _triton_checked(device: str) -> tuple[bool, str]:
+    """Run the Triton kernels once on ``device`` against the parallel scan (forward and gradients,
+    small inputs): ``auto`` uses them only if they compile and agree there."""
+    try:
+        from .triton_scan import triton_scan
+
+        g = torch.Generator().manual_seed(0)
+        shapes = {"u": (2, 5, 19), "delta": (2, 5, 19), "A": (5, 3), "B": (2, 3, 19), "C": (2, 3, 19)}
+        x = {k: torch.randn(s, generator=g).to(device) for k, s in shapes.items()}
+        x["delta"] = x["delta"].abs() * 0.3
+        x["A"] = -x["A"].abs()
+        outs = []
+        for fn in (triton_scan, parallel_scan):
+            inputs = {k: v.clone().requires_grad_() for k, v in x.items()}
+            y = fn(*inputs.values())
+            y.square().sum().backward()
+            outs.append([y.detach(), *(v.grad for v in inputs.values())])
+        if not all(torch.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in zip(*outs)):
+            return False, "the Triton kernels disagree with the parallel scan on this device"
+    except Exception as exc:  # noqa: BLE001 - a compiler or driver problem shows up in many ways
+        return False, f"the Triton kernels failed on this device ({type(exc).__name__}: {exc})"
+    return True, ""
 
 
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
@@ -271,10 +321,17 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = tor
         numba_ok, numba_why = False, f"the fused loops are float32 only, the tensors are {dtype}"
     if backend == "fused" and not numba_ok:
         raise RuntimeError(f"backend 'fused' cannot run: {numba_why}; use 'parallel' or 'auto'")
+    triton_ok, triton_why = _triton_usable(device, dtype)
+    if backend == "triton" and not triton_ok:
+        raise RuntimeError(f"backend 'triton' cannot run: {triton_why}; use 'parallel' or 'auto'")
     if backend != "auto":
         return backend
+    if triton_ok and device.type == "cuda" and not usable:  # only once it compiled and agreed on this device
+        triton_ok, triton_why = _triton_checked(str(device))
     if usable:
         choice, reason = "mamba_ssm", "fused CUDA kernel"
+    elif triton_ok and device.type == "cuda":
+        choice, reason = "triton", "fused Triton kernels (mamba-ssm not installed)"
     elif numba_ok:
         choice, reason = "fused", "compiled CPU loops (Numba)"
     else:
@@ -342,7 +399,10 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
 
         as_work = lambda t: None if t is None else t.to(work)  # noqa: E731
         return fused_scan(u, delta, A, B, C, as_work(D), as_work(z)).to(dtype_in)
-    scan = sequential_scan if name == "sequential" else parallel_scan
+    if name == "triton":
+        from .triton_scan import triton_scan as scan
+    else:
+        scan = sequential_scan if name == "sequential" else parallel_scan
     out = scan(u, delta, A, B, C)
     if D is not None:
         out = out + u * D.to(work).unsqueeze(-1)
