@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from hmrm.ssm import scan
 from hmrm.ssm.scan import BACKENDS, available_backends, linear_scan_, selective_scan
+from hmrm.utils import pick_device
 
 # the tolerance of mamba-ssm's own tests of selective_scan in fp32
 TOL = dict(rtol=6e-4, atol=2e-3)
@@ -73,7 +74,7 @@ def test_backend_matches_sequential(shape, flags, backend):
     inputs = make_inputs(*shape)
     ref, ref_grads = run(inputs, "sequential", *flags)
     if backend == "triton" and _triton_here() == "cuda":  # the compiled kernels, on the GPU
-        inputs = {k: v.detach().cuda().requires_grad_() for k, v in inputs.items()}
+        inputs = {k: v.detach().to(pick_device("cuda")).requires_grad_() for k, v in inputs.items()}
     out, grads = run(inputs, backend, *flags)
     out, grads = out.cpu(), {k: v.cpu() for k, v in grads.items()}
     assert torch.isfinite(out).all()

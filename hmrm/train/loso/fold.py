@@ -132,38 +132,53 @@ class Fold:
                           f"{self.subject} starts again from epoch 0.", stacklevel=2)
             return None
 
+    def epoch_draws(self, epoch: int) -> dict:
+        """What epoch ``epoch`` (1-based) of this fold draws, all from (seed, fold, epoch): the
+        shuffled order of the training fold, the MotionMix (None without), the torch seed of its
+        dropout masks; and its optimiser steps."""
+        from ...augment import MotionMix
+
+        cfg, n = self.config, len(self.train_idx)
+        return {"order": np.random.default_rng(_seed(cfg.seed, self.index, epoch, _SHUFFLE)).permutation(n),
+                "mix": MotionMix(p=cfg.motionmix_p, seed=_seed(cfg.seed, self.index, epoch, _MIX), channels=cfg.channels,
+                                 **cfg.motionmix_options) if cfg.mixes else None,
+                "torch_seed": _seed(cfg.seed, self.index, epoch, _TORCH), "steps": -(-n // cfg.batch_size)}
+
+    def batch(self, draws: dict, epoch: int, step: int, opt):
+        """Step ``step`` (0-based) of an epoch: sets ``opt``'s learning rate from the step counter and
+        returns the batch (inputs, boxes, labels) in the epoch's order, MotionMix applied with
+        partners from the training fold only."""
+        import torch
+
+        from ..recipe import lr_factor
+
+        cfg, steps = self.config, draws["steps"]
+        factor = lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps, cfg.warmup_epochs * steps)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * factor
+        idx = draws["order"][step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        it = torch.from_numpy(idx).to(self.device)
+        xb, bb, yb = self.xtr[it], self.btr[it], self.ytr[it]
+        if draws["mix"] is not None:
+            xb = draws["mix"](xb, bb, yb, pool=(self.xtr, self.btr, self.ytr_np), index=idx)
+        return xb, bb, yb
+
     def _epoch(self, epoch: int, model, opt, scaler, ema) -> dict:
         """Train one epoch (1-based) in place; its loss and training accuracy. Every random draw
         depends on (seed, fold, epoch), and the learning rate on the step counter only."""
-        import torch
-
-        from ...augment import MotionMix
-        from ..recipe import lr_factor
-
-        cfg, dev = self.config, self.device
-        n, bs = len(self.train_idx), cfg.batch_size
-        steps = -(-n // bs)  # optimiser steps per epoch
-        order = np.random.default_rng(_seed(cfg.seed, self.index, epoch, _SHUFFLE)).permutation(n)
-        mix = MotionMix(p=cfg.motionmix_p, seed=_seed(cfg.seed, self.index, epoch, _MIX), channels=cfg.channels,
-                        **cfg.motionmix_options) if cfg.mixes else None
-        _seed_torch(_seed(cfg.seed, self.index, epoch, _TORCH))
-        cw = self.cw.to(dev)
+        n = len(self.train_idx)
+        draws = self.epoch_draws(epoch)
+        _seed_torch(draws["torch_seed"])
+        cw = self.cw.to(self.device)
         loss_sum, correct = 0.0, 0
-        for i in range(0, n, bs):
-            factor = lr_factor(cfg.schedule, (epoch - 1) * steps + i // bs, cfg.epochs * steps, cfg.warmup_epochs * steps)
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * factor
-            idx = order[i:i + bs]
-            it = torch.from_numpy(idx).to(dev)
-            xb, bb, yb = self.xtr[it], self.btr[it], self.ytr[it]
-            if mix is not None:  # partners from the training fold only
-                xb = mix(xb, bb, yb, pool=(self.xtr, self.btr, self.ytr_np), index=idx)
+        for step in range(draws["steps"]):
+            xb, bb, yb = self.batch(draws, epoch, step, opt)
             with self._autocast():
                 out = model(xb / self.scale_t, bb)
             if self.amp_dtype is not None:  # the loss in float32, outside autocast
                 out = {**out, "logits": out["logits"].float(),
                        "grain_logits": {k: v.float() for k, v in (out.get("grain_logits") or {}).items()}}
-            loss = model.loss(out, yb, cw, label_smoothing=cfg.label_smoothing)
+            loss = model.loss(out, yb, cw, label_smoothing=self.config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -174,7 +189,7 @@ class Fold:
                 opt.step()
             if ema is not None:
                 ema.update_parameters(model)
-            loss_sum += float(loss.detach()) * len(idx)
+            loss_sum += float(loss.detach()) * len(yb)
             correct += int((out["logits"].detach().argmax(1) == yb).sum())
         return {"epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct / n}
 

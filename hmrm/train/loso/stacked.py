@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .fold import _MIX, _SHUFFLE, _TORCH, Fold, Stopped, _seed
+from .fold import Fold, Stopped
 
 #: The selective-scan backend of the stacked network: plain tensor code that vmap can batch.
 STACKED_SCAN = "parallel"
@@ -91,7 +91,7 @@ def _stacked_network(model):
     """A copy of ``model`` whose dropouts take given masks and whose selective scans run the
     vmap-able backend: the module ``functional_call`` runs with the stacked weights."""
     base = copy.deepcopy(model)
-    for name, module in list(base.named_modules()):
+    for module in list(base.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Dropout):
                 setattr(module, child_name, GivenDropout(child.p))
@@ -138,21 +138,15 @@ class StackedFolds:
     def epoch(self, epoch: int, active: list[bool]) -> list[dict | None]:
         """Train epoch ``epoch`` (1-based) of every active fold; each one's loss and training
         accuracy (None for a fold that sits the epoch out)."""
-        from ...augment import MotionMix
-        from ..recipe import lr_factor
-
-        cfg, dev, bs = self.config, self.device, self.config.batch_size
+        dev, bs = self.device, self.config.batch_size
         if self._step is None:
             self._step = self._grad_fn()
         plans = []
         for f, on in zip(self.folds, active):
-            n = len(f.train_idx)
-            plan = {"n": n, "steps": -(-n // bs) if on else 0, "loss": 0.0, "correct": 0}
-            if on:
-                plan["order"] = np.random.default_rng(_seed(cfg.seed, f.index, epoch, _SHUFFLE)).permutation(n)
-                plan["mix"] = MotionMix(p=cfg.motionmix_p, seed=_seed(cfg.seed, f.index, epoch, _MIX),
-                                        channels=cfg.channels, **cfg.motionmix_options) if cfg.mixes else None
-                plan["gen"] = torch.Generator(dev).manual_seed(_seed(cfg.seed, f.index, epoch, _TORCH))
+            plan = {"n": len(f.train_idx), "steps": 0, "loss": 0.0, "correct": 0}
+            if on:  # the fold's own draws, as it makes them alone
+                plan.update(f.epoch_draws(epoch))
+                plan["gen"] = torch.Generator(dev).manual_seed(plan["torch_seed"])
             plans.append(plan)
         spare = torch.Generator(dev).manual_seed(0)  # masks of folds sitting a step out: never used
         for i in range(max(p["steps"] for p in plans)):
@@ -160,17 +154,12 @@ class StackedFolds:
             for f, plan, run in zip(self.folds, plans, self.runs):
                 on = i < plan["steps"]
                 live.append(on)
-                idx = plan["order"][i * bs:(i + 1) * bs] if on else np.arange(min(bs, plan["n"]))
-                it = torch.from_numpy(idx).to(dev)
-                xb, bb, yb = f.xtr[it], f.btr[it], f.ytr[it]
                 if on:
-                    factor = lr_factor(cfg.schedule, (epoch - 1) * plan["steps"] + i, cfg.epochs * plan["steps"],
-                                       cfg.warmup_epochs * plan["steps"])
-                    for group in run["opt"].param_groups:
-                        group["lr"] = cfg.lr * factor
-                    if plan["mix"] is not None:
-                        xb = plan["mix"](xb, bb, yb, pool=(f.xtr, f.btr, f.ytr_np), index=idx)
-                gen, b = (plan["gen"] if on else spare), len(idx)
+                    xb, bb, yb = f.batch(plan, epoch, i, run["opt"])
+                else:  # any samples: the fold's result is thrown away
+                    it = torch.arange(min(bs, plan["n"]), device=dev)
+                    xb, bb, yb = f.xtr[it], f.btr[it], f.ytr[it]
+                gen, b = (plan["gen"] if on else spare), len(yb)
                 for j, (p, shape) in enumerate(self.calls):  # the fold's masks, in its own draw order
                     m = torch.empty((b, *shape), device=dev).bernoulli_(1 - p, generator=gen).div_(1 - p)
                     masks[j].append(torch.cat([m, m.new_ones((bs - b, *shape))]) if b < bs else m)
