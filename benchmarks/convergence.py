@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hmrm.markdown import markdown_table
-from hmrm.utils import atomic_write_text
+from hmrm.resultfiles import write_results
 
 #: network -> flows it is run on (those of its demo comparisons) and the epoch multiples
 PLAN = {"hmrm": (("gru_aofe",), (1, 2, 4)), "ststnet": (("tvl1", "gru_aofe"), (1, 2))}
@@ -72,7 +72,7 @@ def main() -> None:
                               format_interval(r["uf1"], r["interval"]["uf1"]),
                               format_interval(r["uar"], r["interval"]["uar"])] for r in rows], "llr")]
     args.results.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.results / "convergence.md", "\n".join(lines) + "\n")
+    write_results(args.results / "convergence.md", "\n".join(lines) + "\n")
 
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax, ax2 = fig.subplots(1, 2)

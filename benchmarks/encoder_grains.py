@@ -20,7 +20,7 @@ import torch
 from hmrm.efficiency import count_flops, example_inputs
 from hmrm.markdown import markdown_table
 from hmrm.model import HMRM, count_parameters
-from hmrm.utils import atomic_write_text
+from hmrm.resultfiles import write_results
 
 SETTINGS = [(96, (8, 16)), (112, (8, 16)), (112, (7, 14)), (112, (4, 8, 16)), (128, (8, 16)), (224, (16, 32))]
 
@@ -59,7 +59,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        atomic_write_text(args.out, text)
+        write_results(args.out, text)
 
 
 if __name__ == "__main__":

@@ -136,10 +136,10 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.table:
-        from hmrm.utils import atomic_write_text
+        from hmrm.resultfiles import write_results
 
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(Path(args.table), text + "\n")
+        write_results(Path(args.table), text + "\n")
     if args.figure:
         import matplotlib
 

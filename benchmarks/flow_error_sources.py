@@ -24,7 +24,7 @@ from hmrm.data.synthme import SynthConfig, build_synthme, load_frame, load_gt_fl
 from hmrm.flow import classic_flow
 from hmrm.flow.classic import to_grey
 from hmrm.markdown import markdown_table
-from hmrm.utils import atomic_write_text
+from hmrm.resultfiles import write_results
 
 VARIANTS = {
     "as shipped": {},
@@ -68,7 +68,7 @@ def main() -> None:
                               f"{e['tvl1'][0]:.4f}", f"{e['tvl1'][0] - base['tvl1'][0]:+.4f}"] for name, overrides, e in rows])]
     print("\n".join(lines))
     if args.table:
-        atomic_write_text(args.table, "\n".join(lines) + "\n")
+        write_results(args.table, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import torch
 
 from hmrm.demo import DEMO_RECIPES
 from hmrm.markdown import markdown_table
+from hmrm.resultfiles import write_results
 from hmrm.train.loso import LOSOConfig, LOSOData, cpu_cores, run_loso
 from hmrm.train.recipe import recipe_config
 
@@ -106,7 +107,7 @@ def main() -> None:
             f"predictions of every row agree (`benchmarks/fold_throughput.py`).\n\n{table}\n")
     print("\n" + text)
     if args.out:
-        args.out.write_text(text)
+        write_results(args.out, text)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from hmrm.markdown import markdown_table
+from hmrm.resultfiles import write_results
 from hmrm.utils import atomic_write_text
 
 DEV_SEED = 1
@@ -162,7 +163,7 @@ def main() -> None:
         header = ["rank", "trial", "score", *(f"UF1 {f}" for f in flows), "seconds", "settings"]
         lines += [f"**{model}** (scored on {', '.join(flows)})", "",
                   markdown_table(header, table, "r" * (len(header) - 1) + "l"), ""]
-    atomic_write_text(args.table, "\n".join(lines))
+    write_results(args.table, "\n".join(lines))
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=1) + "\n")
     print("\n".join(lines))
 

@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 
 from hmrm.markdown import markdown_table
+from hmrm.resultfiles import write_results
 from hmrm.ssm.scan import available_backends, selective_scan
 from hmrm.utils import pick_device
 
@@ -182,7 +183,7 @@ def main() -> None:
     print(f"\n(benchmark wall time {time.perf_counter() - t_start:.0f} s)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
+        write_results(args.out, table + "\n")
         print(f"table written to {args.out}")
 
 

@@ -5,7 +5,9 @@ illumination drift, warps the apex frame by the ground-truth flow (bicubic) and 
 absolute difference to the onset frame on face pixels (grey levels, 0-255). For scale it prints
 the same with no warp and with 80 % of the true flow, plus the render time per clip.
 
-    .venv/bin/python benchmarks/synthme_gt_check.py [--clips N] [--preset default]
+    .venv/bin/python benchmarks/synthme_gt_check.py [--clips N] [--preset default] [--out benchmarks/results/synthme_gt_check.md]
+
+With ``--out`` the table is also written there, with its JSON twin.
 """
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ import numpy as np
 
 from hmrm.data.synthme import RenderFace, SynthConfig, make_specs, prepare_bank_faces, render_clip
 from hmrm.flow import warp_array
+from hmrm.markdown import markdown_table
+from hmrm.resultfiles import write_results
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=3, help="clips per photo (default 3)")
     ap.add_argument("--preset", default="default")
+    ap.add_argument("--out", default=None, help="also write the table (markdown, and its JSON twin) here")
     args = ap.parse_args()
     config = SynthConfig.preset(args.preset)
     faces = prepare_bank_faces(verbose=False)
@@ -38,15 +43,24 @@ def main() -> None:
             m = rf.fields.face
             res = lambda f: float(np.abs(warp_array(apx, f, mode="bicubic") - on)[m].mean())  # noqa: E731
             rows.append((face.photo_id, spec.sample, spec.peak_px, res(flow), res(0.8 * flow), res(0 * flow), dt / spec.n_frames))
-    print(f"SynthME ground-truth check, preset {args.preset!r}, {len(rows)} clips (noise and lighting off)")
-    print(f"{'photo':<11} {'clips':>5} {'peak px':>8} {'GT warp':>8} {'0.8xGT':>8} {'no warp':>8} {'ms/frame':>9}")
-    for pid in dict.fromkeys(r[0] for r in rows):
-        r = np.array([x[2:] for x in rows if x[0] == pid])
-        print(f"{pid:<11} {len(r):>5} {r[:, 0].mean():>8.2f} {r[:, 1].mean():>8.3f} {r[:, 2].mean():>8.3f} {r[:, 3].mean():>8.3f} {1e3 * r[:, 4].mean():>9.1f}")
+    table = []
+    for pid in [*dict.fromkeys(r[0] for r in rows), "all"]:
+        r = np.array([x[2:] for x in rows if pid == "all" or x[0] == pid])
+        table.append([pid, len(r), f"{r[:, 0].mean():.2f}", f"{r[:, 1].mean():.3f}", f"{r[:, 2].mean():.3f}",
+                      f"{r[:, 3].mean():.3f}", f"{1e3 * r[:, 4].mean():.1f}"])
     r = np.array([x[2:] for x in rows])
-    print(f"{'all':<11} {len(r):>5} {r[:, 0].mean():>8.2f} {r[:, 1].mean():>8.3f} {r[:, 2].mean():>8.3f} {r[:, 3].mean():>8.3f} {1e3 * r[:, 4].mean():>9.1f}")
-    print(f"worst clip GT residual: {r[:, 1].max():.3f} grey levels; GT better than no warp in {int((r[:, 1] < r[:, 3]).sum())}/{len(r)} clips")
-
+    text = "\n".join([
+        f"SynthME ground-truth check, preset {args.preset!r}, {len(rows)} clips ({args.clips} per bank photo), sensor "
+        "noise and illumination drift off: mean absolute grey-level difference (0-255) on face pixels between the "
+        "onset frame and the apex frame warped back by the ground-truth flow (bicubic), by 0.8 x that flow, and not "
+        "warped; render time per frame (`benchmarks/synthme_gt_check.py`).", "",
+        markdown_table(["photo", "clips", "peak px", "GT warp", "0.8 x GT warp", "no warp", "ms / frame"], table,
+                       "lrrrrrr"), "",
+        f"Worst clip's GT-warp residual: {r[:, 1].max():.3f} grey levels; the GT warp is closer than no warp in "
+        f"{int((r[:, 1] < r[:, 3]).sum())} of {len(r)} clips."])
+    print(text)
+    if args.out:
+        write_results(args.out, text + "\n")
 
 if __name__ == "__main__":
     main()

@@ -35,6 +35,7 @@ import torch
 
 from hmrm.efficiency import count_flops, example_inputs
 from hmrm.markdown import markdown_row, markdown_table
+from hmrm.resultfiles import write_results
 from hmrm.model import build_model
 
 #: name -> (model, model options, LOSO options, time a whole LOSO run too). "hmrm_demo" is the HMRM
@@ -145,7 +146,7 @@ def main() -> None:
         lines.append(line)
         print(line, flush=True)
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        write_results(args.out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":  # the LOSO run spawns worker processes, which import this file

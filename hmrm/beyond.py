@@ -170,11 +170,14 @@ def _samples(root) -> tuple[list, str]:
 
 
 def _write_results(out: Path, stem: str, summary: dict, md: str, table) -> dict:
-    """``out/<stem>.json`` and ``out/<stem>.md`` (and ``table``), atomically; the summary with its table."""
+    """``out/<stem>.json`` and ``out/<stem>.md`` (and ``table`` with its JSON twin), atomically; the
+    summary with its table."""
+    from .resultfiles import write_results
+
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / f"{stem}.md", md)
     if table is not None:
-        atomic_write_text(table, md)
+        write_results(table, md)
     return {**summary, "table": md}
 
 

@@ -176,7 +176,7 @@ def _cmd_efficiency(args) -> int:
     text = write_efficiency(args.out, input_size=args.input_size, batches=args.batch, repeats=args.repeats,
                             warmup=args.warmup, command=cmd, progress=None if args.quiet else print)
     print(text)
-    print(f"written to {args.out}")
+    print(f"written to {args.out} and its JSON twin {Path(args.out).with_suffix('.json')}")
     return 0
 
 
@@ -191,11 +191,11 @@ def _cmd_calibrate(args) -> int:
     table = calibration_table(summaries)
     print(table)
     if args.out:
-        from .utils import atomic_write_text
+        from .resultfiles import write_results
 
         cmd = "hmrm calibrate " + " ".join(str(r) for r in args.runs) + f" --threshold {args.threshold} --bins {args.bins}"
-        atomic_write_text(args.out, f"Calibration of LOSO runs (`{cmd}`)\n\n{table}\n")
-        print(f"written to {args.out}", file=sys.stderr)
+        twin = write_results(args.out, f"Calibration of LOSO runs (`{cmd}`)\n\n{table}\n")
+        print(f"written to {args.out} and {twin}", file=sys.stderr)
     return 0
 
 
@@ -222,7 +222,9 @@ def _cmd_explain(args) -> int:
     print(table)
     if args.out:
         cmd = "hmrm explain " + " ".join(str(r) for r in args.runs) + f" --synthme {args.synthme}"
-        atomic_write_text(args.out, f"Explanations of LOSO runs against SynthME's true action units (`{cmd}`)\n\n{table}\n")
+        from .resultfiles import write_results
+
+        write_results(args.out, f"Explanations of LOSO runs against SynthME's true action units (`{cmd}`)\n\n{table}\n")
     return 0
 
 
@@ -400,8 +402,8 @@ def _cmd_demo(args) -> int:
         print(f"hmrm demo: error: {exc}\nWith hmrm demo, the run folders live under --out: pass another --out "
               f"(e.g. --out runs/demo-e{args.epochs}) or delete {args.out}.", file=sys.stderr)
         return 2
-    print(f"\nrun folders under {args.out}; table and figures in {args.figures}/demo_results.md, demo_confusion.png, "
-          f"demo_training.png ({summary['wall_seconds_this_call']:.0f} s this call)")
+    print(f"\nrun folders under {args.out}; table and figures in {args.figures}/demo_results.md (and its JSON twin, "
+          f"demo_results.json), demo_confusion.png, demo_training.png ({summary['wall_seconds_this_call']:.0f} s this call)")
     return 0
 
 
@@ -502,7 +504,13 @@ def _add_prepare(sub) -> None:
     r.add_argument("--apex-cache", type=Path, default=None,
                    help="JSON file of apex estimates (default: OUT/apex_estimates.json)")
     r.add_argument("--no-apex-estimate", action="store_true",
-                   help="skip samples without an annotated apex instead of estimating it from motion")
+                   help="skip samples without an annotated apex instead of estimating it from motion. By default "
+                   "a missing apex (all of SMIC-HS, a few CASME II and SAMM rows) is estimated as the frame of "
+                   "largest non-rigid flow from the onset; on SynthME, whose apex is known, that estimate costs both "
+                   "networks UF1 against the true apex, an interval that excludes 0 "
+                   "(benchmarks/results/beyond_apex.md, chapter 10). The 'middle of onset..offset' rule scores "
+                   "better there only because SynthME places every apex near the middle; on real clips neither "
+                   "choice has been measured")
     r.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
     r.add_argument("--list", action="store_true", help="only parse and print counts, fixes and skipped samples; align nothing")
     r.add_argument("--limit", type=_POSITIVE, default=None, help="prepare only the first N samples (for a quick look)")

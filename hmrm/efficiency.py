@@ -133,10 +133,36 @@ class EfficiencyRow:
     scan_flops: float
     latency_ms: dict[int, float] = field(default_factory=dict)
     note: str = ""
+    input_size: int | None = None   # the side of the model's input, when it is not the table's
 
 
-def default_models(input_size: int | None = None) -> dict[str, Callable[[], nn.Module]]:
-    """Builders of HMRM (``hmrm``), each ablation (``hmrm/<name>``) and each baseline, by name."""
+DEMO_NETWORK = "hmrm (demo)"
+
+
+def demo_network():
+    """The small HMRM that ``make demo`` trains and scores: the model options of the demo's recipe
+    (:data:`hmrm.demo.DEMO_RECIPES`: convolutional stem, width 48, depth 1) at the demo's input size."""
+    from .demo import DEMO_INPUT_SIZE, DEMO_RECIPES
+    from .model import build_model
+    from .train.recipe import MODEL_KEYS
+
+    options = {k: v for k, v in DEMO_RECIPES["hmrm"].items() if k in MODEL_KEYS and k != "weighted_loss"}
+    return build_model("hmrm", input_size=DEMO_INPUT_SIZE, **options)
+
+
+def demo_network_description() -> str:
+    """The demo network's options in words (``convolutional stem, width 48, depth 1``)."""
+    from .demo import DEMO_RECIPES
+
+    r = DEMO_RECIPES["hmrm"]
+    stem = {"conv": "convolutional stem", "patch": "linear patch embedding"}[r.get("stem", "patch")]
+    return f"{stem}, width {r['d_model']}, depth {r['depth']}"
+
+
+def default_models(input_size: int | None = None, demo: bool = True) -> dict[str, Callable[[], nn.Module]]:
+    """Builders of HMRM (``hmrm``, the paper's size), each ablation (``hmrm/<name>``), the network the
+    demo trains (:data:`DEMO_NETWORK`, at its own input size; ``demo=False`` leaves it out) and each
+    baseline, by name."""
     from .model import ABLATIONS, build_model
 
     extra = {} if input_size is None else {"input_size": input_size}
@@ -144,6 +170,8 @@ def default_models(input_size: int | None = None) -> dict[str, Callable[[], nn.M
     for ablation, overrides in ABLATIONS.items():
         name = "hmrm" if ablation == "full" else f"hmrm/{ablation}"
         models[name] = lambda o=overrides: build_model("hmrm", **o, **extra)
+    if demo:
+        models[DEMO_NETWORK] = demo_network
     models["ststnet"] = lambda: build_model("ststnet")
     return models
 
@@ -179,10 +207,12 @@ def efficiency_rows(models: dict[str, Callable[[], nn.Module]] | None = None, in
         if key is not None and key in seen:
             first = seen[key]
             rows.append(EfficiencyRow(name, first.params, first.flops, first.scan_flops, first.latency_ms,
-                                      f"same network as {first.name} (MotionMix changes the training data only)"))
+                                      f"same network as {first.name} (MotionMix changes the training data only)",
+                                      first.input_size))
             continue
         flops = count_flops(model, *example_inputs(1, size))
-        row = EfficiencyRow(name, count_parameters(model), flops["total"], flops["scan"])
+        row = EfficiencyRow(name, count_parameters(model), flops["total"], flops["scan"],
+                            input_size=size if size != input_size else None)
         rows.append(row)
         measured[name] = (model, size)
         if key is not None:
@@ -230,7 +260,9 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
     lines = [
         "# Efficiency of HMRM, its ablations and the baselines",
         "",
-        f"Input: flow maps 3 x {input_size} x {input_size} and 4 region boxes. Parameters: trainable, recognition "
+        f"Input: flow maps 3 x S x S (S = {input_size} unless the input column says otherwise) and 4 region boxes. "
+        f"`{DEMO_NETWORK}` is the small HMRM that `make demo` trains and scores ({demo_network_description()}); "
+        "`hmrm` and its ablations are the paper's size (width 192, depth 4). Parameters: trainable, recognition "
         "network only (optical flow not included). FLOPs: forward pass per sample, one multiply-add = 2 FLOPs; "
         "dense operations counted by `torch.utils.flop_counter.FlopCounterMode`, each selective scan counted "
         f"explicitly as {SCAN_FLOPS_PER_ELEMENT}·B·L·D·N per direction (+ B·L·D skip, + B·L·D gate) and not "
@@ -241,9 +273,11 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
         f"{threads} thread(s), torch {torch.__version__}, {_machine()}. Compare rows of this table only.",
         "",
     ]
+    head.insert(1, "input")
     notes, table = [], []
     for r in rows:
-        cells = [f"`{r.name}`", f"{r.params:,}", f"{r.flops / 1e6:,.1f}", f"{r.scan_flops / 1e6:,.1f}"]
+        cells = [f"`{r.name}`", f"{r.input_size} px" if r.input_size else f"{input_size} px", f"{r.params:,}",
+                 f"{r.flops / 1e6:,.1f}", f"{r.scan_flops / 1e6:,.1f}"]
         for b in batches:
             ms = r.latency_ms.get(b)
             cells.append("" if ms is None else (f"{ms:,.1f}" if b == 1 else f"{ms:,.0f} ({ms / b:,.1f})"))
@@ -251,7 +285,7 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
             cells[0] += "*"
             notes.append(f"\\* `{r.name}`: {r.note}.")
         table.append(cells)
-    lines.append(markdown_table(head, table, "l" + "r" * (len(head) - 1)))
+    lines.append(markdown_table(head, table, "ll" + "r" * (len(head) - 2)))
     if notes:
         lines += [""] + notes
     if command:
@@ -262,10 +296,11 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
 def write_efficiency(path: str | Path, input_size: int = 112, batches: Sequence[int] = DEFAULT_BATCHES,
                      repeats: int = 5, warmup: int = 2, models: dict[str, Callable[[], nn.Module]] | None = None,
                      command: str | None = None, progress: Callable[[str], None] | None = None) -> str:
-    """Measure (:func:`efficiency_rows`) and write the markdown table to ``path`` atomically; return it."""
-    from .utils import atomic_write_text
+    """Measure (:func:`efficiency_rows`) and write the markdown table to ``path`` atomically, with its
+    JSON twin (:func:`hmrm.resultfiles.write_results`); return it."""
+    from .resultfiles import write_results
 
     rows = efficiency_rows(models, input_size, batches, repeats, warmup, progress)
     text = efficiency_markdown(rows, input_size, repeats, warmup, command=command)
-    atomic_write_text(path, text)
+    write_results(path, text)
     return text

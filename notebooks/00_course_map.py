@@ -51,14 +51,18 @@ SHIFT_PX = (0.5, -0.3)         # (dx, dy) motion the self-check makes and measur
 # | 00 course map | this page, and a check of your installation | ready |
 # | 01 faces and SynthME | face alignment, facial regions, action units, the synthetic data set with exact flow | ready |
 # | 02 optical flow on faces | brightness constancy, classical estimators scored on exact motion, flow features, an explorer | ready |
-# | 03 GRU-AOFE | correlation volumes, the attention-guided GRU, the refinement stage, training, the benchmark | ready (trained weights ship in `hmrm/flow/weights/gru_aofe.pt`) |
+# | 03 GRU-AOFE | correlation volumes, the attention-guided GRU, the refinement stage, training, the benchmark, and which part earns the gain | ready (trained weights ship in `hmrm/flow/weights/gru_aofe.pt`) |
 # | 04 MotionMix | region mixing between flow maps of one class | ready |
 # | 05 the selective scan | state-space models, sequential, parallel and fused scans | ready |
 # | 06 the bidirectional Mamba block | the block around the scan, both directions over image patches | ready |
-# | 07 encoder and RFFS | multi-grain patches, the grained Mamba encoder, region fusion | ready |
-# | 08 LOSO training | leave-one-subject-out training and honest scores | ready |
-# | 09 results and efficiency | the paper's tables beside ours | ready |
+# | 07 encoder and RFFS | multi-grain patches, the convolutional stem of the demo's network, the grained Mamba encoder, region fusion | ready |
+# | 08 LOSO training | leave-one-subject-out training, the recipe field by field, honest scores | ready |
+# | 09 results and efficiency | what the evidence says: every committed comparison with its verdict, your runs beside the paper's figures, efficiency | ready |
 # | 10 beyond the paper | the paper's named limits measured on SynthME: calibrated confidence, explanations checked against true action units, the cost of an estimated apex, head-motion compensation, small faces and a resolution-aware flow | ready |
+#
+# Every chapter that builds a part of HMRM ends with a box, **the paper says / this course chose**:
+# what the paper specifies, what it leaves open and we chose, why, and what each choice measured,
+# read from the committed results (`hmrm.choices`). The paper's own record is `docs/paper.md`.
 #
 # ## Data
 #

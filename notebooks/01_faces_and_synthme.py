@@ -311,7 +311,8 @@ plt.show()
 # **Where no apex is annotated** we estimate it as the annotators define it, the frame that moved
 # most away from onset: dense flow (OpenCV's DIS) onset -> every frame, minus the best-fitting affine
 # flow (the head moving as a whole), averaged over the centre of the image, smoothed over 3 frames,
-# maximum. SynthME knows the true apex, so we can measure the estimator before trusting it.
+# maximum. SynthME knows the true apex, so we can measure the estimator before trusting it (and
+# chapter 10 measures what an estimated apex costs the recognisers: a real loss of UF1).
 
 # %%
 from hmrm.data.apex import estimate_apex, motion_curve
@@ -353,6 +354,17 @@ for g in groups:
 #   FACS, the faces are still photos (some already smiling), and skin does not wrinkle. Numbers on
 #   SynthME say how well a pipeline reads small, known motion; only the licensed sets say how well it
 #   reads people.
+#
+# **The paper says, this course chose.** What HMRM's description fixes about faces and data, and
+# what this course chose where it is silent (`hmrm.choices`; none of these choices has a measured
+# effect on recognition yet):
+
+# %%
+from IPython.display import Markdown, display
+
+from hmrm.choices import choices_markdown
+
+display(Markdown(choices_markdown("faces")))
 
 # %% [markdown]
 # ## Check yourself

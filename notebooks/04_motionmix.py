@@ -59,8 +59,10 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown, display
 
 from hmrm.augment import MIX_REGIONS, MotionMix, motionmix, resize_patch
+from hmrm.choices import choices_markdown
 from hmrm.data.synthme import load_frame, load_gt_flow, tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import build_flow_inputs
@@ -329,6 +331,16 @@ assert np.array_equal(again(inputs.x, inputs.boxes, inputs.labels), x_aug)      
 # | channels | flow maps | every input channel (u, v, strain) mixed alike, after the channels were computed (strain is not recomputed across the seam) |
 # | label | unchanged (same class) | unchanged, by construction |
 # | where | training | training folds only; the LOSO harness applies it to training batches |
+# | in the demo | (the paper uses it in its full network) | not at all: the demo's recipe, chosen on a development SynthME, mixes nothing (`motionmix_p=0`) |
+#
+# **Does it help?** Nobody has shown it yet, here or, as far as `docs/paper.md` records, in the
+# paper, which reports no ablation figures. Our recipe search varied MotionMix together with
+# everything else and never alone, so it cannot say; the one paired measurement is
+# `benchmarks/choice_effects.py`, which adds MotionMix to the demo's HMRM and compares on the same
+# subjects. The box below reads what the committed tables say (`hmrm.choices`):
+
+# %%
+display(Markdown(choices_markdown("motionmix")))
 
 # %% [markdown]
 # ## Check yourself

@@ -60,7 +60,9 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown, display
 
+from hmrm.choices import choices_markdown
 from hmrm.ssm import available_backends, linear_scan_, parallel_scan, resolve_backend, selective_scan, sequential_scan
 from hmrm.ssm.scan import chunk_size
 
@@ -310,7 +312,9 @@ print("gradcheck of the hand-written backward:", torch.autograd.gradcheck(parall
 # `hmrm.ssm.triton_scan`) never write it: each GPU program owns one sample and a block of channels,
 # keeps their N states in registers, and walks the sequence reading each input once. The backward
 # pass stores only the state at the start of every chunk of 16 positions and recomputes the rest,
-# chunk by chunk, from there. What that saves, in bytes, at HMRM's training shapes:
+# chunk by chunk, from there. What that saves, in bytes, at the shapes this course trains the
+# paper-size network with (the paper gives no input size, patch size or batch size: 7 x 7 and 14 x 14
+# are our encoder's grids at 112 px, 28 x 28 a finer grain for comparison, and batch 32 our default):
 
 # %%
 def traffic_mb(batch, channels, length, state, chunk=16, passes=4):
@@ -324,7 +328,7 @@ def traffic_mb(batch, channels, length, state, chunk=16, passes=4):
     fused = inputs + batch * channels * length * f32 + batch * channels * state * math.ceil(length / chunk) * f32
     return parallel / 1e6, fused / 1e6
 
-for length in (49, 196, 784):  # the paper's 7x7, 14x14 and 28x28 patch grids, batch 32, D 384, N 16
+for length in (49, 196, 784):  # 7x7, 14x14, 28x28 patch grids; batch 32; D 384 (width 192 x 2), N 16
     par, fus = traffic_mb(32, 384, length, 16)
     print(f"L = {length:>3}: parallel scan ~{par:7.0f} MB, fused kernel ~{fus:5.0f} MB ({par / fus:4.1f}x less)")
 
@@ -386,6 +390,13 @@ for n, s, p, f in zip(TIMING_LENGTHS, timings["sequential"], timings["parallel"]
 #   is the same scan in reverse), compiled CPU loops (`fused`), Triton kernels that keep the state in
 #   registers on a GPU (`triton`), and mamba-ssm's fused CUDA kernel when it is installed.
 #
+# **The paper says, this course chose.** The paper uses Mamba; how its scan is computed is ours
+# (`hmrm.choices`, read from the committed scan benchmark):
+
+# %%
+display(Markdown(choices_markdown("selective_scan")))
+
+# %% [markdown]
 # Next, chapter 06 wraps the scan into a Mamba block and runs it both ways over image patches.
 
 # %% [markdown]

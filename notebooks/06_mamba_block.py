@@ -46,9 +46,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import skimage.data
 import torch
+from IPython.display import Markdown, display
 from skimage.color import rgb2gray
 from skimage.transform import resize
 
+from hmrm.choices import choices_markdown
 from hmrm.ssm import BiMamba, Mamba, available_backends, resolve_backend
 
 torch.manual_seed(SEED)
@@ -162,6 +164,13 @@ for backend, y in outputs.items():
 # * `BiMamba` scans patch sequences in both directions with separate parameters per direction and a
 #   convolutional gate, so every output token depends on every patch.
 #
+# **The paper says, this course chose**, and what the backward direction measured when it was
+# removed from the demo's network (the `unidirectional` ablation, read from the committed table):
+
+# %%
+display(Markdown(choices_markdown("mamba_block")))
+
+# %% [markdown]
 # Next, chapter 07 stacks these blocks over multi-grain patches of the optical-flow maps.
 
 # %% [markdown]

@@ -57,6 +57,7 @@ import torch
 from IPython.display import Markdown, display
 from matplotlib.patches import Rectangle
 
+from hmrm.choices import choices_markdown
 from hmrm.data.synthme import tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import flow_input, region_boxes_for
@@ -120,10 +121,11 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ## 2. Patches at two grains, and the tokens through the encoder
 #
-# A **grain** is a patch size. Fine patches (8 px at S = 112, a 14 x 14 grid) resolve the corner of
-# an eye or a lip; coarse patches (16 px, 7 x 7) see whole regions at once. Each patch becomes one
-# token by a convolution with kernel and stride equal to the patch size (the same as flattening the
-# patch and applying one linear map), plus a learned positional embedding.
+# A **grain** is a patch size (the paper asks for more than one; 8 and 16 px at S = 112 are our
+# choice). Fine patches (8 px, a 14 x 14 grid) resolve the corner of an eye or a lip; coarse patches
+# (16 px, 7 x 7) see whole regions at once. In the paper-size network each patch becomes one token by
+# a convolution with kernel and stride equal to the patch size (the same as flattening the patch and
+# applying one linear map), plus a learned positional embedding: the *linear patch embedding*.
 
 # %%
 fig, axes = plt.subplots(1, len(PATCH_SIZES), figsize=(4 * len(PATCH_SIZES), 4))
@@ -134,6 +136,46 @@ for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
     g = INPUT_SIZE // p
     ax.set_title(f"patch {p} px: {g} x {g} = {g * g} tokens"); ax.axis("off")
 plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ### The network the demo trains: a convolutional stem before the patches
+#
+# A linear patch embedding treats a patch as a bag of independent numbers: one weight per pixel and
+# channel, with no notion of which pixels are neighbours. On a flow map that is a poor start. A
+# micro-expression moves a few neighbouring pixels by a fraction of a pixel, and what tells one
+# expression from another is *local structure*: where a moving region ends, how the skin stretches
+# (the strain channel already measures that on its own, pixel by pixel). The demo's HMRM (`make demo`,
+# 64 px inputs) therefore first runs a small **convolutional stem** shared by every grain
+# (`hmrm.model.encoder.ConvStem`, `stem="conv"`): two 3 x 3 convolutions with stride 2, each followed
+# by a GELU, which turn the 3-channel map into a map of `d_model / 2` local motion features at a
+# quarter of the side. Patches are then cut from that feature map (side `p / 4`) and embedded
+# linearly. Every token thus starts from features computed over overlapping 3 x 3 neighbourhoods.
+# Early convolutions are known to make vision transformers train faster and more stably on small
+# data (Xiao et al. 2021, "Early convolutions help transformers see better").
+#
+# The paper says only that the flow maps are "split into patches", so both embeddings are readings
+# of it; the stem is our choice, and it is the one architectural choice this course has measured to
+# matter (the box at the end of the chapter reads the measurements). The demo's network, its stem
+# and the shapes through it, on this chapter's clip at the demo's input size:
+
+# %%
+from hmrm.efficiency import demo_network
+
+demo_net = demo_network().eval()
+demo_size = demo_net.config.input_size
+x_demo = torch.from_numpy(flow_input(sample, method="gt", size=demo_size))[None]
+print(f"the demo's HMRM: input {demo_size} px, stem {demo_net.config.stem!r}, width {demo_net.config.d_model}, "
+      f"depth {demo_net.config.depth}, patches {demo_net.config.patch_sizes}; {count_parameters(demo_net):,} parameters "
+      f"({count_parameters(demo_net.encoder.stem):,} in the stem)")
+with torch.no_grad():
+    h = x_demo
+    print(f"input {tuple(h.shape)}")
+    for layer in demo_net.encoder.stem.layers:
+        h = layer(h)
+        print(f"  {type(layer).__name__:<7} -> {tuple(h.shape)}")
+    for name in demo_net.encoder.names:
+        grid = demo_net.encoder.embed[name](h)
+        print(f"  {name}: patches of {demo_net.encoder.embed[name].patch} stem pixels -> token grid {tuple(grid.shape)}")
 
 # %% [markdown]
 # The encoder (`hmrm.model.encoder.GrainedMambaEncoder`) reads each grain's tokens in raster order
@@ -256,12 +298,14 @@ print("attention received per token (column sums):", {k: round(v, 2) for k, v in
 # %% [markdown]
 # ## 5. The ablation switches
 #
-# The paper's ablation study removes one idea at a time. Each is a set of `HMRMConfig` overrides in
-# `hmrm.model.ABLATIONS`, and `build_model("hmrm", ablation=name)` builds it:
+# An ablation study removes one idea at a time. The paper names its parts, but the material this
+# project has of it reports no ablation figures (`docs/paper.md`), so these are our ablations of the
+# paper's parts. Each is a set of `HMRMConfig` overrides in `hmrm.model.ABLATIONS`, and
+# `build_model("hmrm", ablation=name)` builds it:
 #
 # | ablation | what changes |
 # |---|---|
-# | `full` | nothing: two grains, bidirectional Mamba, RFFS, multi-scale weighted loss, MotionMix |
+# | `full` | nothing: two grains, bidirectional Mamba, RFFS, multi-scale weighted loss, and MotionMix when the recipe mixes (the demo's recipe does not) |
 # | `no_motionmix` | the same network; the training pipeline skips MotionMix (recorded in the config) |
 # | `single_grain` | fine patches only (one token grid, one set of region tokens) |
 # | `unidirectional` | `hmrm.ssm.Mamba` instead of `BiMamba`: each token sees only the patches before it |
@@ -308,7 +352,8 @@ print("cross-entropy per head", {k: round(v.item(), 4) for k, v in terms.items()
 #
 # Latency depends on the machine and what else runs on it: compare rows of one table only.
 # `hmrm efficiency` writes the full table (batches 1 and 32, more repeats) to
-# `figures/efficiency.md`.
+# `figures/efficiency.md`. The table has the paper-size network and its ablations at `INPUT_SIZE`,
+# and the network the demo trains, `hmrm (demo)`, at its own input size.
 
 # %%
 from hmrm.efficiency import efficiency_markdown, efficiency_rows
@@ -331,6 +376,19 @@ assert full.name == "hmrm" and full.params <= 2_000_000 and full.flops <= 1e9, "
 #   parameters and 1 GFLOP per sample (section 6 prints its figures), and the loss adds
 #   class-weighted cross-entropies of the fused and the per-grain heads.
 #
+# * The demo trains a smaller HMRM with a convolutional stem before the patches; the stem is our
+#   choice, not the paper's.
+#
+# ### The paper says, this course chose
+#
+# Each choice of the encoder and of RFFS, and what it measured when it was undone on the demo's
+# network (read now from the committed results, `hmrm.choices`). Read the last column by the
+# interval rule: a change whose paired interval contains 0 is not shown to matter on these subjects.
+
+# %%
+display(Markdown(choices_markdown("encoder_rffs")))
+
+# %% [markdown]
 # Next: training HMRM with leave-one-subject-out cross-validation.
 
 # %% [markdown]

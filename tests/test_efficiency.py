@@ -72,15 +72,18 @@ def test_table_for_a_tiny_config(tmp_path):
     assert rows[2].params < tiny.params and rows[2].scan_flops == tiny.scan_flops / 2
     assert rows[3].scan_flops == 0 and rows[3].params == 1651
     text = efficiency_markdown(rows, input_size=32, repeats=1, warmup=0, threads=1, command="hmrm efficiency --test")
-    for needle in ("| model | parameters | MFLOPs / sample | of which scan | CPU ms, batch 1 | CPU ms, batch 4 (per sample) |",
-                   "`tiny`", "`tiny/no_motionmix`*", "`ststnet` | 1,651 |", "multiply-add = 2 FLOPs", "9·B·L·D·N",
-                   "1 thread(s)", "3 x 32 x 32", "Written by `hmrm efficiency --test`."):
+    for needle in ("| model | input | parameters | MFLOPs / sample | of which scan | CPU ms, batch 1 | "
+                   "CPU ms, batch 4 (per sample) |", "`tiny` | 32 px |", "`tiny/no_motionmix`*", "`ststnet` | 32 px | 1,651 |",
+                   "multiply-add = 2 FLOPs", "9·B·L·D·N", "1 thread(s)", "3 x S x S (S = 32", "Written by `hmrm efficiency --test`."):
         assert needle in text, needle
     assert len([line for line in text.splitlines() if line.startswith("| `")]) == 4
     out = tmp_path / "sub" / "eff.md"
     written = write_efficiency(out, input_size=32, batches=(), repeats=1, warmup=0, models={"tiny": models["tiny"]})
     assert out.read_text() == written and "CPU ms" not in written and "`tiny`" in written
-    assert not [p for p in out.parent.iterdir() if p.name != "eff.md"]  # no temporary file left behind
+    assert sorted(p.name for p in out.parent.iterdir()) == ["eff.json", "eff.md"]  # its twin, no temporary file
+    from hmrm.resultfiles import read_results
+
+    assert read_results(out).tables[0].value("`tiny`", "parameters") == tiny.params
 
 
 def test_cli_writes_the_table(tmp_path, capsys):
@@ -89,7 +92,7 @@ def test_cli_writes_the_table(tmp_path, capsys):
                  "--input-size", "32", "--quiet"]) == 0
     text = out.read_text()
     for name in ("`hmrm`", "`hmrm/no_motionmix`*", "`hmrm/single_grain`", "`hmrm/unidirectional`", "`hmrm/no_rffs`",
-                 "`hmrm/plain_ce`", "`ststnet`"):
+                 "`hmrm/plain_ce`", "`hmrm (demo)` | 64 px", "`ststnet`"):
         assert name in text, name
     assert "--input-size 32" in text and f"written to {out}" in capsys.readouterr().out
 

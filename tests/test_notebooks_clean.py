@@ -2,6 +2,7 @@
 its notebook matches the jupytext percent-format `.py` it is paired with."""
 
 import ast
+import re
 import json
 from pathlib import Path
 
@@ -89,3 +90,42 @@ def test_chapter_ends_with_a_self_check_and_exercises_with_solutions(path):
     solutions = ROOT / "solutions" / f"{path.stem}_solutions.ipynb"
     assert solutions.is_file(), f"{path.name}: no {solutions.relative_to(ROOT.parent)}"
     assert any(solutions.name in t for t in text), f"{path.name}: the exercises do not point to {solutions.name}"
+
+
+def _exercises(chapter: Path) -> list[int]:
+    """The numbers of a chapter's exercises (the numbered items of its '## Exercises' cell)."""
+    nb = json.loads(chapter.read_text())
+    cell = next("".join(c["source"]) for c in nb["cells"] if "".join(c["source"]).lstrip().startswith("## Exercises"))
+    return [int(n) for n in re.findall(r"^(\d+)\. \*\*", cell, re.M)]
+
+
+def _solution_sections(solutions: Path) -> dict[int, list[tuple[str, str]]]:
+    """Exercise number -> its (cell type, text) pieces, from its heading (``## Exercise N``, ``## N.``, in
+    a markdown cell) to the next one; a markdown cell may end one section and start the next."""
+    sections, current = {}, None
+    for c in json.loads(solutions.read_text())["cells"]:
+        text = "".join(c["source"])
+        pieces = [(None, text)]
+        if c["cell_type"] == "markdown":
+            parts = re.split(r"^(?=##\s+(?:Exercise\s+)?\d+\b)", text, flags=re.M)
+            pieces = [(re.match(r"##\s+(?:Exercise\s+)?(\d+)\b", part), part) for part in parts]
+        for heading, part in pieces:
+            if heading:
+                current = int(heading.group(1))
+                sections[current] = []
+            if current is not None:
+                sections[current].append((c["cell_type"], part))
+    return sections
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_has_an_answer_and_a_check_in_its_solution(path):
+    solutions = ROOT / "solutions" / f"{path.stem}_solutions.ipynb"
+    sections = _solution_sections(solutions)
+    for n in _exercises(path):
+        cells = sections.get(n)
+        assert cells, f"{solutions.name}: no markdown heading '## Exercise {n}' (headings belong in markdown cells)"
+        prose = "\n".join(text for kind, text in cells if kind == "markdown")
+        code = "\n".join(text for kind, text in cells if kind == "code")
+        assert "**Answer.**" in prose, f"{solutions.name}, exercise {n}: no written answer ('**Answer.**')"
+        assert re.search(r"\bassert", code), f"{solutions.name}, exercise {n}: no check (an assert)"

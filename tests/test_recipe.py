@@ -52,3 +52,23 @@ def test_default_warmup_is_a_tenth_of_a_cosine_run_and_never_all_of_it():
 
     assert [default_warmup(e, "cosine") for e in (1, 2, 9, 40, 200)] == [0, 1, 1, 4, 20]
     assert default_warmup(40, "constant") == 0
+
+
+def test_the_recipe_is_described_field_by_field():
+    """Chapter 08 prints the recipe a student trains with: one sentence per field, from the config itself."""
+    from hmrm.demo import DEMO_RECIPES
+    from hmrm.train.recipe import config_markdown, describe_config, recipe_config
+
+    config = recipe_config("hmrm", DEMO_RECIPES["hmrm"], "gt", 64)
+    rows = {field: (value, words) for field, value, words in describe_config(config)}
+    assert {"optimiser, weight_decay", "lr, schedule", "label_smoothing", "ema", "motionmix_p", "epochs",
+            "batch_size", "loss", "folds"} <= set(rows)
+    assert f"first {config.warmup_epochs} epoch" in rows["lr, schedule"][1] and "cosine" in rows["lr, schedule"][0]
+    assert rows["motionmix_p"][1].startswith("off") and "convolutional stem" in rows["model"][1]
+    mixing = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "motionmix_p": 0.5, "label_smoothing": 0.0,
+                                    "ema": 0.0, "schedule": "constant"}, "gt", 64, folds=2)
+    rows = {field: words for field, _, words in describe_config(mixing)}
+    assert "probability 0.5" in rows["motionmix_p"] and "held-out subject is never mixed" in rows["motionmix_p"]
+    assert rows["label_smoothing"] == "off: one-hot targets" and rows["ema"].startswith("off")
+    assert "same rate" in rows["lr, schedule"] and "not a LOSO result" in rows["folds"]
+    assert config_markdown(config).count("\n|") == len(describe_config(config)) + 1

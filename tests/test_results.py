@@ -139,6 +139,19 @@ def test_ablation_table(runs):
     assert empty.empty and "ΔUF1 vs full" in empty.columns
 
 
+def test_a_run_that_has_not_finished_a_fold_is_a_partial_row_and_breaks_no_table(runs, real_run):
+    """A run folder that is still training its first folds (config.json, no result.json yet) is a PARTIAL
+    row with no scores; the ablation table beside it still builds (it has no paired interval)."""
+    fresh = _variant(real_run, runs / "reproduce" / "casme2_single_grain", "casme2", "casme2_5", ablation="single_grain")
+    (fresh / "metrics.json").unlink()
+    shutil.rmtree(fresh / "folds")
+    df = R.results_table(roots=[runs], relative_to=runs)
+    row = df[df["run"] == "reproduce/casme2_single_grain"].iloc[0]
+    assert row["status"] == "PARTIAL" and math.isnan(row[R.HONEST_UF1])
+    ab = R.ablation_table(df)
+    assert ab[ab["ablation"] == "single_grain"].iloc[0][R.DELTA_UF1_CI] == ""
+
+
 def test_no_runs_gives_an_empty_table(tmp_path):
     df = R.results_table(roots=[tmp_path / "none"])
     assert df.empty and R.HONEST_UF1 in df.columns
@@ -153,7 +166,7 @@ def test_read_efficiency(tmp_path):
                                    "| `b`* | 7 | 3 (0.1) |\n\n\\* note\n")
     df, _ = R.read_efficiency(tmp_path / "e.md")
     assert list(df["model"]) == ["a", "b*"] and list(df["parameters"]) == [1234, 7]
-    assert list(df["ms"]) == ["2.5", "3 (0.1)"]  # not every cell a number: kept as text
+    assert list(df["ms"]) == [2.5, "3 (0.1)"]  # each cell parsed on its own: a number, or its text
     with pytest.raises(Exception, match="hmrm efficiency"):
         R.read_efficiency(tmp_path / "missing.md")
 

@@ -10,8 +10,13 @@ the way the annotators define it, the frame of largest motion away from onset:
 4. the mean magnitude of what is left, over the central part of the frame where the face is,
    gives a motion curve; it is smoothed over ``smooth`` frames and its maximum is the apex.
 
-``benchmarks/apex_estimation.py`` measures the estimator on SynthME, whose apex is known.
-Estimates are cached in a JSON file (see :class:`ApexCache`) because reading a 300-frame clip
+``benchmarks/apex_estimation.py`` measures the estimator on SynthME, whose apex is known
+(``benchmarks/results/apex_estimation.md``), and ``hmrm beyond apex`` what it costs the recognisers:
+trained on estimated apexes, HMRM and STSTNet lose UF1 against the true apex, with a paired interval
+that excludes 0 (``benchmarks/results/beyond_apex.md``, chapter 10). It is still the default where an
+annotation has none, because the alternative that scores better on SynthME, the middle of
+onset..offset, does so only because SynthME places every apex at 35-60 % of the clip; on real clips
+neither has been measured. ``hmrm prepare --no-apex-estimate`` skips such clips instead. Estimates are cached in a JSON file (see :class:`ApexCache`) because reading a 300-frame clip
 takes a second or two.
 """
 from __future__ import annotations

@@ -73,3 +73,68 @@ def recipe_config(model: str, recipe: dict, flow: str, input_size: int, **fields
     warmup = default_warmup(rest["epochs"], rest.get("schedule", "constant"))
     return LOSOConfig(model=model, flow=flow, input_size=input_size, model_overrides=over, warmup_epochs=warmup,
                       **rest, **fields)
+
+
+def describe_config(config) -> list[tuple[str, str, str]]:
+    """The training recipe of a :class:`~hmrm.train.loso.LOSOConfig`, field by field: ``(field,
+    value, what it does)``, one sentence each, for the fields a run's training depends on (the
+    optimiser, the schedule, weight averaging, label smoothing, where MotionMix applies ...)."""
+    c = config
+    over = dict(c.model_overrides)
+    rows: list[tuple[str, str, str]] = []
+    if c.model == "hmrm":
+        stem = {"conv": "a convolutional stem before the patches", "patch": "the linear patch embedding"}.get(
+            over.get("stem", "patch"))
+        size = ", ".join(f"{k} {over[k]}" for k in ("d_model", "depth") if k in over) or "the paper's width and depth"
+        net = f"HMRM with {stem}, {size}" + (f", ablation {c.ablation}" if c.ablation else "") + " (chapter 07)"
+    else:
+        extra = {k: v for k, v in over.items() if k != "weighted_loss"}
+        net = {"ststnet": "STSTNet, the baseline (chapter 07)"}.get(c.model, c.model) + (f", with {extra}" if extra else "")
+    rows.append(("model", c.model, f"the network: {net}; a fresh one per fold, initialised from the seed"))
+    rows.append(("flow, input_size", f"{c.flow}, {c.input_size}",
+                 f"the onset-to-apex flow from `{c.flow}`, shrunk to {c.input_size} x {c.input_size} px; every input "
+                 "is divided by the per-channel RMS of the fold's training clips"))
+    rows.append(("epochs", str(c.epochs), f"every fold trains exactly {c.epochs} epochs, and the model after the last "
+                                          "one predicts its held-out subject once; nothing is chosen on that subject"))
+    rows.append(("batch_size", str(c.batch_size), f"{c.batch_size} training clips per optimiser step, in an order "
+                                                  "shuffled anew every epoch"))
+    rows.append(("optimiser, weight_decay", f"AdamW, {c.weight_decay:g}",
+                 f"torch.optim.AdamW; besides the gradient step, every weight shrinks by lr x {c.weight_decay:g} of itself "
+                 "at each step (decoupled weight decay)"))
+    if c.schedule == "cosine":
+        sched = (f"peak rate {c.lr:g}: a linear warm-up over the first {c.warmup_epochs} epoch(s), then a half cosine "
+                 "down towards zero at the last step, so the scored last epochs take small steps")
+    else:
+        sched = f"the same rate {c.lr:g} from the first step to the last"
+    rows.append(("lr, schedule", f"{c.lr:g}, {c.schedule}", sched))
+    rows.append(("label_smoothing", f"{c.label_smoothing:g}",
+                 f"each target keeps {1 - c.label_smoothing:g} on its class and spreads {c.label_smoothing:g} over all "
+                 "classes, which keeps the network from growing over-confident on few clips"
+                 if c.label_smoothing else "off: one-hot targets"))
+    rows.append(("ema", f"{c.ema:g}",
+                 f"an exponential moving average of the weights (decay {c.ema:g} per step, so roughly the last "
+                 f"{round(1 / (1 - c.ema))} steps) predicts, not the last weights" if c.ema else
+                 "off: the last weights predict"))
+    if c.mixes:
+        mix = (f"each training clip, with probability {c.motionmix_p:g} per epoch, gets the eye and mouth regions of "
+               "another training clip of its class (chapter 04); the held-out subject is never mixed and never lends")
+    else:
+        mix = ("off" + (" (the no_motionmix ablation)" if c.ablation == "no_motionmix" else f" (p {c.motionmix_p:g})")
+               + ": training clips are used as they are")
+    rows.append(("motionmix_p", f"{c.motionmix_p:g}", mix))
+    loss = ("the multi-scale cross-entropy: the fused head plus one head per grain, with class weights from the "
+            "fold's training clips" if c.model == "hmrm" and c.ablation != "plain_ce" else
+            "a cross-entropy on the network's logits" + (", class-weighted" if over.get("weighted_loss") else ""))
+    rows.append(("loss", "", loss))
+    rows.append(("seed", str(c.seed), "every random draw of epoch e of fold f (order, MotionMix, dropout) depends only "
+                                      "on (seed, f, e): a rerun, or a resumed run, gives the same numbers"))
+    rows.append(("folds", str(c.folds), "every subject is held out once: a LOSO result" if c.folds is None else
+                 f"only the first {c.folds} subjects' folds: a quick look, not a LOSO result"))
+    return rows
+
+
+def config_markdown(config) -> str:
+    """:func:`describe_config` as a markdown table."""
+    from ..markdown import markdown_table
+
+    return markdown_table(["field", "value", "what it does"], [list(r) for r in describe_config(config)])

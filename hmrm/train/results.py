@@ -207,35 +207,28 @@ def _paired_text(run, full_run) -> str:
         a, b = run_predictions(run), run_predictions(full_run)
         n_classes = 1 + max(max(a[1]), max(a[2]), max(b[1]), max(b[2]))
         return _interval_text(paired_difference(a, b, n_classes)["uf1"]["interval"])
-    except (ValueError, OSError):
+    except (ValueError, OSError, DataError):   # e.g. a run with no finished fold yet
         return ""
 
 
 # ----------------------------------------------------------------------------- efficiency
 def read_efficiency(path: str | Path = EFFICIENCY_MD) -> tuple[pd.DataFrame, str]:
     """The efficiency table ``hmrm efficiency`` wrote (``figures/efficiency.md``): its first
-    markdown table as a DataFrame (numbers parsed, thousands separators removed; ``model`` without
-    back-quotes) and the file's full text (conventions and notes included)."""
+    markdown table as a DataFrame (cells parsed by :func:`hmrm.resultfiles.parse_cell`: numbers
+    without thousands separators; ``model`` without back-quotes) and the file's full text
+    (conventions and notes included)."""
+    from ..resultfiles import ResultsTable, parse_results_markdown
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is missing; write it with `hmrm efficiency --out {path}`.")
     text = path.read_text()
-    lines = [ln.strip() for ln in text.splitlines()]
-    start = next((i for i, ln in enumerate(lines) if ln.startswith("|")), None)
-    if start is None:
+    tables = parse_results_markdown(text)["tables"]
+    if not tables:
         raise DataError(f"{path} holds no markdown table")
-    block = []
-    for ln in lines[start:]:
-        if not ln.startswith("|"):
-            break
-        block.append([c.strip() for c in ln.strip("|").split("|")])
-    head, body = block[0], [r for r in block[1:] if not all(set(c) <= set(":-") for c in r)]
-    df = pd.DataFrame(body, columns=head)
-    df[head[0]] = df[head[0]].str.replace("`", "", regex=False)
-    for c in head[1:]:
-        num = pd.to_numeric(df[c].str.replace(",", "", regex=False), errors="coerce")
-        if num.notna().all():
-            df[c] = num
+    df = ResultsTable(tables[0]).frame()
+    first = df.columns[0]
+    df[first] = df[first].astype(str).str.replace("`", "", regex=False)
     return df, text
 
 

@@ -160,6 +160,7 @@ assert eyes > spec.peak_px, "the blink should move the eyelids more than the exp
 assert eyes_mean > 10 * change[region("mouth")].mean(), "the blink's motion should be concentrated on the eyes"
 print("exercise 2 checked")
 
+# %% [markdown]
 # ## Exercise 3: a turned head
 #
 # *Set `PHOTO_ID` to a face of the group photo and look at its landmarks and regions after alignment.

@@ -151,10 +151,11 @@ assert means.max() - means.min() < 0.1 * means.min(), "the iteration count shoul
 print("exercise 2 checked")
 
 # %% [markdown]
-# ## Exercise 3: where does the attention look?
+# ## Exercise 3: is any pixel's attention selective?
 #
-# *Compute the shipped model's attention on the onset frame, draw the row of a cheek pixel, and compare
-# each row's entropy with that of a uniform distribution.*
+# *Draw the row of a cheek pixel and the row with the lowest entropy, scaled so that 1 is the uniform
+# weight. Do they show any structure? What would the training loss have to reward for the attention
+# to become selective?*
 
 # %%
 a, b, g = pair(samples[0])
@@ -166,34 +167,45 @@ with torch.no_grad():
 hc, wc = context.shape[-2:]
 x0, y0, x1, y1 = region_boxes(g["landmarks_onset"], a.shape[0])["mouth"]
 cheek = ((y0 - 30) // 4) * wc + max(x0 - 20, 0) // 4                       # left of and above the mouth
-row = attention[cheek].reshape(hc, wc).numpy()
 entropy = -(attention * attention.clamp_min(1e-12).log()).sum(-1)
 uniform = float(np.log(hc * wc))
+sharpest = int(entropy.argmin())
 print(f"rows sum to 1: {torch.allclose(attention.sum(-1), torch.ones(hc * wc), atol=1e-4)}; "
       f"entropy per row: mean {entropy.mean():.4f}, min {entropy.min():.4f}; uniform: {uniform:.4f} nats")
-print(f"largest weight in the cheek row: {row.max():.2e}, a uniform row: {1 / (hc * wc):.2e}")
-
-fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
-axes[0].imshow(a); axes[0].plot([4 * (cheek % wc)], [4 * (cheek // wc)], "r+", ms=14, mew=2)
-axes[0].set_title("onset, the cheek pixel")
-im = axes[1].imshow(row * hc * wc, cmap="viridis")
-axes[1].set_title("its attention row (1 = the uniform weight)")
-fig.colorbar(im, ax=axes[1], fraction=0.046, label="weight x HW")
+fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
+axes[0].imshow(a)
+for k, colour in ((cheek, "r"), (sharpest, "c")):
+    axes[0].plot([4 * (k % wc)], [4 * (k // wc)], colour + "+", ms=14, mew=2)
+axes[0].set_title("onset: the cheek pixel (red), the lowest-entropy row's pixel (cyan)", fontsize=8)
+for ax, k, name in ((axes[1], cheek, "cheek pixel"), (axes[2], sharpest, "lowest-entropy row")):
+    row = attention[k].reshape(hc, wc).numpy() * hc * wc
+    print(f"{name}: weights from {row.min():.4f} to {row.max():.4f} times the uniform weight")
+    im = ax.imshow(row, cmap="viridis")
+    ax.set_title(f"{name}'s attention row (1 = uniform)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="weight x HW")
 for ax in axes:
     ax.axis("off")
 plt.show()
 
 # %% [markdown]
 # **Answer.** The idea of the attention is that a pixel on flat skin borrows motion features from the
-# pixels that move with it. With the weights that ship, the printed entropy is practically that of a
-# uniform distribution and the map is flat: every pixel attends to every pixel equally, so the aggregated
-# motion feature is the face's average. The attention has not learned to select anything; like the GRU
-# iterations of exercise 2, it is one of the parts that CPU-sized pretraining left where it started (the
-# query and key maps give near-equal scores). A row that concentrates on the pixels of the same region
-# would be the sign that a longer pretraining taught it something.
+# pixels that move with it. With the weights that ship, even the lowest-entropy row is practically
+# uniform: the printed weights stay within a hair of 1 times the uniform weight, and both maps are flat
+# (their colour bars span almost nothing), with no trace of the pixel's own region, the eyes or the
+# mouth. Every pixel attends to every pixel equally, so the aggregated motion feature is the face's
+# average. Like the GRU iterations of exercise 2, the attention is a part that CPU-sized pretraining
+# left where it started (the query and key maps give near-equal scores).
+#
+# What would make it selective: the attention receives gradient only through the GRU's flow
+# correction, and that correction is still zero (the GRU returns its warm start, exercise 2), so the
+# loss gives the attention almost nothing to learn from. It would have to reward pairs where DIS errs
+# on a pixel and the right answer sits in other pixels that move alike: flat or noisy regions beside
+# textured ones under one smooth motion. Training on such pairs, long enough for the GRU to correct
+# DIS at all, is the precondition; a row that concentrates on its own region would be the sign it worked.
 
 # %%
 assert torch.allclose(attention.sum(-1), torch.ones(hc * wc), atol=1e-4), "each attention row is a distribution"
 assert float(entropy.max()) <= uniform + 1e-3, "no distribution has more entropy than the uniform one"
-print("exercise 3 checked:", "nearly uniform" if uniform - float(entropy.mean()) < 0.01 else "selective",
-      f"(entropy {float(entropy.mean()):.4f} of {uniform:.4f} nats)")
+assert int(entropy.argmin()) == sharpest and float(entropy[sharpest]) <= float(entropy[cheek]), "the lowest row is lowest"
+print("exercise 3 checked:", "nearly uniform" if uniform - float(entropy.min()) < 0.01 else "some rows select",
+      f"(lowest row entropy {float(entropy.min()):.4f} of {uniform:.4f} nats)")

@@ -100,7 +100,7 @@ assert all(e1 >= e2 for e1, e2 in zip(edge_keep, edge_keep[1:])), "a wider ramp 
 assert np.allclose(edge_keep[1], edge_keep[0] / 2, rtol=0.1), "feather_px = 1: the edge pixel takes half the step"
 
 # %% [markdown]
-# The edge jump falls like 1 / (`feather_px` + 1): the edge pixel gets the partner's weight
+# **Answer.** The edge jump falls like 1 / (`feather_px` + 1): the edge pixel gets the partner's weight
 # 1 / (`feather_px` + 1), so the ramp takes the step in `feather_px` + 1 pieces. The total step over
 # the ramp shrinks far less (what it loses comes from the motion itself changing over those pixels):
 # feathering spreads the offset between the two drifts over more pixels, it does not remove it. Only `head_motion="match"` removes part of the offset
@@ -127,7 +127,7 @@ share_all = counts[tuple(MIX_REGIONS)] / total
 assert abs(share_all - 1 / 3) < 0.05, share_all
 
 # %% [markdown]
-# Three regions have $2^3 - 1 = 7$ non-empty subsets, and all appear. `plan` first draws the *number*
+# **Answer.** Three regions have $2^3 - 1 = 7$ non-empty subsets, and all appear. `plan` first draws the *number*
 # of regions k uniformly from 1, 2, 3, then k regions. There is one subset of size 3 but three of
 # size 1 and three of size 2, so the full set gets probability 1/3 and each other subset
 # 1/3 × 1/3 = 1/9: three times less. Drawing a subset uniformly among the 7 would give 1/7 each.
@@ -168,7 +168,7 @@ plt.tight_layout(); plt.show()
 assert differ.any() and (differ <= (nose & others)).all()
 
 # %% [markdown]
-# Each region is `b`'s box resized into `a`'s box, and the later one overwrites the earlier where
+# **Answer.** Each region is `b`'s box resized into `a`'s box, and the later one overwrites the earlier where
 # boxes overlap. The nose box overlaps the eye and mouth boxes, and `b`'s nose patch is resized with
 # another scale than `b`'s eye patch, so the same face pixel of `b` lands in slightly different
 # places: the two orders differ exactly in the overlaps. With the nose last, new seams run *through*

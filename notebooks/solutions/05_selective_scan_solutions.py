@@ -75,7 +75,7 @@ print("error ratio when delta doubles (small delta):", [round(float(r), 2) for r
 assert max(errors["ZOH"]) < 1e-12 and all(1.8 < r < 2.2 for r in ratios)
 
 # %% [markdown]
-# ZOH is exact at the samples for every step (its error is rounding only). The simplification's
+# **Answer.** ZOH is exact at the samples for every step (its error is rounding only). The simplification's
 # error halves when Δ halves: it is a **first-order** approximation, wrong by a term proportional to
 # Δ·|A|, which is why it is harmless for the small steps a trained Mamba uses on most positions and
 # visible only for coarse ones.
@@ -110,7 +110,7 @@ print(f"max |mine - selective_scan| = {(mine - ref).abs().max():.1e} (outputs up
 torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-4)
 
 # %% [markdown]
-# A dozen lines: the state has one entry per (channel, state) pair, `exp(delta * A)` decays it,
+# **Answer.** A dozen lines: the state has one entry per (channel, state) pair, `exp(delta * A)` decays it,
 # `delta * B * u` writes the input, `C` reads it out, `D * u` is a skip connection, and the gate
 # multiplies at the end. This is what `sequential_scan` (printed in section 3) does, too.
 #
@@ -146,6 +146,6 @@ assert abs(first_bad - predicted) < 20
 assert torch.isfinite(two_level).all() and (two_level.double() - ref).abs().max() < 1e-4
 
 # %% [markdown]
-# The closed form breaks after some sixty positions, as predicted, long before HMRM's 196-token
+# **Answer.** The closed form breaks after some sixty positions, as predicted, long before HMRM's 196-token
 # sequences end. The two-level scan only ever multiplies decays in [0, 1] (which can underflow to 0,
 # the right limit) and adds bounded terms, so it stays finite and accurate at any length.

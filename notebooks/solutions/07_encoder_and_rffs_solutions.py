@@ -67,7 +67,7 @@ for p in GRAINS:
 assert (spill[GRAINS[0]] < spill[GRAINS[-1]]).all(), "a coarser grain pools more area outside the boxes"
 
 # %% [markdown]
-# The finer the grain, the closer the pooled patches fit the box, but the more tokens a region has,
+# **Answer.** The finer the grain, the closer the pooled patches fit the box, but the more tokens a region has,
 # each of which sees only a sliver of a lip. At patch 28 a region is a handful of patches, most of
 # whose area lies outside the box: the mouth token then averages cheek and chin motion too. Patch 8
 # splits the mouth into a few rows of tokens and spills little; patch 16 sees it in a few large
@@ -93,7 +93,7 @@ for name in ("full", "no_rffs"):
 assert change["no_rffs"] == 0 and change["full"] > 0
 
 # %% [markdown]
-# Only the full network changes. The boxes enter HMRM in one place, RFFS: they choose which tokens
+# **Answer.** Only the full network changes. The boxes enter HMRM in one place, RFFS: they choose which tokens
 # are averaged into each region token. `no_rffs` replaces RFFS by a plain average of every token of
 # each grain, so the boxes are passed in but never read, and its output is bit for bit the same.
 # (MotionMix also uses boxes, but only to make training data.)
@@ -119,7 +119,7 @@ for size in SIZES[1:]:
     assert abs(f_ratio / t_ratio - 1) < 0.1, "the FLOPs follow the number of tokens"
 
 # %% [markdown]
-# Nearly every operation of the encoder (projections, convolutions, scans) is applied once per
+# **Answer.** Nearly every operation of the encoder (projections, convolutions, scans) is applied once per
 # token, so the FLOPs grow with the number of tokens, which grows with the input area. The weights
 # are shared by all tokens: a larger input only adds positional embeddings (one vector per token),
 # so the parameter count barely moves. What a larger input does buy is finer tokens per region,

@@ -81,6 +81,12 @@ print(f"metrics.json: UF1 {result.metrics['honest']['uf1']:.4f}, UAR {result.met
 assert abs(mine["uf1"] - result.metrics["honest"]["uf1"]) < 1e-9 and abs(mine["uar"] - result.metrics["honest"]["uar"]) < 1e-9
 
 # %% [markdown]
+# **Answer.** Yes: by hand, with `hmrm.train.metrics` and in `metrics.json` the three lines give the
+# same UF1 and UAR (the assertion checks them to nine decimals). They agree because all three do the
+# same thing: one confusion matrix of every fold's final-epoch predictions, F1 and recall per class on
+# it, then the unweighted mean over classes.
+
+# %% [markdown]
 # ## 2. The optimistic number, by hand
 #
 # Each fold's `result.json` keeps its held-out predictions after every epoch (`test_curve`, beside the
@@ -104,17 +110,57 @@ print(f"pooled accuracy: last epoch {honest_correct / total:.3f}, best epoch per
 assert best_correct >= honest_correct
 
 # %% [markdown]
+# **Answer.** The best epoch of a fold is chosen among all its epochs, the last one included, so on
+# every fold its accuracy is at least the last epoch's, and so is the pooled figure (the assertion
+# above). It is not a result because the held-out subject chose the epoch: with many epochs and a
+# handful of test clips, some epoch suits those clips by chance, and reporting it measures that
+# chance, not what the network would do on a new person.
+
+# %% [markdown]
 # ## 3. Interval and number of subjects
 #
-# The bootstrap resamples subjects, so the width says how much the subjects disagree. With two to
-# four subjects there are only a handful of distinct resamples and each subject weighs a lot: one
-# subject the model gets all right beside one it gets all wrong makes the interval wide, two alike
-# make it narrow, whatever their number. More subjects narrow the interval only when they disagree
-# about as much as before (then roughly as one over the square root of their number); with numbers
-# this small, read the widths below as an illustration of that noise, not of a trend.
+# *Rebuild the run with `SUBJECTS = 2` and `SUBJECTS = 4`. How does the width of the UF1 interval
+# change, and why?*
 
 # %%
+widths = {}
 for n in sorted({SUBJECTS, *OTHER_SUBJECTS}):
-    m = chapter_run(n).metrics["honest"]
+    res = chapter_run(n)
+    m = res.metrics["honest"]
     lo, hi = m["interval"]["uf1"]
+    widths[n] = hi - lo
     print(f"{n} subjects: UF1 {m['uf1']:.3f}, 95% interval [{lo:.3f}, {hi:.3f}], width {hi - lo:.3f}")
+    assert lo <= m["uf1"] <= hi and m["interval"]["n_subjects"] == n
+
+# %% [markdown]
+# **Answer.** The bootstrap resamples *subjects*, so the width says how much the subjects disagree,
+# and with two to four subjects that is almost all it says: there are only a handful of distinct
+# resamples and each subject weighs a lot. One subject the model gets all right beside one it gets all
+# wrong makes the interval wide, two alike make it narrow, whatever their number. More subjects narrow
+# the interval only when they disagree about as much as before (then roughly as one over the square
+# root of their number); with numbers this small, read the widths above as an illustration of that
+# noise, not as a trend.
+#
+# Two subjects show it exactly. A resample draws two subjects with replacement, so it can only be
+# {a, a}, {a, b} or {b, b}, with probabilities 1/4, 1/2 and 1/4; a pool of {a, a} scores like a alone
+# (doubling every count leaves F1 and recall unchanged). With a quarter of the draws at each of the
+# two single-subject scores, the two ends of the 95 % interval are simply the lowest and the highest of
+# the three possible scores. The check below recomputes those three scores from `predictions.csv` and
+# finds the interval the run reported.
+
+# %%
+from hmrm.train.stats import scores_of_confusions, subject_confusions
+
+two = chapter_run(2)
+with open(Path(two.run_dir) / "predictions.csv", newline="") as f:
+    preds = list(csv.DictReader(f))
+classes2 = two.metrics["classes"]
+subjects, cms = subject_confusions([classes2.index(r["true"]) for r in preds],
+                                   [classes2.index(r["predicted"]) for r in preds],
+                                   [r["subject"] for r in preds], len(classes2))
+possible = {"a alone": cms[0], "b alone": cms[1], "a and b": cms[0] + cms[1]}
+scores = {name: float(scores_of_confusions(cm)["uf1"]) for name, cm in possible.items()}
+print("the three pools a 2-subject resample can make:", {k: round(v, 4) for k, v in scores.items()})
+low, high = two.metrics["honest"]["interval"]["uf1"]
+assert abs(low - min(scores.values())) < 1e-9 and abs(high - max(scores.values())) < 1e-9, (low, high, scores)
+print(f"the run's interval [{low:.4f}, {high:.4f}] is exactly [lowest, highest] of the three: exercise 3 checked")
