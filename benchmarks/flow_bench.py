@@ -61,8 +61,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)}")
     ap.add_argument("--weights", default=None, help="folder with gru_aofe.pt/.json (default: the shipped weights)")
-    ap.add_argument("--table", default="figures/flow_bench.md", help="markdown output")
-    ap.add_argument("--figure", default="figures/flow_bench.png", help="bar chart output ('' for none)")
+    ap.add_argument("--table", default="", help="also write the markdown table (and its JSON twin) here; the "
+                    "committed one is figures/flow_bench.md, which `make figures` rewrites (default: print only, so "
+                    "a reader's run leaves the committed figures alone)")
+    ap.add_argument("--figure", default="", help="also draw the bar chart here (figures/flow_bench.png for the committed one)")
     args = ap.parse_args()
 
     samples = load_synthme(args.root)[: args.limit]

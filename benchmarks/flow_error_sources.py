@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=3, help="first N SynthME subjects (16 clips each)")
     ap.add_argument("--tvl1-limit", type=int, default=12, help="TV-L1 on the first N pairs of each build")
     ap.add_argument("--out", default="/tmp/hmrm_error_sources", help="where the four builds go")
-    ap.add_argument("--table", default="figures/flow_error_sources.md", help="markdown output ('' for none)")
+    ap.add_argument("--table", default="", help="also write the markdown table (and its JSON twin) here; the "
+                    "committed one is figures/flow_error_sources.md (default: print only)")
     args = ap.parse_args()
 
     rows = []

@@ -276,6 +276,17 @@ def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned"
     return rows
 
 
+def head_motion_warning(errors: Sequence[dict], where: str) -> str | None:
+    """A warning when the build's heads barely move: the experiment then measures little (the
+    ``head`` preset moves the head several times as far as the expressions)."""
+    head, expression = errors[0]["head"], errors[0]["expression"]
+    if head >= 2 * expression:
+        return None
+    return (f"the heads of {where} move {head:.3f} px on average, no more than twice their expressions "
+            f"({expression:.3f} px), so removing head motion has little to remove and this measures little. The "
+            "head-motion SynthME is built with `hmrm synthme --preset head --out data/synthme_head`.")
+
+
 def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/beyond/head_motion",
                            flow: str = "dis_tuned", error_methods: Sequence[str] = ("gt", "dis_tuned", "gru_aofe"),
                            models: Sequence[str] = MODELS, epochs: int | None = None, input_size: int = 64,
@@ -290,6 +301,9 @@ def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/bey
     out = Path(out)
     samples, where = _samples(root)
     errors = head_motion_flow_errors(samples, error_methods, progress)
+    warning = head_motion_warning(errors, where)
+    if warning:
+        log(f"warning: {warning}")
     epe = markdown_table(
         ["flow", "expression (mean size)", "head motion (mean size)", "EPE as estimated [95%]", "EPE, head motion removed [95%]",
          "difference [95%, paired]"],
@@ -301,7 +315,8 @@ def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/bey
                         log=log)
     loso = variant_table(rows)
     md = (f"Head motion: LOSO on {where}, {flow} flow, the demo's recipes"
-          f"{'' if epochs is None else f' with {epochs} epochs'}.\n\nFlow end-point error on the face against the "
+          f"{'' if epochs is None else f' with {epochs} epochs'}.{f' Warning: {warning}' if warning else ''}"
+          "\n\nFlow end-point error on the face against the "
           f"expression-only flow (pixels, {errors[0]['clips']} clips; intervals over subjects):\n\n{epe}\n\n"
           f"Recognition, head motion kept (reference) and removed (paired over subjects):\n\n{loso}\n")
     summary = {"data": where, "flow": flow, "epochs": epochs, "errors": errors, "rows": rows}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -40,6 +42,17 @@ def _minutes(text: str) -> float:
 
 
 _POSITIVE, _NON_NEGATIVE = _count(1), _count(0)
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (a probability)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1 (a probability), got {text}")
+    return value
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -81,6 +94,11 @@ def _cmd_synthme(args) -> int:
         f"{m['seconds']:.0f} s. Composite classes: "
         + ", ".join(f"{k} {v}" for k, v in m["composite3"].items())
     )
+    if m["n_subjects"] < 2:
+        print(f"hmrm synthme: warning: this build has {m['n_subjects']} subject, and leave-one-subject-out needs at "
+              "least two: hmrm loso and hmrm demo will refuse it. The face bank had only what it could get without "
+              "the network; fetch it where PyPI can be reached (`hmrm facebank`), delete the folder and build again.",
+              file=sys.stderr)
     if args.figure:
         from .viz.montage import synthme_montage
 
@@ -171,12 +189,14 @@ def _cmd_efficiency(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cmd = "hmrm efficiency " + " ".join(
-        [f"--out {args.out}", "--batch " + " ".join(str(b) for b in args.batch), f"--repeats {args.repeats}",
-         f"--warmup {args.warmup}", f"--input-size {args.input_size}"] + ([f"--threads {args.threads}"] if args.threads else []))
+        ([f"--out {args.out}"] if args.out else []) + ["--batch " + " ".join(str(b) for b in args.batch),
+         f"--repeats {args.repeats}", f"--warmup {args.warmup}", f"--input-size {args.input_size}"]
+        + ([f"--threads {args.threads}"] if args.threads else []))
     text = write_efficiency(args.out, input_size=args.input_size, batches=args.batch, repeats=args.repeats,
                             warmup=args.warmup, command=cmd, progress=None if args.quiet else print)
     print(text)
-    print(f"written to {args.out} and its JSON twin {Path(args.out).with_suffix('.json')}")
+    if args.out:
+        print(f"written to {args.out} and its JSON twin {Path(args.out).with_suffix('.json')}")
     return 0
 
 
@@ -337,19 +357,26 @@ def _cmd_loso(args) -> int:
     print(f"{args.dataset}: {samples.summary()}")
     print(f"LOSO {config.model}" + (f" ({config.ablation})" if config.ablation else "")
           + f", flow {config.flow}, {config.epochs} epochs, {scope} -> {run_dir}")
+    from .options import OptionError
+    from .train.loso import RunMismatchError
+    from .train.loso.run_folder import mismatch_message
+
     try:
         if args.seeds:
             return _loso_seeds(samples, config, run_dir, args)
         res = run_loso(samples, config, run_dir, progress=not args.quiet, max_minutes=args.max_minutes,
                        cache_dir=args.cache_dir, prepared=args.prepared, workers=args.workers,
                        engine=args.engine or "local", address=args.address, stack=args.stack)
+    except OptionError as exc:  # an option that does not fit the data (--folds beyond the subjects)
+        raise exc.renamed(flag_of(exc.key)) from None
     except (ValueError, EngineError) as exc:  # options that do not build a network or do not fit; Ray missing or failing
         print(f"hmrm loso: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; run the same command again to continue from the last checkpoint in {run_dir}",
-              file=sys.stderr)
-        return 130
+    except RunMismatchError as exc:
+        if exc.run_dir is None:
+            raise
+        raise RunMismatchError(mismatch_message(exc.run_dir, exc.diffs, "another --run-dir"), exc.run_dir,
+                               exc.diffs) from None
     env = json.loads((Path(run_dir) / "config.json").read_text())["environment"]
     print(f"device {env['device']}, selective scan {env['scan_backend'] or 'none (no Mamba)'}, amp {env['amp']}")
     print(res.table())
@@ -538,7 +565,10 @@ def _add_efficiency(sub) -> None:
         "optical flow not included); CPU latency of one forward pass (median of --repeats runs after --warmup "
         "runs, the models taking turns, at each --batch size). Writes a markdown table atomically to --out and "
         "prints it. Latency depends on the machine and its load: compare rows of one table only.")
-    e.add_argument("--out", type=Path, default=Path("figures/efficiency.md"), help="markdown file to write")
+    e.add_argument("--out", type=Path, default=None,
+                   help="also write the table (markdown, and its JSON twin) to this file; without it the table is "
+                   "only printed, so a reader's run leaves the committed figures/efficiency.md alone (`make figures` "
+                   "rewrites that one)")
     e.add_argument("--batch", type=_POSITIVE, nargs="+", default=list(DEFAULT_BATCHES), help="batch sizes to time (one column each)")
     e.add_argument("--repeats", type=_POSITIVE, default=_default(write_efficiency, "repeats"),
                    help="timed forward passes per model and batch size (the median is reported)")
@@ -562,8 +592,9 @@ def _add_calibrate(sub) -> None:
         "used. Writes calibration.json (ECE, NLL, Brier before and after, ECE's 95% interval over subjects), "
         "calibrated_predictions.csv (with a low-confidence flag) and reliability.png into each run folder, and "
         "prints the before/after table. The predicted class does not change, so UF1 and UAR do not either.")
-    c.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="LOSO run folders (hmrm loso --out, runs/demo/*)")
-    c.add_argument("--threshold", type=float, default=_default(calibrate_run, "threshold"),
+    c.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="LOSO run folders (the --run-dir of hmrm loso, runs/demo/* after make demo)")
+    c.add_argument("--threshold", type=_fraction, default=_default(calibrate_run, "threshold"),
                    help="flag predictions whose calibrated top probability is below this")
     c.add_argument("--bins", type=_POSITIVE, default=_default(calibrate_run, "n_bins"), help="confidence bins of the ECE")
     c.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
@@ -776,6 +807,7 @@ def _engine_options(g) -> None:
     g.add_argument("--stack", type=_POSITIVE, default=None,
                    help="with --engine stacked: folds trained at once (default: as many as 70%% of the free memory "
                    "holds on CUDA, 2 on a CPU)")
+    g.add_argument("--verbose", action="store_true", help="with --engine ray: show Ray's own log lines")
 
 
 def _machine_options(g, workers_help: str) -> None:
@@ -897,6 +929,25 @@ def describe_os_error(exc: OSError) -> str:
     return f"cannot use {paths or 'a file'}: {what}. {fix[0].upper() + fix[1:]}."
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as Ctrl-C does (queued work dropped, workers
+    told to stop, nothing half-written), and exits with 143."""
+
+
+def _terminate_as_interrupt():
+    """Make SIGTERM raise :class:`Terminated` (in the main thread); returns the handler it replaced."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one ``hmrm`` command. Expected faults (bad input data, a refused option, a file that cannot be
     read or written) end with a one-paragraph message and exit status 2; ``--debug`` shows the traceback."""
@@ -905,11 +956,27 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    where = f"hmrm {args.command}" + (f" {args.subcommand}" if getattr(args, "subcommand", None) else "")
+    previous = _terminate_as_interrupt()
+    try:
+        return _run(args, argv, where)
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, argv, where: str) -> int:
+    """The body of :func:`main`: run the command, turning expected faults into one-paragraph messages."""
     from .data.records import DataError
     from .face.detect import FaceNotFoundError
     from .options import OptionError
 
-    where = f"hmrm {args.command}" + (f" {args.subcommand}" if getattr(args, "subcommand", None) else "")
+    if getattr(args, "verbose", False):
+        from .train.loso.ray_engine import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"  # read where Ray starts, in this process or a notebook's kernel
     try:
         return int(args.func(args) or 0)
     except (DataError, FaceNotFoundError, OptionError, OSError) as exc:
@@ -921,12 +988,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{where}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
-        print(f"\n{where}: interrupted; run the same command again to continue (finished work is kept)",
-              file=sys.stderr)
-        return 130
+        again = shlex.join(["hmrm", *(sys.argv[1:] if argv is None else argv)])
+        print(f"\n{where}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}; finished work is kept. "
+              f"To continue, run the same command again:\n  {again}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -184,9 +184,12 @@ def demo_checks(diffs: Sequence[dict]) -> list[dict]:
 
 
 def _synthme_seed(root: Path) -> int | None:
+    from .data.records import DataError
+    from .data.synthme.config import read_manifest
+
     try:
-        return json.loads((root / "manifest.json").read_text())["config"]["seed"]
-    except (OSError, ValueError, KeyError):
+        return read_manifest(root)["config"]["seed"]
+    except (OSError, KeyError, DataError):
         return None
 
 
@@ -205,9 +208,12 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     from .train.recipe import recipe_config
     from .train.stats import paired_difference, run_predictions
 
+    from .train.loso.harness import require_subjects
+
     root, out = Path(root), Path(out)
     t_start = time.perf_counter()
     samples = load_synthme(root)
+    require_subjects([s.group for s in samples], f"the SynthME in {root}")
     learned, why = learned_flow()
     rows = demo_rows(learned, diagnostics)
     log(f"SynthME: {len(samples)} clips, {len({s.subject for s in samples})} subjects ({root})")

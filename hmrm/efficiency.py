@@ -23,7 +23,8 @@ Conventions (stated in every table this module writes)
   number of threads in the header.
   It depends on the machine and on whatever else runs on it; compare rows of one table only.
 
-``hmrm efficiency`` (see ``hmrm efficiency --help``) writes the table to ``figures/efficiency.md``.
+``hmrm efficiency`` (see ``hmrm efficiency --help``) prints the table, and writes it where ``--out``
+says; ``make figures`` writes the committed ``figures/efficiency.md``.
 """
 from __future__ import annotations
 
@@ -293,14 +294,15 @@ def efficiency_markdown(rows: Iterable[EfficiencyRow], input_size: int = 112, re
     return "\n".join(lines) + "\n"
 
 
-def write_efficiency(path: str | Path, input_size: int = 112, batches: Sequence[int] = DEFAULT_BATCHES,
+def write_efficiency(path: str | Path | None, input_size: int = 112, batches: Sequence[int] = DEFAULT_BATCHES,
                      repeats: int = 5, warmup: int = 2, models: dict[str, Callable[[], nn.Module]] | None = None,
                      command: str | None = None, progress: Callable[[str], None] | None = None) -> str:
     """Measure (:func:`efficiency_rows`) and write the markdown table to ``path`` atomically, with its
-    JSON twin (:func:`hmrm.resultfiles.write_results`); return it."""
+    JSON twin (:func:`hmrm.resultfiles.write_results`); return it. ``path`` None: only return it."""
     from .resultfiles import write_results
 
     rows = efficiency_rows(models, input_size, batches, repeats, warmup, progress)
     text = efficiency_markdown(rows, input_size, repeats, warmup, command=command)
-    write_results(path, text)
+    if path is not None:
+        write_results(path, text)
     return text

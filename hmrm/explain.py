@@ -149,12 +149,12 @@ def _fold_model(run_dir: Path, subject: str, config, data, train_idx):
     """The final weights of one fold of a run, and the input scale it used (from its training clips)."""
     import torch
 
-    from .train.checkpoint import load_checkpoint
-    from .train.loso import build_fold_model, fold_dirname
+    from .train.loso import build_fold_model
     from .train.loso.fold import input_scale
+    from .train.loso.run_folder import load_final_weights
 
     model = build_fold_model(config, len(data.classes), data.x.shape[1])
-    load_checkpoint(run_dir / "folds" / fold_dirname(subject) / "checkpoint.pt", {"model": model}, torch.device("cpu"))
+    load_final_weights(run_dir, subject, model)
     return model, input_scale(data.x[train_idx])
 
 

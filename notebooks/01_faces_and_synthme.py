@@ -16,9 +16,9 @@
 # %% tags=["parameters"]
 # Parameters (papermill can override these)
 PHOTO_ID = "obama_2"        # a face-bank photo to walk through the face pipeline
-SYNTHME_ROOT = ""           # where to build the chapter's SynthME; "" = the hmrm cache
+SYNTHME_ROOT = ""           # where to build the chapter's SynthME; "": the hmrm cache
 PRESET = "tiny"             # SynthME preset: tiny (seconds), default (about a minute), hard
-SUBJECTS = 2                # bank subjects to use (None = all)
+SUBJECTS = 2                # bank subjects to use (None: all)
 SEED = 0
 
 # %% [markdown]

@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these)
-SYNTHME_ROOT = ""          # a SynthME build; "" = build the tiny preset into the hmrm cache
+SYNTHME_ROOT = ""          # a SynthME build; "": build the tiny preset into the hmrm cache
 PAIRS = 6                  # SynthME pairs for the comparison table
 METHODS = "zero,farneback,dis,dis_tuned,tvl1,gru_aofe"   # gru_aofe: the shipped weights (chapter 03)
 SEED = 0

@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these)
-SYNTHME_ROOT = ""          # a SynthME build; "" = build the tiny preset into the hmrm cache
+SYNTHME_ROOT = ""          # a SynthME build; "": build the tiny preset into the hmrm cache
 TRAIN_STEPS = 20           # the training demo (the shipped weights took far more: see the benchmark)
 TRAIN_SIZE = 64
 SEED = 0

@@ -15,12 +15,12 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these)
-SYNTHME_ROOT = ""          # where the tiny SynthME is built; "" = the hmrm cache
+SYNTHME_ROOT = ""          # where the tiny SynthME is built; "": the hmrm cache
 METHOD = "dis_tuned"       # flow of the inputs: tvl1, farneback, dis, dis_tuned, gru_aofe, gt
 SIZE = 112                 # side of the network input (the encoder's patch sizes 8 and 16 divide it)
 P = 0.5                    # MotionMix: probability that a training sample is mixed
 MODE = "all"               # "all": every listed region from the partner; "random": a random subset per draw
-FEATHER_PX = 3             # width of the soft edge of blend="feather", in input pixels
+FEATHER_PX = 3             # width of the soft edge of blend "feather", in input pixels
 SEED = 0
 
 # %% [markdown]

@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these)
-SYNTHME_ROOT = ""               # a SynthME build; "" = build the tiny preset into the hmrm cache
+SYNTHME_ROOT = ""               # a SynthME build; "": build the tiny preset into the hmrm cache
 SAMPLE = 0                      # which clip to draw
 INPUT_SIZE = 112                # side S of the flow maps
 PATCH_SIZES = [8, 16]           # the grains, finest first
@@ -23,7 +23,7 @@ BACKEND = "auto"                # selective-scan backend: auto, fused, parallel,
 FIT_STEPS = 40                  # steps of the small fit that gives the attention something to show
 EFFICIENCY_BATCHES = [1, 8]     # batch sizes timed in section 6 (`hmrm efficiency` uses 1 and 32)
 EFFICIENCY_REPEATS = 2          # timed runs per model and batch size (the median is shown)
-THREADS = 0                     # CPU threads for torch; 0 = torch's default
+THREADS = 0                     # CPU threads for torch; 0: torch's default
 SEED = 0
 
 # %% [markdown]

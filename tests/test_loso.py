@@ -152,7 +152,8 @@ def test_other_configuration_or_data_is_refused(reference, tmp_path):
     with pytest.raises(RunMismatchError) as e:
         _run(_data(), _config(epochs=4, lr=1e-3), run_dir)
     msg = str(e.value)
-    assert "epochs: 3 there, 4 here" in msg and "lr:" in msg and "--run-dir" in msg and "config.json" in msg
+    assert "epochs: 3 there, 4 here" in msg and "lr:" in msg and "another run folder" in msg and "config.json" in msg
+    assert e.value.run_dir == run_dir and "epochs: 3 there, 4 here" in e.value.diffs   # for a command's own hint
     other = _data()
     other.x[0, 0, 0, 0] += 1.0
     with pytest.raises(RunMismatchError, match="inputs differ"):

@@ -129,3 +129,17 @@ def test_every_exercise_has_an_answer_and_a_check_in_its_solution(path):
         code = "\n".join(text for kind, text in cells if kind == "code")
         assert "**Answer.**" in prose, f"{solutions.name}, exercise {n}: no written answer ('**Answer.**')"
         assert re.search(r"\bassert", code), f"{solutions.name}, exercise {n}: no check (an assert)"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_papermill_sees_every_parameter(path):
+    """papermill reads the parameters cell with its own parser, which gives up on a line whose comment
+    holds an "=" (and then calls a parameter passed with -p "unknown"): it must see every name."""
+    import logging
+
+    import papermill as pm
+
+    nb = json.loads(path.read_text())
+    names = {t.id for node in ast.parse("".join(nb["cells"][0]["source"])).body for t in node.targets}
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    assert set(pm.inspect_notebook(str(path))) == names, f"{path.name}: papermill misses some parameters"

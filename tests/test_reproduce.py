@@ -99,8 +99,10 @@ def test_a_failing_notebook_names_its_executed_copy(tmp_path, tiny_synthme, caps
                    "threads: 1\ndevice: cpu\n")
     assert main(["reproduce", str(cfg), "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert "broken: the notebook failed (DataError" in err and str(tmp_path / "runs" / "broken" / NOTEBOOK.name) in err
+    failed = tmp_path / "runs" / "broken" / f"{NOTEBOOK.stem}.failed.ipynb"
+    assert "broken: the notebook failed (DataError" in err and str(failed) in err and failed.is_file()
     assert not (tmp_path / "runs" / "broken" / "metrics.json").exists()
+    assert not (tmp_path / "runs" / "broken" / NOTEBOOK.name).exists(), "a failed attempt is not the run's record"
 
 
 @pytest.mark.parametrize("text, key, accepted", [

@@ -155,5 +155,14 @@ def rows_from_sheet(ann: Path, columns: dict, dataset: str, what: str, frame_roo
 def require_dir(path: Path, what: str, expect: str) -> Path:
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"{what} folder {path} does not exist. Expected {expect}. Pass the folder you were sent with --root.")
+        raise DataError(f"{what} folder {path} {folder_problem(path)}. Expected {expect}. Pass the folder you were sent "
+                        "(--root of hmrm prepare, --data-root of hmrm loso and hmrm reproduce).")
     return path
+
+
+def folder_problem(path: Path) -> str:
+    """What is wrong with a path that should be a folder: it does not exist, or it is a file."""
+    path = Path(path)
+    if path.is_file():
+        return "is a file, not a folder"
+    return "does not exist"

@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.records import DataError
 from ..utils import atomic_write_text
 from .stats import CONFIDENCE, N_RESAMPLES, subject_interval
 
@@ -158,11 +159,15 @@ class Calibration:
             return lambda i, axis=-1: _ece_of_sums(per[which][np.moveaxis(i, axis, -1)].sum(-3))
 
         diff = lambda i, axis=-1: ece_stat("calibrated")(i, axis) - ece_stat("raw")(i, axis)  # noqa: E731
-        iv = lambda f: subject_interval(f, len(subjects), seed, n_resamples, CONFIDENCE)  # noqa: E731
+        # ECE is biased under resampling (a resample repeats subjects, and fewer distinct predictions per bin
+        # mean larger gaps), so the percentile interval sits above the estimate; BCa corrects for that
+        iv = lambda f: subject_interval(f, len(subjects), seed, n_resamples, CONFIDENCE, method="BCa")  # noqa: E731
         out: dict = {"what": "temperature scaling, one temperature per held-out subject fitted on the other "
                              "subjects' held-out predictions (the test subject's labels are never used)",
                      "n_bins": self.n_bins, "confidence": CONFIDENCE, "n_resamples": n_resamples,
-                     "n_subjects": len(subjects)}
+                     "n_subjects": len(subjects),
+                     "interval_method": "BCa bootstrap over held-out subjects (bias-corrected: ECE is biased under "
+                                        "resampling); percentile where BCa cannot be computed"}
         for name, p in (("raw", self.raw), ("calibrated", self.calibrated)):
             out[name] = {"ece": expected_calibration_error(p, self.truth, self.n_bins), "ece_interval": iv(ece_stat(name)),
                          "nll": nll(p, self.truth), "brier": brier(p, self.truth),
@@ -240,7 +245,13 @@ def calibrate_run(run_dir, threshold: float = LOW_CONFIDENCE, n_bins: int = N_BI
     run_dir = Path(run_dir)
     from .loso.run_folder import finished_folds
 
-    cal = calibrate_folds(finished_folds(run_dir), threshold, n_bins)
+    folds = finished_folds(run_dir)
+    if len({r["subject"] for r in folds}) < 2:
+        raise DataError(f"{run_dir} has {len(folds)} finished fold ({folds[0]['subject']}); calibration fits each "
+                        "held-out subject's temperature on the other subjects' held-out predictions, so it needs at "
+                        "least two finished folds. Finish the run first: run the command that made it again (its "
+                        f"options are in {run_dir / 'config.json'}).")
+    cal = calibrate_folds(folds, threshold, n_bins)
     classes = _classes(run_dir, len(cal.raw[0]))
     summary = cal.summary(n_resamples=n_resamples)
     atomic_write_text(run_dir / "calibrated_predictions.csv", calibrated_csv(cal, classes))
@@ -261,8 +272,10 @@ def calibration_table(summaries: dict[str, dict]) -> str:
     for name, s in summaries.items():
         r, c, lc = s["raw"], s["calibrated"], s["low_confidence"]
         acc = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        rows.append([name, format_interval(r["ece"], r["ece_interval"]), format_interval(c["ece"], c["ece_interval"]),
-                     format_interval(s["ece_difference"]["difference"], s["ece_difference"]["interval"], signed=True),
+        rows.append([name, format_interval(r["ece"], r["ece_interval"], outward=True),
+                     format_interval(c["ece"], c["ece_interval"], outward=True),
+                     format_interval(s["ece_difference"]["difference"], s["ece_difference"]["interval"], signed=True,
+                                     outward=True),
                      f"{r['nll']:.3f} -> {c['nll']:.3f}", f"{s['temperature']['median']:.2f}",
                      f"{lc['flagged']}/{lc['of']}", f"{acc(lc['accuracy_flagged'])} / {acc(lc['accuracy_unflagged'])}"])
     return markdown_table(["run", "ECE raw [95%]", "ECE calibrated [95%]", "ΔECE [95%, paired]", "NLL raw -> cal.",

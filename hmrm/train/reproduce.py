@@ -73,9 +73,13 @@ def load_config(path: str | Path, parameters: dict | None = None) -> dict:
         raise ReproduceError(f"config {path} does not exist. Available configs: {_available_configs()}")
     parameters = notebook_parameters() if parameters is None else parameters
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ReproduceError(f"config {path} is not valid YAML: {exc}") from None
+    if raw is None or raw == {}:
+        raise ReproduceError(f"config {path} is empty: it sets no parameter, so it would run the job notebook's "
+                             f"defaults unnoticed. Write the keys of the run into it (configs/loso_synthme_quick.yaml "
+                             f"is an example; available configs: {_available_configs()}).")
     if not isinstance(raw, dict):
         raise ReproduceError(f"config {path} must be a mapping of notebook parameters, got {type(raw).__name__}")
     out: dict = {}
@@ -160,6 +164,7 @@ class PlannedRun:
     parameters: dict = field(default_factory=dict)
     state: str = "todo"
     metrics: dict | None = None
+    refusal: str | None = None   # why the run folder refuses this config (state "refused")
 
     def describe(self) -> str:
         p = self.parameters
@@ -207,7 +212,7 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
         if stack is not None:
             params["STACK"], overridden = stack, overridden | {"STACK"}
         try:
-            config_from_parameters(params)
+            loso_config = config_from_parameters(params)
         except OptionError as exc:
             origin = f"--{exc.key.lower()}" if exc.key in overridden else f"{exc.key.lower()}: in {cfg}"
             raise ReproduceError(f"config {cfg}: {exc.key.lower()}: {exc.problem}. Fix {origin} (keys are the "
@@ -231,8 +236,22 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
         nb_path = run_dir / NOTEBOOK.name
         state = "done" if _is_done(metrics, params) and nb_path.is_file() else (
             "resume" if (run_dir / "config.json").is_file() else "todo")
-        runs.append(PlannedRun(name, cfg, run_dir, nb_path, params, state, metrics))
+        refusal = _refusal(run_dir, loso_config) if state != "todo" else None
+        runs.append(PlannedRun(name, cfg, run_dir, nb_path, params, "refused" if refusal else state, metrics, refusal))
     return runs
+
+
+def _refusal(run_dir: Path, loso_config) -> str | None:
+    """Why the run folder, made with another configuration, would refuse this one (None: it fits).
+    Checked before any notebook runs, so that a refused config leaves the folder untouched."""
+    from .loso.run_folder import config_differences, mismatch_message
+
+    try:
+        old = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"{run_dir / 'config.json'} is unreadable ({exc}); delete {run_dir} to start over, or pass another --out."
+    diffs = config_differences(old, json.loads(json.dumps(loso_config.to_dict())))
+    return mismatch_message(run_dir, diffs, "another --out") if diffs else None
 
 
 def _score_line(metrics: dict | None) -> str:
@@ -252,11 +271,16 @@ def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce",
     notebook, which holds the traceback."""
     runs = plan(configs, out, data_root, prepared, device, epochs, engine, address, stack)
     if any(r.parameters.get("ENGINE") == "ray" for r in runs):
-        from .loso.ray_engine import import_ray
+        from .loso.ray_engine import check_ray_address, import_ray
 
         import_ray()  # say how to install it before any notebook runs
+        for address in sorted({r.parameters.get("RAY_ADDRESS") for r in runs if r.parameters.get("ENGINE") == "ray"} - {None}):
+            check_ray_address(address)  # and fail fast on a cluster that cannot be reached
     for r in runs:
         log(("plan " if dry_run else "") + r.describe())
+    refused = [r for r in runs if r.refusal]
+    if refused:  # before any notebook runs: a refused config changes nothing in any run folder
+        raise ReproduceError("\n".join(f"{r.name} (config {r.config}): {r.refusal}" for r in refused))
     if dry_run:
         return runs
     import papermill as pm
@@ -267,13 +291,22 @@ def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce",
             continue
         r.run_dir.mkdir(parents=True, exist_ok=True)
         log(f"{r.name}: running {NOTEBOOK.name} -> {r.notebook}")
+        # executed into a file of its own, put in place only when it ran through: a failed attempt never
+        # replaces the executed notebook of a run that finished before
+        running, failed = r.run_dir / f".{NOTEBOOK.stem}.running.ipynb", r.run_dir / f"{NOTEBOOK.stem}.failed.ipynb"
         try:
-            pm.execute_notebook(str(NOTEBOOK), str(r.notebook), parameters=r.parameters, cwd=os.getcwd(),
+            pm.execute_notebook(str(NOTEBOOK), str(running), parameters=r.parameters, cwd=os.getcwd(),
                                 progress_bar=False, report_mode=False)
         except pm.PapermillExecutionError as exc:
+            os.replace(running, failed)
             raise ReproduceError(f"{r.name}: the notebook failed ({exc.ename}: {exc.evalue}). The executed notebook "
-                                 f"with the traceback is {r.notebook}; fix the cause and run the same command again "
+                                 f"with the traceback is {failed}; fix the cause and run the same command again "
                                  "(finished folds are kept).") from None
+        except BaseException:
+            running.unlink(missing_ok=True)   # interrupted: the record of the last finished run stays as it was
+            raise
+        os.replace(running, r.notebook)
+        failed.unlink(missing_ok=True)
         path = r.run_dir / "metrics.json"
         r.metrics = json.loads(path.read_text()) if path.is_file() else None
         r.state = "done" if _is_done(r.metrics, r.parameters) else "stopped"

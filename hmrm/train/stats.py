@@ -64,14 +64,28 @@ def scores_of_confusions(cms: np.ndarray) -> dict[str, np.ndarray]:
     return {"uf1": f1.sum(-1) / in_f1.sum(-1), "uar": rec.sum(-1) / in_rec.sum(-1)}
 
 
-def subject_interval(statistic, n_subjects: int, seed: int, n_resamples: int, confidence: float) -> list[float]:
-    """The percentile bootstrap interval of ``statistic(idx, axis)``, a vectorised function of resampled
-    subject indices (``idx`` draws ``n_subjects`` of ``0..n_subjects-1`` with replacement)."""
+def subject_interval(statistic, n_subjects: int, seed: int, n_resamples: int, confidence: float,
+                     method: str = "percentile") -> list[float]:
+    """The bootstrap interval of ``statistic(idx, axis)``, a vectorised function of resampled subject
+    indices (``idx`` draws ``n_subjects`` of ``0..n_subjects-1`` with replacement). ``method``:
+    ``"percentile"``, or ``"BCa"`` (bias-corrected and accelerated) for a statistic that resampling
+    biases, such as the ECE; where BCa cannot be computed (a degenerate resample distribution) the
+    percentile interval is returned."""
+    import warnings
+
     from scipy.stats import bootstrap
 
-    res = bootstrap((np.arange(n_subjects),), statistic, n_resamples=n_resamples, confidence_level=confidence,
-                    method="percentile", vectorized=True, random_state=np.random.default_rng(seed))
-    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+    def interval(how: str) -> list[float]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # BCa's "cannot be calculated" on degenerate resamples: handled below
+            res = bootstrap((np.arange(n_subjects),), statistic, n_resamples=n_resamples, confidence_level=confidence,
+                            method=how, vectorized=True, random_state=np.random.default_rng(seed))
+        return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+    out = interval(method)
+    if method != "percentile" and not np.all(np.isfinite(out)):
+        out = interval("percentile")
+    return out
 
 
 def bootstrap_scores(truth: Sequence[int], pred: Sequence[int], groups: Sequence[str], n_classes: int,
@@ -128,8 +142,13 @@ def run_predictions(run_dir) -> tuple[list[str], list[int], list[int], list[str]
             [p for r in folds for p in r["pred"]], [r["subject"] for r in folds for _ in r["true"]])
 
 
-def format_interval(value: float, interval: Sequence[float], signed: bool = False) -> str:
-    """``0.7120 [0.61, 0.80]``, or ``+0.0520 [-0.01, +0.12]`` with ``signed``."""
+def format_interval(value: float, interval: Sequence[float], signed: bool = False, outward: bool = False) -> str:
+    """``0.7120 [0.61, 0.80]``, or ``+0.0520 [-0.01, +0.12]`` with ``signed``. ``outward``: the ends are
+    rounded away from the estimate (down, and up), so that an interval holding its estimate still
+    does when printed with two decimals (an estimate at an end, as a biased statistic's can be)."""
     f = "+.4f" if signed else ".4f"
     g = "+.2f" if signed else ".2f"
-    return f"{value:{f}} [{interval[0]:{g}}, {interval[1]:{g}}]"
+    low, high = interval
+    if outward and np.isfinite(low) and np.isfinite(high):
+        low, high = np.floor(low * 100 + 1e-9) / 100, np.ceil(high * 100 - 1e-9) / 100
+    return f"{value:{f}} [{low:{g}}, {high:{g}}]"

@@ -31,9 +31,9 @@ LR = 0.0005                     # AdamW (peak) learning rate (the paper's)
 WEIGHT_DECAY = 0.01             # AdamW weight decay, the PyTorch default (the paper gives none)
 SCHEDULE = "constant"           # constant, or cosine (linear warm-up, then cosine decay)
 WARMUP_EPOCHS = 0               # cosine only: epochs of linear warm-up
-LABEL_SMOOTHING = 0.0           # label smoothing of the cross-entropy (0 = off)
-EMA = 0.0                       # decay per step of the weight average that predicts (0 = off, e.g. 0.99)
-MOTIONMIX_P = 0.5               # probability that a training sample is mixed (0 = no MotionMix)
+LABEL_SMOOTHING = 0.0           # label smoothing of the cross-entropy (0: off)
+EMA = 0.0                       # decay per step of the weight average that predicts (0: off; e.g. 0.99)
+MOTIONMIX_P = 0.5               # probability that a training sample is mixed (0: no MotionMix)
 AMP = False                     # mixed precision on CUDA
 DEVICE = "auto"                 # auto, cpu, cuda, cuda:N
 THREADS = 0                     # CPU threads for torch outside the folds, 0 for the torch default

@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these): the same as chapter 02's, and the exercises' own
-SYNTHME_ROOT = ""          # a SynthME build; "" = build the tiny preset into the hmrm cache
+SYNTHME_ROOT = ""          # a SynthME build; "": build the tiny preset into the hmrm cache
 PAIRS = 6                  # exercise 1: SynthME pairs to score the DIS settings on
 BRIGHTER = 1.05            # exercise 3: the apex frame's brightness relative to the onset
 SEED = 0

@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these): the same as chapter 03's, and the exercises' own
-SYNTHME_ROOT = ""          # a SynthME build; "" = build the tiny preset into the hmrm cache
+SYNTHME_ROOT = ""          # a SynthME build; "": build the tiny preset into the hmrm cache
 SIGMAS = [1, 2, 3, 4, 6, 8]   # exercise 1: Gaussian blur sigmas to try, in px
 ITERS = [1, 2, 3, 4, 6]    # exercise 2: GRU iterations to score
 ITER_PAIRS = 3             # exercise 2: SynthME pairs to score them on

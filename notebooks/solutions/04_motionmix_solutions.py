@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these): the same as chapter 04's
-SYNTHME_ROOT = ""          # where the tiny SynthME is built; "" = the hmrm cache
+SYNTHME_ROOT = ""          # where the tiny SynthME is built; "": the hmrm cache
 METHOD = "dis_tuned"       # flow of the inputs: tvl1, farneback, dis, dis_tuned, gru_aofe, gt
 SIZE = 112                 # side of the network input
 SEED = 0

@@ -15,7 +15,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill can override these): those of chapter 07 that the exercises use
-SYNTHME_ROOT = ""               # a SynthME build; "" = build the tiny preset into the hmrm cache
+SYNTHME_ROOT = ""               # a SynthME build; "": build the tiny preset into the hmrm cache
 SAMPLE = 0                      # which clip
 INPUT_SIZE = 112                # side S of the flow maps
 BACKEND = "auto"                # selective-scan backend: auto, fused, parallel, sequential

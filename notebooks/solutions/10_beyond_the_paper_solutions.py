@@ -20,7 +20,7 @@ FLOW_METHOD = "gt"
 INPUT_SIZE = 64
 EPOCHS = 40
 SEED = 0
-DEMO_RUNS = ""                  # exercises 2 and 3: "" = runs/demo of this repository when `make demo` has made it, else the tiny run
+DEMO_RUNS = ""                  # exercises 2 and 3: "": runs/demo of this repository when `make demo` has made it, else the tiny run
 THRESHOLDS = [0.4, 0.5, 0.6]
 
 # %% [markdown]

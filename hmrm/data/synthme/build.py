@@ -14,7 +14,7 @@ import numpy as np
 from ...utils import atomic_path, atomic_write_text, folder_lock, worker_pool
 from ..classes import get_scheme
 from ..records import DataError
-from .config import GENERATOR_VERSION, SynthConfig, rebuild_command, setting_differences
+from .config import GENERATOR_VERSION, SynthConfig, read_manifest, rebuild_command, setting_differences, synthme_command
 from .faces import BankFace, RenderFace, prepare_bank_faces
 from .render import ClipMotion, render_clip
 from .specs import ClipSpec, make_specs, people_of, subject_id
@@ -143,14 +143,22 @@ def _build_locked(out: Path, config: SynthConfig, faces: list, identity: dict, m
 
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
+        old = read_manifest(out)
         if {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
-            raise DataError(
-                f"{out} already holds a SynthME build made with other settings ({manifest_path}): "
-                + "; ".join(setting_differences(old, json.loads(json.dumps(identity))))
-                + f". To finish or reuse that build: {rebuild_command(out)}. To build these settings, choose another "
-                "--out folder, or delete this one."
-            )
+            differences = setting_differences(old, json.loads(json.dumps(identity)))
+            again = rebuild_command(out)
+            if again == synthme_command(out, config, max_subjects):
+                # no option of hmrm synthme makes the difference (other bank photos, another generator)
+                hint = (f"No option of `hmrm synthme` reproduces that build here: the difference is in what this "
+                        "machine has, not in the command. Delete the folder and run the command again to build it "
+                        "anew, or choose another --out folder"
+                        + (" (a build with fewer bank photos than its record: fetch the face bank with `hmrm facebank` "
+                           "where PyPI can be reached)" if any("bank photos" in d for d in differences) else "") + ".")
+            else:
+                hint = (f"To finish or reuse that build: {again}. To build these settings, choose another --out "
+                        "folder, or delete this one.")
+            raise DataError(f"{out} already holds a SynthME build made with other settings ({manifest_path}): "
+                            + "; ".join(differences) + ". " + hint)
     out.mkdir(parents=True, exist_ok=True)
     identity["max_subjects"] = max_subjects  # recorded for the rebuild hints, not part of the identity
     atomic_write_text(manifest_path, json.dumps({**identity, "complete": False}, indent=1))

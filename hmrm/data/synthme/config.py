@@ -97,14 +97,33 @@ def synthme_command(out: str | Path, config: SynthConfig | dict | None = None, s
     return shlex.join(parts)
 
 
+def read_manifest(root: str | Path) -> dict:
+    """The ``manifest.json`` of a SynthME build, a JSON object; anything else (unreadable, not JSON,
+    a list) is an error that names the file and the fix."""
+    from ..records import DataError
+
+    path = Path(root) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}): the build's record is damaged. Delete {root} and build "
+                        f"it again ({synthme_command(root)}).") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path} is not a SynthME manifest (a JSON object is expected, it holds a "
+                        f"{type(manifest).__name__}). Delete {root} and build it again ({synthme_command(root)}).")
+    return manifest
+
+
 def rebuild_command(root: str | Path) -> str:
     """The command that (re)builds the SynthME in ``root`` with the settings its manifest records
-    (the default build's command when there is no manifest)."""
+    (the default build's command when there is no usable manifest)."""
+    from ..records import DataError
+
     try:
-        manifest = json.loads((Path(root) / "manifest.json").read_text())
+        manifest = read_manifest(root)
         subjects = manifest["max_subjects"] if "max_subjects" in manifest else manifest.get("n_subjects")
         return synthme_command(root, manifest["config"], subjects)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, KeyError, TypeError, DataError):
         return synthme_command(root)
 
 

@@ -32,6 +32,9 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
     ann = root / "annotations.csv"
     rebuild = f"`{rebuild_command(root)}`"
     if not root.is_dir():
+        if root.is_file():
+            raise DataError(f"{root} is a file, not a SynthME folder: give the folder `hmrm synthme --out` wrote "
+                            "(data/synthme after make demo).")
         raise DataError(f"SynthME folder {root} does not exist. Build it with `{synthme_command(root)}` (or `make demo`).")
     if not ann.is_file():
         raise DataError(

@@ -14,6 +14,12 @@ from ...options import OptionError
 FOLD_THREADS = 1
 
 
+#: The largest input side a run accepts. Flow is measured on aligned faces of 256 px (prepared crops
+#: of the licensed sets are no larger by default), so a larger input only interpolates, and the
+#: network's activations grow with its square: 100000 px would ask for terabytes.
+MAX_INPUT_SIZE = 1024
+
+
 @dataclass
 class LOSOConfig:
     """Everything that defines a LOSO run.
@@ -75,7 +81,7 @@ class LOSOConfig:
             "model": one_of(*MODELS), "ablation": one_of(*ABLATIONS), "epochs": at_least(1), "batch_size": at_least(1),
             "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
             "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
-            "motionmix_p": between(0, 1), "flow": one_of(*METHODS), "input_size": at_least(1),
+            "motionmix_p": between(0, 1), "flow": one_of(*METHODS), "input_size": between(1, MAX_INPUT_SIZE),
             "channels": one_of(*CHANNELS), "head_motion": one_of(*HEAD_MOTION), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
         if not self.channels:
             raise OptionError("channels", f"must name at least one of {', '.join(CHANNELS)}")

@@ -3,17 +3,21 @@ modules (configuration, run folder, fold, workers, report)."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 import time
 from pathlib import Path
 from typing import Callable
 
+from ...data.records import DataError
+from ...options import OptionError
 from ...utils import folder_lock
 from .config import LOSOConfig, build_fold_model, resolve_environment
 from .data import LOSOData, loso_splits
 from .fold import Fold, Stopped
-from .ray_engine import ENGINES, import_ray, train_on_ray
+from .ray_engine import ENGINES, check_ray_address, import_ray, train_on_ray
 from .report import LOSOResult, write_outputs
-from .run_folder import RUN_FORMAT, config_record, fold_dirname, open_run_dir, read_fold_result
+from .run_folder import (RUN_FORMAT, config_record, damaged_checkpoint, fold_dirname, open_run_dir, read_fold_result,
+                         sweep_partial_files)
 from .workers import fold_threads, fold_workers, train_in_workers
 
 
@@ -68,15 +72,34 @@ def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progres
                          f"head_motion={config.head_motion!r})")
     if data.x.shape[1] != len(config.channels):
         raise ValueError(f"the inputs have {data.x.shape[1]} channels but config.channels names {len(config.channels)}")
+    subjects = require_subjects(data.groups)
+    if config.folds is not None and config.folds > len(subjects):
+        raise OptionError("folds", f"asks for the first {config.folds} folds, but the data has {len(subjects)} subjects "
+                                   f"(one fold each); give at most {len(subjects)}, or leave it out for every subject")
     try:  # before the run folder records the configuration
         build_fold_model(config, len(data.classes), data.x.shape[1])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the model options {config.model_overrides} do not build a {config.model} network: {exc}") from None
     run_dir = Path(run_dir)
     env = resolve_environment(config)
+    if engine == "ray" and address is not None:
+        check_ray_address(address)  # an unreachable cluster fails now, before the run folder is written
     with folder_lock(run_dir, "run folder"):  # one writer at a time; a second process is refused
         return _train_run(data, config, env, run_dir, progress, stop, max_minutes, figures, workers, engine, address,
                           stack)
+
+
+def require_subjects(groups, where: str = "these inputs") -> list[str]:
+    """The sorted subjects of ``groups``; an error that gives the count and the fix when there are
+    fewer than two (leave-one-subject-out then has no fold that trains on anyone)."""
+    subjects = sorted(set(groups))
+    if len(subjects) < 2:
+        raise DataError(f"leave-one-subject-out needs at least two subjects; {where} have {len(subjects)} "
+                        f"({', '.join(subjects) or 'none'}), so no fold could train on anyone. A SynthME built "
+                        "without network access (or with --offline) has only the one offline photo: build it where "
+                        "PyPI can be reached (`hmrm facebank` fetches the bank), or point to a data set with more "
+                        "subjects.")
+    return subjects
 
 
 def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, progress: bool, stop, max_minutes,
@@ -84,15 +107,24 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
                stack: int | None = None) -> LOSOResult:
     """The body of :func:`run_loso` once its inputs are checked and the run folder is locked."""
     open_run_dir(run_dir, config_record(config, data, env))
+    sweep_partial_files(run_dir)   # left by a process killed in the middle of a write
     from tqdm.auto import tqdm
 
     splits = loso_splits(data.groups)
     chosen = splits[: config.folds] if config.folds else splits
     results: dict[str, dict] = {}
     for subject, _, test_idx in splits:  # every finished fold in the folder counts, chosen or not
-        r = read_fold_result(run_dir / "folds" / fold_dirname(subject) / "result.json")
+        folder = run_dir / "folds" / fold_dirname(subject)
+        r = read_fold_result(folder / "result.json")
         if r is not None and r.get("format") == RUN_FORMAT and r.get("keys") == [data.keys[i] for i in test_idx]:
-            results[subject] = r
+            problem = damaged_checkpoint(folder / "checkpoint.pt")
+            if problem is None:
+                results[subject] = r
+                continue
+            warnings.warn(f"{folder / 'checkpoint.pt'}: the final weights of the finished fold {subject} cannot be "
+                          f"used ({problem}); that fold is trained again.", stacklevel=2)
+            (folder / "result.json").unlink()
+            (folder / "checkpoint.pt").unlink(missing_ok=True)
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
 
     def halt(subject: str, epoch: int) -> bool:

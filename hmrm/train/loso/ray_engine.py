@@ -60,12 +60,52 @@ def ray_available() -> str | None:
     return ray.__version__
 
 
+#: Seconds to wait for a cluster's address to answer before giving up (an unreachable address would
+#: otherwise keep ``ray.init`` trying for minutes).
+CONNECT_TIMEOUT = 5.0
+#: Set (to anything) by ``--verbose``: Ray's own log lines reach the terminal.
+VERBOSE_ENV = "HMRM_RAY_VERBOSE"
+
+
+def _unreachable(address: str, problem: str) -> EngineError:
+    return EngineError(f"cannot reach a Ray cluster at {address!r} ({problem}). Start one with `ray start --head` on "
+                       "one machine (it prints the address to pass, HEAD:6379) and `ray start --address HEAD:6379` on "
+                       "the others; or leave --address out to start Ray on this machine; or drop --engine ray to "
+                       "train here without Ray.")
+
+
+def check_ray_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast, with a message that names ``address``, when nothing answers there: ``HOST:PORT``
+    (``ray://HOST:PORT`` too) must accept a connection within ``timeout`` seconds. ``auto`` (Ray finds
+    a cluster on this machine) is left to Ray."""
+    if address == "auto":
+        return
+    host_port = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _unreachable(address, "not an address of the form HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise _unreachable(address, f"nothing answers there within {timeout:g} s: {exc.strerror or exc}") from None
+
+
 def _start(ray, address: str | None, cpus: int | None) -> bool:
     """Connect to the cluster at ``address`` or start a local one with ``cpus`` CPUs; True if this
-    call started (and so must stop) Ray."""
+    call started (and so must stop) Ray. Ray's own log lines stay out of the terminal unless
+    :data:`VERBOSE_ENV` is set (``--verbose``)."""
+    import logging
+
     if ray.is_initialized():
         return False
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        check_ray_address(address)
+    verbose = bool(os.environ.get(VERBOSE_ENV))
+    if not verbose:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    kwargs = {"include_dashboard": False, "log_to_driver": verbose, "configure_logging": verbose,
+              "logging_level": logging.INFO if verbose else logging.ERROR}
     try:
         if address:
             ray.init(address=address, **kwargs)

@@ -20,7 +20,12 @@ FREE_FIELDS = ("folds", "checkpoint_every", "device")
 
 
 class RunMismatchError(DataError):
-    """The run folder was made with another configuration or other inputs."""
+    """The run folder was made with another configuration or other inputs (``run_dir``, ``diffs``:
+    what differs, for a command to word its own hint)."""
+
+    def __init__(self, message: str, run_dir: Path | None = None, diffs: Sequence[str] = ()):
+        super().__init__(message)
+        self.run_dir, self.diffs = run_dir, list(diffs)
 
 
 def run_name(dataset: str, config, seeds: Sequence[int] | None = None) -> str:
@@ -52,15 +57,32 @@ def _field_defaults() -> dict:
     return {f.name: f.default for f in fields(LOSOConfig) if f.default is not MISSING}
 
 
-def _differences(old: dict, new: dict) -> list[str]:
+def config_differences(old: dict, config: dict) -> list[str]:
+    """How the configuration recorded in a run folder's ``config.json`` (``old``) differs from
+    ``config`` (a :meth:`LOSOConfig.to_dict`), field by field; the fields that may change between
+    sessions (device, workers ...) do not count."""
     diffs = []
     # a field added to LOSOConfig after a run was made reads as its default there
-    oc, nc = {**_field_defaults(), **old.get("config", {})}, new["config"]
+    oc, nc = {**_field_defaults(), **old.get("config", {})}, config
     for k in sorted(set(oc) | set(nc)):
         if k in FREE_FIELDS:
             continue
         if oc.get(k) != nc.get(k):
             diffs.append(f"{k}: {json.dumps(oc.get(k))} there, {json.dumps(nc.get(k))} here")
+    return diffs
+
+
+def mismatch_message(run_dir: Path, diffs: list[str], new_folder: str) -> str:
+    """The refusal of a run folder made with another configuration: what differs, how to continue
+    that run, and how to start another (``new_folder``: the option that names a run folder for the
+    command at hand, e.g. ``--run-dir`` or ``another --out``)."""
+    return (f"{run_dir} holds a run made with another configuration:\n  " + "\n  ".join(diffs)
+            + f"\nTo continue that run, repeat its options (they are in {run_dir / 'config.json'}). To start a new "
+            f"run, pass {new_folder}, or delete {run_dir}.")
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    diffs = config_differences(old, new["config"])
     od, nd = old.get("data", {}), new["data"]
     if od.get("fingerprint") != nd["fingerprint"]:
         what = [f"{k}: {json.dumps(od.get(k))} there, {json.dumps(nd.get(k))} here"
@@ -73,8 +95,9 @@ def _differences(old: dict, new: dict) -> list[str]:
     return diffs
 
 
-def open_run_dir(run_dir: Path, record: dict) -> None:
-    """Write ``config.json``, or check that the one already there describes the same run."""
+def open_run_dir(run_dir: Path, record: dict, new_folder: str = "another run folder") -> None:
+    """Write ``config.json``, or check that the one already there describes the same run
+    (``new_folder``: how the refusal says to name another folder)."""
     path = run_dir / "config.json"
     if path.is_file():
         try:
@@ -84,10 +107,7 @@ def open_run_dir(run_dir: Path, record: dict) -> None:
                                    "run folder.") from None
         diffs = _differences(old, record)
         if diffs:
-            raise RunMismatchError(
-                f"{run_dir} holds a run made with another configuration:\n  " + "\n  ".join(diffs)
-                + f"\nTo continue that run, repeat its options (they are in {path}). To start a new run, pass "
-                f"another run folder (--run-dir), or delete {run_dir}.")
+            raise RunMismatchError(mismatch_message(run_dir, diffs, new_folder), run_dir, diffs)
         if old.get("environment", {}).get("device") != record["environment"]["device"]:
             warnings.warn(f"{run_dir} was started on {old.get('environment', {}).get('device')} and continues on "
                           f"{record['environment']['device']}; each fold's result.json records where it ran.",
@@ -113,5 +133,51 @@ def finished_folds(run_dir) -> list[dict]:
     results = [json.loads(p.read_text()) for p in sorted((run_dir / "folds").glob("*/result.json"))]
     if not results:
         raise DataError(f"{run_dir} has no finished fold (no {run_dir / 'folds'}/*/result.json): give a folder that a "
-                        "LOSO run wrote (hmrm loso --out DIR, or runs/demo/<run> after make demo)")
+                        "LOSO run wrote (the --run-dir of hmrm loso, or runs/demo/<run> after make demo)")
     return sorted(results, key=lambda r: r["subject"])
+
+
+def damaged_checkpoint(path: Path) -> str | None:
+    """Why a finished fold's final ``checkpoint.pt`` cannot be used (missing, unreadable, not a final
+    checkpoint of this format), or None when it loads."""
+    import torch
+
+    if not path.is_file():
+        return "it is missing"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, garbage, not a torch file
+        return f"it cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})"
+    if not isinstance(ckpt, dict) or not ckpt.get("final") or ckpt.get("model") is None:
+        return "it is not the final checkpoint of a finished fold"
+    return None
+
+
+def load_final_weights(run_dir: Path, subject: str, model) -> None:
+    """Load a finished fold's final weights into ``model``; a damaged file is an error that names it
+    and says how to get it back."""
+    from ..checkpoint import load_checkpoint
+
+    path = Path(run_dir) / "folds" / fold_dirname(subject) / "checkpoint.pt"
+    problem = damaged_checkpoint(path)
+    if problem is None:
+        try:
+            load_checkpoint(path, {"model": model}, "cpu")
+            return
+        except Exception as exc:  # another network's weights
+            problem = f"it does not fit this run's network ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    raise DataError(f"{path}: the final weights of fold {subject} cannot be used: {problem}. Run the LOSO command "
+                    f"that made {run_dir} again (its options are in {Path(run_dir) / 'config.json'}): it trains that "
+                    "fold again, to the same predictions.")
+
+
+def sweep_partial_files(run_dir: Path) -> list[Path]:
+    """Remove the temporary files an atomic write leaves when its process was killed outright (SIGKILL,
+    a force-cancelled Ray task): ``.<name>.<random>.part<suffix>`` beside the file it was to replace.
+    Only called with the run folder's lock held, so no other process is writing them."""
+    gone = []
+    for path in Path(run_dir).rglob(".*.part*"):
+        if path.is_file() and ".part" in path.name:
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
