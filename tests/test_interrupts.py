@@ -16,7 +16,7 @@ from hmrm.train.loso import fold_dirname
 from hmrm.utils import cache_dir
 
 #: epochs long enough that a fold of the tiny set takes several seconds on one thread
-EPOCHS = 800
+EPOCHS = 600
 
 
 @pytest.fixture(scope="module")
