@@ -65,9 +65,7 @@ def _ablation(name: str) -> str:
 
 
 def _words(interval: Interval) -> str:
-    if not interval.excludes_zero:
-        return "inside the noise"
-    return "supported by the data (" + ("higher" if interval.low > 0 else "lower") + ")"
+    return "inside the noise" if interval.direction is None else f"supported by the data ({interval.direction})"
 
 
 def _demo_difference(file: str, starts: str) -> Interval:

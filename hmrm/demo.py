@@ -118,7 +118,9 @@ def describe_recipe(r: dict) -> str:
         parts.append(f"weight average (EMA {r['ema']:g} per step)")
     parts.append(f"MotionMix p {r['motionmix_p']:g}" if r.get("motionmix_p") else "no MotionMix")
     if "stem" in r:
-        parts.append({"conv": "convolutional stem", "patch": "linear patch embedding"}[r["stem"]])
+        from .model.encoder import STEM_NAMES
+
+        parts.append(STEM_NAMES[r["stem"]])
     if "d_model" in r:
         parts.append(f"d_model {r['d_model']}, depth {r['depth']}")
     if r.get("weighted_loss"):
@@ -206,9 +208,8 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     from .data.synthme import load_synthme
     from .train.loso import LOSOData, run_loso
     from .train.recipe import recipe_config
-    from .train.stats import paired_difference, run_predictions
-
     from .train.loso.harness import require_subjects
+    from .train.stats import paired_difference, run_predictions
 
     root, out = Path(root), Path(out)
     t_start = time.perf_counter()

@@ -141,23 +141,23 @@ DEMO_NETWORK = "hmrm (demo)"
 
 
 def demo_network():
-    """The small HMRM that ``make demo`` trains and scores: the model options of the demo's recipe
-    (:data:`hmrm.demo.DEMO_RECIPES`: convolutional stem, width 48, depth 1) at the demo's input size."""
+    """The small HMRM that ``make demo`` trains and scores, built as a demo fold builds it: the demo's
+    recipe (:data:`hmrm.demo.DEMO_RECIPES`: convolutional stem, width 48, depth 1) at the demo's input
+    size, three classes and three input channels."""
     from .demo import DEMO_INPUT_SIZE, DEMO_RECIPES
-    from .model import build_model
-    from .train.recipe import MODEL_KEYS
+    from .train.loso import build_fold_model
+    from .train.recipe import recipe_config
 
-    options = {k: v for k, v in DEMO_RECIPES["hmrm"].items() if k in MODEL_KEYS and k != "weighted_loss"}
-    return build_model("hmrm", input_size=DEMO_INPUT_SIZE, **options)
+    return build_fold_model(recipe_config("hmrm", DEMO_RECIPES["hmrm"], "gt", DEMO_INPUT_SIZE), 3, 3)
 
 
 def demo_network_description() -> str:
     """The demo network's options in words (``convolutional stem, width 48, depth 1``)."""
     from .demo import DEMO_RECIPES
+    from .model.encoder import STEM_NAMES
 
     r = DEMO_RECIPES["hmrm"]
-    stem = {"conv": "convolutional stem", "patch": "linear patch embedding"}[r.get("stem", "patch")]
-    return f"{stem}, width {r['d_model']}, depth {r['depth']}"
+    return f"{STEM_NAMES[r.get('stem', 'patch')]}, width {r['d_model']}, depth {r['depth']}"
 
 
 def default_models(input_size: int | None = None, demo: bool = True) -> dict[str, Callable[[], nn.Module]]:

@@ -67,7 +67,7 @@ class Comparison:
     def verdict(self) -> str:
         if not self.supported:
             return "inside the noise"
-        return "supported: " + ("a gain" if self.delta.low > 0 else "a loss")
+        return "supported: " + ("a gain" if self.delta.direction == "higher" else "a loss")
 
     @property
     def subjects_needed(self) -> int | None:
@@ -229,7 +229,6 @@ def interval_verdicts(file: str, first_column: str, delta_column: str, label_col
         if not isinstance(d, Interval):
             continue
         label = ", ".join(row[table.column(c)] for c in labels)
-        words = ("inside the noise" if not d.excludes_zero else
-                 "supported by the data: " + ("higher" if d.low > 0 else "lower"))
+        words = "inside the noise" if d.direction is None else f"supported by the data: {d.direction}"
         lines.append(f"{label}: {d.format(signed=True)}, {words}")
     return lines

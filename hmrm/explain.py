@@ -147,8 +147,6 @@ class Explanations:
 
 def _fold_model(run_dir: Path, subject: str, config, data, train_idx):
     """The final weights of one fold of a run, and the input scale it used (from its training clips)."""
-    import torch
-
     from .train.loso import build_fold_model
     from .train.loso.fold import input_scale
     from .train.loso.run_folder import load_final_weights

@@ -51,15 +51,24 @@ class Interval:
         return self.low > 0 or self.high < 0
 
     @property
+    def direction(self) -> str | None:
+        """``"higher"`` or ``"lower"`` for a difference the data support, None inside the noise."""
+        return None if not self.excludes_zero else ("higher" if self.low > 0 else "lower")
+
+    @property
     def signed(self) -> str:
         """As a difference is printed: ``+0.0846 [+0.02, +0.16]``."""
         return self.format(signed=True)
 
-    def format(self, signed: bool = False, digits: int = 4) -> str:
-        """``0.7205 [0.63, 0.82]`` (``signed``: ``+0.0846 [+0.02, +0.16]``), the estimate to ``digits``."""
-        g = "+.2f" if signed else ".2f"
-        body = f"[{self.low:{g}}, {self.high:{g}}]"
-        return body if self.value is None else f"{self.value:{'+' if signed else ''}.{digits}f} {body}"
+    def format(self, signed: bool = False) -> str:
+        """``0.7205 [0.63, 0.82]`` (``signed``: ``+0.0846 [+0.02, +0.16]``), as the tables print it
+        (:func:`hmrm.train.stats.format_interval`); an interval printed alone has no estimate."""
+        from .train.stats import format_interval
+
+        if self.value is None:
+            g = "+.2f" if signed else ".2f"
+            return f"[{self.low:{g}}, {self.high:{g}}]"
+        return format_interval(self.value, (self.low, self.high), signed)
 
     def __str__(self) -> str:
         return self.format()
@@ -336,8 +345,8 @@ def committed_results_files(root: str | Path = REPO) -> list[Path]:
 
 def verdict(interval: Interval | Sequence[float], what: str = "the difference") -> str:
     """Plain words for a paired interval of a difference: supported by the data when it excludes 0."""
-    low, high = (interval.low, interval.high) if isinstance(interval, Interval) else interval
-    if low > 0 or high < 0:
+    interval = interval if isinstance(interval, Interval) else Interval(None, *interval)
+    if interval.excludes_zero:
         return f"{what} is supported by the data (its interval excludes 0)"
     return f"{what} is inside the noise (its interval contains 0)"
 

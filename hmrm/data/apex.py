@@ -16,7 +16,8 @@ trained on estimated apexes, HMRM and STSTNet lose UF1 against the true apex, wi
 that excludes 0 (``benchmarks/results/beyond_apex.md``, chapter 10). It is still the default where an
 annotation has none, because the alternative that scores better on SynthME, the middle of
 onset..offset, does so only because SynthME places every apex at 35-60 % of the clip; on real clips
-neither has been measured. ``hmrm prepare --no-apex-estimate`` skips such clips instead. Estimates are cached in a JSON file (see :class:`ApexCache`) because reading a 300-frame clip
+neither has been measured. ``hmrm prepare --no-apex-estimate`` skips such clips instead.
+Estimates are cached in a JSON file (see :class:`ApexCache`) because reading a 300-frame clip
 takes a second or two.
 """
 from __future__ import annotations

@@ -105,6 +105,8 @@ class PatchEmbed(nn.Module):
 
 
 STEMS = ("patch", "conv")
+#: each stem in words, as the tables and recipes print it
+STEM_NAMES = {"patch": "linear patch embedding", "conv": "convolutional stem"}
 
 
 class ConvStem(nn.Module):

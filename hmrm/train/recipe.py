@@ -83,8 +83,10 @@ def describe_config(config) -> list[tuple[str, str, str]]:
     over = dict(c.model_overrides)
     rows: list[tuple[str, str, str]] = []
     if c.model == "hmrm":
-        stem = {"conv": "a convolutional stem before the patches", "patch": "the linear patch embedding"}.get(
-            over.get("stem", "patch"))
+        from ..model.encoder import STEM_NAMES
+
+        stem = {"conv": "a convolutional stem before the patches"}.get(over.get("stem", "patch"),
+                                                                         f"the {STEM_NAMES['patch']}")
         size = ", ".join(f"{k} {over[k]}" for k in ("d_model", "depth") if k in over) or "the paper's width and depth"
         net = f"HMRM with {stem}, {size}" + (f", ablation {c.ablation}" if c.ablation else "") + " (chapter 07)"
     else:

@@ -29,8 +29,8 @@ import pandas as pd
 from ..data.datasets import DEFAULT_SCHEME, DISPLAY_NAMES, LICENSED
 from ..data.records import DataError
 from ..model import ABLATIONS
+from ..resultfiles import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOTS = ("runs/reproduce", "runs/loso")
 EFFICIENCY_MD = REPO / "figures" / "efficiency.md"
 

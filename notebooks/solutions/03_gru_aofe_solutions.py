@@ -190,10 +190,11 @@ plt.show()
 # %% [markdown]
 # **Answer.** The idea of the attention is that a pixel on flat skin borrows motion features from the
 # pixels that move with it. With the weights that ship, even the lowest-entropy row is practically
-# uniform: the printed weights stay within a hair of 1 times the uniform weight, and both maps are flat
-# (their colour bars span almost nothing), with no trace of the pixel's own region, the eyes or the
-# mouth. Every pixel attends to every pixel equally, so the aggregated motion feature is the face's
-# average. Like the GRU iterations of exercise 2, the attention is a part that CPU-sized pretraining
+# uniform: the printed weights stay within a thousandth of the uniform weight (read the colour bars).
+# The faint pattern the maps do show is the face itself, and it is the same in both rows: it comes from
+# the keys alone, so every query pixel sees it alike, and nothing in it is specific to the query's own
+# region. Every pixel attends to every pixel almost equally, so the aggregated motion feature is the
+# face's average. Like the GRU iterations of exercise 2, the attention is a part that CPU-sized pretraining
 # left where it started (the query and key maps give near-equal scores).
 #
 # What would make it selective: the attention receives gradient only through the GRU's flow

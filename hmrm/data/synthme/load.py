@@ -32,10 +32,11 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
     ann = root / "annotations.csv"
     rebuild = f"`{rebuild_command(root)}`"
     if not root.is_dir():
-        if root.is_file():
-            raise DataError(f"{root} is a file, not a SynthME folder: give the folder `hmrm synthme --out` wrote "
-                            "(data/synthme after make demo).")
-        raise DataError(f"SynthME folder {root} does not exist. Build it with `{synthme_command(root)}` (or `make demo`).")
+        from ..realsets import folder_problem
+
+        fix = ("give the folder `hmrm synthme --out` wrote (data/synthme after make demo)" if root.is_file() else
+               f"build it with `{synthme_command(root)}` (or `make demo`)")
+        raise DataError(f"SynthME folder {root} {folder_problem(root)}: {fix}.")
     if not ann.is_file():
         raise DataError(
             f"{ann} is missing, so {root} is not a finished SynthME build. "

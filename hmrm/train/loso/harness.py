@@ -3,8 +3,8 @@ modules (configuration, run folder, fold, workers, report)."""
 from __future__ import annotations
 
 import contextlib
-import warnings
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 

@@ -99,8 +99,6 @@ def _start(ray, address: str | None, cpus: int | None) -> bool:
 
     if ray.is_initialized():
         return False
-    if address:
-        check_ray_address(address)
     verbose = bool(os.environ.get(VERBOSE_ENV))
     if not verbose:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")

@@ -95,9 +95,9 @@ def _differences(old: dict, new: dict) -> list[str]:
     return diffs
 
 
-def open_run_dir(run_dir: Path, record: dict, new_folder: str = "another run folder") -> None:
-    """Write ``config.json``, or check that the one already there describes the same run
-    (``new_folder``: how the refusal says to name another folder)."""
+def open_run_dir(run_dir: Path, record: dict) -> None:
+    """Write ``config.json``, or check that the one already there describes the same run (a command
+    words its own hint from the refusal's ``run_dir`` and ``diffs``)."""
     path = run_dir / "config.json"
     if path.is_file():
         try:
@@ -107,7 +107,7 @@ def open_run_dir(run_dir: Path, record: dict, new_folder: str = "another run fol
                                    "run folder.") from None
         diffs = _differences(old, record)
         if diffs:
-            raise RunMismatchError(mismatch_message(run_dir, diffs, new_folder), run_dir, diffs)
+            raise RunMismatchError(mismatch_message(run_dir, diffs, "another run folder"), run_dir, diffs)
         if old.get("environment", {}).get("device") != record["environment"]["device"]:
             warnings.warn(f"{run_dir} was started on {old.get('environment', {}).get('device')} and continues on "
                           f"{record['environment']['device']}; each fold's result.json records where it ran.",
@@ -137,35 +137,38 @@ def finished_folds(run_dir) -> list[dict]:
     return sorted(results, key=lambda r: r["subject"])
 
 
+def _final_checkpoint(ckpt) -> None:
+    if not isinstance(ckpt, dict) or not ckpt.get("final") or ckpt.get("model") is None:
+        raise ValueError("it is not the final checkpoint of a finished fold")
+
+
+def _load_final(path: Path, model=None) -> str | None:
+    """Load a finished fold's final checkpoint (into ``model`` when given); what is wrong with it, or None."""
+    from ..checkpoint import load_checkpoint
+
+    parts = {} if model is None else {"model": model}
+    try:
+        if load_checkpoint(path, parts, "cpu", check=_final_checkpoint) is None:
+            return "it is missing"
+    except Exception as exc:  # truncated, garbage, not a torch file, another network's weights
+        detail = str(exc).splitlines()[0][:120] if str(exc) else "no detail"
+        return detail if detail.startswith("it is") else f"it cannot be loaded ({type(exc).__name__}: {detail})"
+    return None
+
+
 def damaged_checkpoint(path: Path) -> str | None:
     """Why a finished fold's final ``checkpoint.pt`` cannot be used (missing, unreadable, not a final
     checkpoint of this format), or None when it loads."""
-    import torch
-
-    if not path.is_file():
-        return "it is missing"
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, garbage, not a torch file
-        return f"it cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})"
-    if not isinstance(ckpt, dict) or not ckpt.get("final") or ckpt.get("model") is None:
-        return "it is not the final checkpoint of a finished fold"
-    return None
+    return _load_final(Path(path))
 
 
 def load_final_weights(run_dir: Path, subject: str, model) -> None:
     """Load a finished fold's final weights into ``model``; a damaged file is an error that names it
     and says how to get it back."""
-    from ..checkpoint import load_checkpoint
-
     path = Path(run_dir) / "folds" / fold_dirname(subject) / "checkpoint.pt"
-    problem = damaged_checkpoint(path)
+    problem = _load_final(path, model)
     if problem is None:
-        try:
-            load_checkpoint(path, {"model": model}, "cpu")
-            return
-        except Exception as exc:  # another network's weights
-            problem = f"it does not fit this run's network ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        return
     raise DataError(f"{path}: the final weights of fold {subject} cannot be used: {problem}. Run the LOSO command "
                     f"that made {run_dir} again (its options are in {Path(run_dir) / 'config.json'}): it trains that "
                     "fold again, to the same predictions.")
@@ -177,7 +180,7 @@ def sweep_partial_files(run_dir: Path) -> list[Path]:
     Only called with the run folder's lock held, so no other process is writing them."""
     gone = []
     for path in Path(run_dir).rglob(".*.part*"):
-        if path.is_file() and ".part" in path.name:
+        if path.is_file():
             path.unlink(missing_ok=True)
             gone.append(path)
     return gone
