@@ -27,17 +27,29 @@ import numpy as np
 
 from hmrm.data.synthme import load_frame, load_gt_flow, load_synthme
 from hmrm.flow import CLASSIC_METHODS, angular_error, classic_flow
+from hmrm.flow.classic import to_grey
+from hmrm.train.stats import ratio_interval
 from hmrm.markdown import markdown_table
+from hmrm.resultfiles import verdict
 
 LABELS = {
     "zero": "zero (no motion)",
     "dis_tuned_blur2": "dis_tuned + blur sigma 2 (reference; sigma chosen on generated pairs)",
     "dis_tuned_blur4": "dis_tuned + blur sigma 4 (reference; sigma chosen on SynthME: OPTIMISTIC)",
+    "refine_dis": "refinement stage alone on tuned DIS (ablation)",
+    "gru_noattn": "GRU-AOFE without refinement, attention replaced by the motion features (ablation)",
     "gru_only": "GRU-AOFE without its refinement stage (ablation)",
     "gru_aofe": "**GRU-AOFE** (shipped weights)",
 }
 BLUR = {"dis_tuned_blur2": 2.0, "dis_tuned_blur4": 4.0}
-LEARNED = ("gru_only", "gru_aofe")  # both need the weights
+LEARNED = ("refine_dis", "gru_noattn", "gru_only", "gru_aofe")  # all need the weights
+REUSE_ORDER = ("gru_aofe", "gru_only", "gru_noattn", "refine_dis")  # computed in this order, sharing one pass
+UNTIMED = ("gru_only", "gru_noattn", "refine_dis")  # parts of the network, not timed as a method is used
+#: Paired differences over subjects printed under the table: (a, b, what a minus b asks)
+PAIRED = (("gru_aofe", "dis_tuned", "full GRU-AOFE minus tuned DIS"),
+          ("gru_only", "dis_tuned", "GRU-AOFE without refinement minus tuned DIS"),
+          ("gru_only", "gru_noattn", "with attention minus without (refinement off)"),
+          ("gru_aofe", "refine_dis", "full GRU-AOFE minus refinement alone on DIS"))
 METHODS = ("zero",) + CLASSIC_METHODS + tuple(BLUR) + LEARNED
 
 
@@ -60,7 +72,8 @@ def main() -> None:
     ap.add_argument("--root", default="data/synthme", help="SynthME build (make demo writes data/synthme)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)}")
-    ap.add_argument("--weights", default=None, help="folder with gru_aofe.pt/.json (default: the shipped weights)")
+    ap.add_argument("--weights", default=None, help="folder with NAME.pt/.json (default: the shipped weights' folder)")
+    ap.add_argument("--name", default="gru_aofe", help="which weights of that folder (default: gru_aofe)")
     ap.add_argument("--table", default="", help="also write the markdown table (and its JSON twin) here; the "
                     "committed one is figures/flow_bench.md, which `make figures` rewrites (default: print only, so "
                     "a reader's run leaves the committed figures alone)")
@@ -77,32 +90,61 @@ def main() -> None:
         from hmrm.flow.pretrained import load_pretrained
 
         try:
-            model = load_pretrained("gru_aofe", args.weights)
+            model = load_pretrained(args.name, args.weights)
         except FileNotFoundError as exc:
-            print(f"skipping gru_aofe and gru_only: {exc}")
+            print(f"skipping {', '.join(LEARNED)}: {exc}")
             methods = [m for m in methods if m not in LEARNED]
     stats = {m: {"epe": [], "epe_move": [], "ae": [], "t": [], "all": []} for m in methods}
+    iterations: list[list[float]] = []  # per pair: face EPE of the warm start and after each GRU iteration
     from tqdm.auto import tqdm
+
+    cache: dict = {}  # the flows of one pair that several rows share (tuned DIS, one pass of the network)
 
     def run(m, a, b):
         if m == "zero":
             return np.zeros(a.shape[:2] + (2,), np.float32)
-        if m in LEARNED:
-            return model.estimate(a, b, refine=m == "gru_aofe")
+        if m == "gru_aofe":  # timed as used: tuned DIS, then the network with its refinement stage
+            flows = model.estimate_all(a, b)
+            cache["gru"] = flows
+            return flows[-1]
+        if m == "gru_only":
+            flows = cache.get("gru") or model.estimate_all(a, b, refine=False)
+            return flows[model.config.iters] if len(flows) > model.config.iters + 1 else flows[-1]
+        if m == "gru_noattn":
+            return model.estimate(a, b, refine=False, attention=False, init=cache.get("dis"))
+        if m == "refine_dis":
+            import torch
+
+            dis = cache.get("dis")
+            dis = classic_flow(a, b, "dis_tuned") if dis is None else dis
+            t = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None, None]  # noqa: E731
+            with torch.no_grad():
+                out = model.refiner(t(to_grey(a).astype(np.float32)), t(to_grey(b).astype(np.float32)),
+                                    torch.from_numpy(dis).permute(2, 0, 1)[None])
+            return out[0].permute(1, 2, 0).numpy()
         if m in BLUR:
             return _blurred(classic_flow(a, b, "dis_tuned"), BLUR[m])
-        return classic_flow(a, b, m)
+        flow = classic_flow(a, b, m)
+        if m == "dis_tuned":
+            cache["dis"] = flow
+        return flow
 
+    # the learned rows after the classical ones, so that they reuse this pair's tuned DIS and network pass
+    order = [m for m in methods if m not in LEARNED] + [m for m in REUSE_ORDER if m in methods]
+    if model is not None and model.refiner is None:
+        order = [m for m in order if m != "refine_dis"]
+        methods = [m for m in methods if m != "refine_dis"]
     if samples:  # one untimed call each, so that no method's time includes thread-pool and allocator start-up
         first = load_frame(samples[0].onset_path), load_frame(samples[0].apex_path)
-        for m in methods:
+        for m in order:
             run(m, *first)
     for s in tqdm(samples, desc="flow benchmark", unit="pair"):
         a, b = load_frame(s.onset_path), load_frame(s.apex_path)
         g = load_gt_flow(s)
         gt, face = g["flow"], g["face_mask"]
         move = face & (np.linalg.norm(gt - _affine_part(gt, face), axis=-1) >= 0.1)
-        for m in methods:
+        cache.clear()
+        for m in order:
             t0 = time.perf_counter()
             f = run(m, a, b)
             dt = time.perf_counter() - t0
@@ -113,22 +155,62 @@ def main() -> None:
             st["ae"].append(angular_error(f, gt, face))
             st["t"].append(dt)
             st["all"].append(err[face])
+        if "gru" in cache:
+            iterations.append([float(np.linalg.norm(f - gt, axis=-1)[face].mean())
+                               for f in cache["gru"][:model.config.iters + 1]])
+    subjects = [s.subject for s in samples]
+    names = sorted(set(subjects))
+    members = {subj: np.array([i for i, x in enumerate(subjects) if x == subj]) for subj in names}
+
+    def per_subject(values) -> tuple[np.ndarray, np.ndarray]:
+        v = np.asarray(values, dtype=np.float64)
+        return np.array([v[members[n]].sum() for n in names]), np.array([len(members[n]) for n in names], float)
+
+    def interval(values) -> str:
+        """The mean over pairs with its 95 % bootstrap interval over subjects."""
+        sums, counts = per_subject(values)
+        low, high = ratio_interval(sums, counts)
+        return f"{sums.sum() / counts.sum():.4f} [{low:.4f}, {high:.4f}]"
+
     table = []
     for m in methods:
         st = stats[m]
         p95 = np.percentile(np.concatenate(st["all"]), 95)
-        table.append([LABELS.get(m, m), f"{np.mean(st['epe']):.4f}", f"{p95:.4f}", f"{np.nanmean(st['epe_move']):.4f}",
-                      f"{np.mean(st['ae']):.3f}", f"{1e3 * np.mean(st['t']):.1f}"])
-    lines = [f"Flow on SynthME ({args.root}, {len(samples)} onset->apex pairs, 256 px faces)", "",
-             markdown_table(["method", "face EPE mean", "face EPE p95", "expression-pixel EPE", "angular error (deg)",
-                             "CPU ms / pair"], table)]
+        table.append([LABELS.get(m, m), interval(st["epe"]), f"{p95:.4f}", f"{np.nanmean(st['epe_move']):.4f}",
+                      f"{np.mean(st['ae']):.3f}", "—" if m in UNTIMED else f"{1e3 * np.mean(st['t']):.1f}"])
+    lines = [f"Flow on SynthME ({args.root}, {len(samples)} onset->apex pairs of {len(names)} subjects, 256 px faces; "
+             f"weights {args.name}{'' if not args.weights else ' from ' + args.weights}). Face EPE: mean over pairs "
+             "with its 95 % bootstrap interval over subjects. CPU time: the whole method as used (GRU-AOFE includes "
+             "its tuned-DIS warm start); the ablations are parts of one pass and not timed.", "",
+             markdown_table(["method", "face EPE mean [95 % interval]", "face EPE p95", "expression-pixel EPE",
+                             "angular error (deg)", "CPU ms / pair"], table)]
+    rows = []
+    for a, b, what in PAIRED:
+        if a in stats and b in stats:
+            diff = np.asarray(stats[a]["epe"]) - np.asarray(stats[b]["epe"])
+            sums, counts = per_subject(diff)
+            low, high = ratio_interval(sums, counts)
+            base = np.mean(stats[b]["epe"])
+            rows.append([what, f"{diff.mean():+.4f} [{low:+.4f}, {high:+.4f}]", f"{diff.mean() / base:+.1%}",
+                         verdict([low, high])])
+    if rows:
+        lines += ["", "Paired differences of face EPE (negative: the first is better), 95 % bootstrap interval over "
+                  "subjects, the same subjects resampled for both rows", "",
+                  markdown_table(["difference", "EPE (px) [95 % interval]", "relative", "verdict"], rows)]
+    if iterations:
+        its = np.asarray(iterations)
+        rows = [[("0 (the warm start, tuned DIS)" if model.config.warm_start else "0 (zero flow)") if k == 0 else str(k),
+                 interval(its[:, k]), "" if k == 0 else f"{np.mean(its[:, k] - its[:, k - 1]):+.4f}",
+                 "" if k == 0 else f"{np.mean(its[:, k] < its[:, k - 1]):.0%}"] for k in range(its.shape[1])]
+        lines += ["", "Face EPE after each GRU iteration (refinement stage off)", "",
+                  markdown_table(["iteration", "face EPE mean [95 % interval]", "change from the one before",
+                                  "pairs improved"], rows)]
     # per subject: the mean hides who gains and who loses
-    subjects = [s.subject for s in samples]
     shown = [m for m in methods if m != "zero"]
     both = "gru_aofe" in shown and "dis_tuned" in shown
     table = []
-    for subj in sorted(set(subjects)):
-        idx = [i for i, x in enumerate(subjects) if x == subj]
+    for subj in names:
+        idx = members[subj]
         cells = [subj] + [f"{np.mean([stats[m]['epe'][i] for i in idx]):.4f}" for m in shown]
         if both:
             cells.append(f"{sum(stats['gru_aofe']['epe'][i] < stats['dis_tuned']['epe'][i] for i in idx)}/{len(idx)}")

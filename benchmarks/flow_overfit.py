@@ -4,29 +4,24 @@
 
 A network that cannot fit one small batch has a defect; one that can, but does not improve on faces,
 was trained on the wrong data or for too short. This script trains GRU-AOFE with the refinement stage
-off on ``--pairs`` fixed pairs of :mod:`hmrm.flow.synthetic` (never SynthME), twice: from zero flow and
-from its warm start (tuned DIS), with AdamW, and prints every ``--every`` steps:
+off on ``--pairs`` fixed pairs of :mod:`hmrm.flow.synthetic` (never SynthME), from zero flow and from
+its warm start (tuned DIS), with each attention form (``--attention``), with AdamW
+(:func:`hmrm.flow.overfit.overfit`), and prints every ``--every`` steps:
 
 * the mean end-point error after each GRU iteration (against the pairs' exact flow), beside the error
   of no motion and of the warm start;
 * the gradient norm of each part (feature and context encoders, attention, motion encoder,
-  aggregation, ConvGRU, flow head, upsampling mask), and the aggregation's gain ``gamma``, through
-  which alone the attention receives its gradient.
+  aggregation, ConvGRU, flow head, upsampling mask), the aggregation's gain ``gamma``, through
+  which alone the attention receives its gradient, and the attention's mean row entropy.
 
 Reading it: the error falling far below the warm start's means the GRU *can* learn a residual; an
 attention gradient orders of magnitude below the other parts' means the attention cannot learn at
-that rate (its output enters scaled by ``gamma``, which starts at zero, through a softmax over every
-pixel, which starts uniform).
+that rate. With GMA's form (``dot``) it could not: its output enters scaled by ``gamma``, which starts
+at zero, through a softmax over every pixel, which starts uniform. The ``cosine`` form is the fix.
 """
 from __future__ import annotations
 
 import argparse
-import time
-
-import numpy as np
-
-PARTS = ("fnet", "cnet", "attention", "update.encoder", "update.aggregate", "update.gru", "update.flow_head",
-         "update.mask_head")
 
 
 def main() -> None:
@@ -39,56 +34,52 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--attention", default="cosine,dot", help="comma-separated attention forms to compare: cosine "
+                    "(learned temperature, gain starting at 1: the default) and dot (GMA's, gain starting at 0: the "
+                    "form of the shipped weights)")
+    ap.add_argument("--starts", default="zero,warm", help="comma-separated: zero (zero flow), warm (tuned DIS)")
     ap.add_argument("--out", default=None, help="also write the tables (markdown, and their JSON twin) here")
     args = ap.parse_args()
 
     import torch
 
     from hmrm.flow.classic import classic_flow
-    from hmrm.flow.gru_aofe import GRUAOFE, FlowConfig, sequence_loss
+    from hmrm.flow.gru_aofe import GRUAOFE, FlowConfig
+    from hmrm.flow.overfit import PARTS, epe, overfit
     from hmrm.flow.synthetic import PairConfig, PairDataset
     from hmrm.markdown import markdown_table
 
     torch.set_num_threads(args.threads)
     x1, x2, flow, valid = PairDataset(PairConfig(size=args.size), seed=args.seed).batch(0, args.pairs)
-
-    def epe(pred) -> float:
-        return float((torch.linalg.vector_norm(pred - flow, dim=1) * valid).sum() / valid.sum())
-
     warm = torch.stack([torch.from_numpy(classic_flow(a[0].numpy(), b[0].numpy(), "dis_tuned")).permute(2, 0, 1)
                         for a, b in zip(x1, x2)])
-    floor = {"no motion": epe(torch.zeros_like(flow)), "tuned DIS (the warm start)": epe(warm)}
+    floor = {"no motion": epe(torch.zeros_like(flow), flow, valid), "tuned DIS (the warm start)": epe(warm, flow, valid)}
     sections = [f"GRU-AOFE (refinement stage off) fitted to {args.pairs} fixed generated pairs of {args.size} px, "
                 f"AdamW lr {args.lr:g}, {args.iters} GRU iterations, seed {args.seed} "
                 f"(`benchmarks/flow_overfit.py`). Reference errors: "
-                + ", ".join(f"{k} {v:.4f} px" for k, v in floor.items()) + "."]
+                + ", ".join(f"{k} {v:.4f} px" for k, v in floor.items()) + ". Attention forms: cosine (normalised "
+                "queries and keys, learned temperature, aggregation gain starting at 1: the default) and dot (GMA's "
+                "scaled dot product, gain starting at 0: the form of the shipped weights). Entropy: the "
+                "attention's mean row entropy over log(HW), 1 for uniform rows."]
     print(sections[0])
-    for start in ("zero flow", "warm start"):
+    starts = {"zero": "zero flow", "warm": "warm start"}
+    runs = [(a.strip(), starts[s.strip()]) for a in args.attention.split(",") for s in args.starts.split(",")]
+    for form, start in runs:
         torch.manual_seed(args.seed)
         model = GRUAOFE(FlowConfig(warm_start="dis_tuned" if start == "warm start" else None, refine=False,
-                                   iters=args.iters))
-        init = warm if start == "warm start" else None
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-5)
-        rows, t0 = [], time.perf_counter()
-        for step in range(args.steps + 1):
-            preds = model(x1, x2, init, iters=args.iters)
-            loss = sequence_loss(preds, flow, valid)
-            opt.zero_grad()
-            loss.backward()
-            if step % args.every == 0:
-                norms = {k: 0.0 for k in PARTS}
-                for name, p in model.named_parameters():
-                    part = next((k for k in PARTS if name.startswith(k)), None)
-                    if part and p.grad is not None:
-                        norms[part] += float(p.grad.norm()) ** 2
-                its = [epe(p.detach()) for p in preds]
-                rows.append([step, f"{time.perf_counter() - t0:.0f}", " / ".join(f"{e:.4f}" for e in its),
-                             f"{float(model.update.aggregate.gamma):+.4f}", *[f"{np.sqrt(v):.1e}" for v in norms.values()]])
-                print(f"{start}, step {step}: EPE per iteration {rows[-1][2]}, gamma {rows[-1][3]}", flush=True)
-            opt.step()
-        table = markdown_table(["step", "seconds", "EPE after each GRU iteration (px)", "gamma",
+                                   iters=args.iters, attention=form, attention_gain=1.0 if form == "cosine" else 0.0))
+
+        def show(rec, form=form, start=start):
+            print(f"{form}, {start}, step {rec.step}: EPE per iteration "
+                  f"{' / '.join(f'{e:.4f}' for e in rec.epe)}, gamma {rec.gamma:+.4f}, entropy {rec.entropy:.3f}", flush=True)
+
+        records = overfit(model, x1, x2, flow, valid, warm if start == "warm start" else None, args.steps, args.lr,
+                          args.every, args.iters, show)
+        rows = [[r.step, f"{r.seconds:.0f}", " / ".join(f"{e:.4f}" for e in r.epe), f"{r.gamma:+.4f}", f"{r.entropy:.3f}",
+                 *[f"{r.grads[k]:.1e}" for k in PARTS]] for r in records]
+        table = markdown_table(["step", "seconds", "EPE after each GRU iteration (px)", "gamma", "entropy / log(HW)",
                                 *[f"grad {k.replace('update.', '')}" for k in PARTS]], rows, "rr")
-        sections += [f"**From {start}**", table]
+        sections += [f"**{form} attention, from {start}**", table]
         print(table)
     if args.out:
         from hmrm.resultfiles import write_results

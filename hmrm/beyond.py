@@ -219,20 +219,6 @@ def apex_experiment(root="data/synthme", out: str | Path = "runs/beyond/apex",
     return _write_results(out, "apex", summary, md, table)
 
 
-def _subject_interval(sums: np.ndarray, counts: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> list[float]:
-    """95 % bootstrap interval over subjects of ``sum(sums) / sum(counts)`` (per-subject arrays)."""
-    from .train.stats import CONFIDENCE, subject_interval
-
-    if len(sums) < 2:  # one subject: no spread to resample
-        return [float("nan"), float("nan")]
-
-    def stat(i, axis=-1):
-        i = np.moveaxis(i, axis, -1)
-        return sums[i].sum(-1) / counts[i].sum(-1)
-
-    return subject_interval(stat, len(sums), seed, n_resamples, CONFIDENCE)
-
-
 def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned", "gru_aofe"),
                             progress: bool = True) -> list[dict]:
     """Mean end-point error on the face against SynthME's expression-only flow, for each flow method
@@ -246,6 +232,7 @@ def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned"
     from .features import estimate_flow, load_aligned_pair
     from .flow import endpoint_error
     from .flow.stabilize import remove_head_motion
+    from .train.stats import ratio_interval
 
     subjects = sorted({s.group for s in samples})
     rows = []
@@ -269,9 +256,9 @@ def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned"
         row = {"method": method, "clips": int(n.sum())}
         for k in ("keep", "remove", "head", "expression"):
             row[k] = float(err[k].sum() / n.sum())
-            row[f"{k}_interval"] = _subject_interval(err[k], n)
+            row[f"{k}_interval"] = ratio_interval(err[k], n)
         row["difference"] = row["remove"] - row["keep"]
-        row["difference_interval"] = _subject_interval(err["remove"] - err["keep"], n)
+        row["difference_interval"] = ratio_interval(err["remove"] - err["keep"], n)
         rows.append(row)
     return rows
 
@@ -336,6 +323,7 @@ def flow_accuracy(samples, methods: Sequence[str] = ("dis_tuned", "dis_tuned_x2"
     from .data.synthme.load import load_gt_flow
     from .features import estimate_flow, load_aligned_pair, resize_flow
     from .flow import endpoint_error
+    from .train.stats import ratio_interval
 
     subjects = sorted({s.group for s in samples})
     keys = ("epe", "motion", "input_epe", "input_motion")
@@ -359,9 +347,9 @@ def flow_accuracy(samples, methods: Sequence[str] = ("dis_tuned", "dis_tuned_x2"
         row = {"method": method, "clips": int(n.sum()), "size": int(gt["flow"].shape[0]), "input_size": input_size}
         for k in keys:
             row[k] = float(acc[k].sum() / n.sum())
-            row[f"{k}_interval"] = _subject_interval(acc[k], n)
+            row[f"{k}_interval"] = ratio_interval(acc[k], n)
         row["relative"] = row["epe"] / row["motion"]
-        row["relative_interval"] = _subject_interval(acc["epe"], acc["motion"])
+        row["relative_interval"] = ratio_interval(acc["epe"], acc["motion"])
         rows.append(row)
     return rows
 

@@ -32,12 +32,17 @@ def test_what_the_paper_leaves_open_is_marked_silent_and_the_papers_figures_are_
     assert C.choices_markdown("training").count("*silent*") >= 3
 
 
-def test_the_warm_start_verdict_follows_the_numbers(monkeypatch):
-    values = {"GRU-AOFE without": 0.1255, "dis_tuned": 0.1253}
-    monkeypatch.setattr(C, "_flow", lambda method, column="face EPE mean": values[method])
-    assert "does not improve on its warm start" in C._measured_warm_start()
-    values["GRU-AOFE without"] = 0.1100                            # a GRU that had learned something
-    assert "improves on its warm start by 12%" in C._measured_warm_start()
+def test_the_flow_parts_verdicts_follow_the_intervals(monkeypatch):
+    from hmrm.resultfiles import Interval
+
+    noise = "the difference is inside the noise (its interval contains 0)"
+    values = {0: (Interval(0.0001, -0.0003, 0.0005), noise), 2: (Interval(-0.0002, -0.0006, 0.0001), noise)}
+    monkeypatch.setattr(C, "_part", lambda label, seed=0: values[seed])
+    text = C._measured_parts("GRU-AOFE without refinement minus tuned DIS", "the GRU minus its warm start")
+    assert text.count("inside the noise") == 2 and "+0.0001 [-0.0003, +0.0005] px" in text
+    values[0] = (Interval(-0.0150, -0.0200, -0.0100), "the difference is supported by the data (its interval excludes 0)")
+    text = C._measured_parts("GRU-AOFE without refinement minus tuned DIS", "the GRU minus its warm start")
+    assert "supported by the data: better" in text and "-0.0150 [-0.0200, -0.0100] px" in text
 
 
 def test_the_demo_recipe_is_read_not_typed():

@@ -10,7 +10,7 @@ from hmrm.flow.train import load_config, train
 
 
 def _tiny_cfg():
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain_faces.yaml")
     cfg["model"].update(feature_dim=16, hidden=16, context=16, width=8, iters=2)
     cfg["data"]["size"] = 32
     cfg["train"].update(steps=4, batch=2, save_every=2)
@@ -33,7 +33,7 @@ def test_train_resumes_and_exports_loadable_weights(tmp_path):
     assert not model.training and model.config.hidden == 16
     # a different config does not silently continue an old run
     cfg2 = _tiny_cfg()
-    cfg2["train"]["lr"] = 1e-3
+    cfg2["train"]["lr"] = 5e-4
     with pytest.raises(ValueError, match="another config"):
         train(cfg2, out, progress=False)
 
@@ -57,10 +57,12 @@ def test_config_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: {}\n")
     with pytest.raises(ValueError, match="bad.yaml: data: missing section"):
         load_config(tmp_path / "bad.yaml")
-    shipped = (Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain.yaml").read_text()
-    for old, new, message in [("lr: 0.0004", "lr: fast", "train.lr: must be a number > 0, got 'fast'"),
+    shipped = (Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain_faces.yaml").read_text()
+    for old, new, message in [("lr: 0.001 ", "lr: fast ", "train.lr: must be a number > 0, got 'fast'"),
                               ("iters: 2", "iters: 0", "model.iters: must be an integer >= 1, got 0"),
-                              ("size: 128", "size: 100", "data.size: must be a multiple of 16"),
+                              ("size: 96", "size: 100", "data.size: must be a multiple of 16"),
+                              ("generator: faces", "generator: chairs", "data.generator: must be one of"),
+                              ("attention: cosine", "attention: softmax", "model.attention: must be one of"),
                               ("clip: 1.0", "clipp: 1.0", "train.clipp: unknown key")]:
         (tmp_path / "bad.yaml").write_text(shipped.replace(old, new))
         with pytest.raises(ValueError, match=re.escape(f"bad.yaml: {message}")):
@@ -80,14 +82,22 @@ def test_loader_workers_do_not_change_the_run(tmp_path):
 
 
 def test_step_batches_match_the_pair_stream():
-    from hmrm.flow.train import StepBatches
+    from hmrm.flow.facepairs import FacePairConfig, FacePairDataset
     from hmrm.flow.synthetic import PairConfig, PairDataset
+    from hmrm.flow.train import StepBatches
 
     cfg = _tiny_cfg()
+    assert cfg["data"]["generator"] == "faces"  # the shipped recipe trains on face-domain pairs
     f1, f2, flow, valid, init = StepBatches(cfg)[3]
-    ref = PairDataset(PairConfig(size=32), seed=cfg["data"]["seed"]).batch(3 * 2, 2)
+    data = cfg["data"]
+    ref = FacePairDataset(FacePairConfig(size=32, face_share=data["face_share"]), seed=data["seed"],
+                          layered_share=data["layered_share"]).batch(3 * 2, 2)
     assert torch.equal(f1, ref[0]) and torch.equal(flow, ref[2]) and torch.equal(valid, ref[3])
     assert init.shape == flow.shape
+    del data["generator"], data["face_share"], data["layered_share"]  # a config from before: layered pairs
+    f1, f2, flow, valid, init = StepBatches(cfg)[3]
+    ref = PairDataset(PairConfig(size=32), seed=data["seed"]).batch(3 * 2, 2)
+    assert torch.equal(f1, ref[0]) and torch.equal(flow, ref[2])
 
 
 def test_cuda_request_without_cuda_is_explained(tmp_path):
@@ -118,3 +128,18 @@ def test_shipped_weights_load_and_their_refinement_stage_acts():
     change = np.linalg.norm(full - gru, axis=-1)
     assert 1e-3 < change.mean() < 0.5  # an untrained stage would change nothing (tested in test_flow_refine.py)
     assert np.linalg.norm(gru - dis, axis=-1).mean() < 0.05
+
+
+def test_the_shipped_recipe_is_the_one_the_shipped_weights_record():
+    """configs/flow_pretrain.yaml rebuilds the weights that ship: every value their .json records, and
+    for the fields added since, what those weights were trained with."""
+    from hmrm.flow.gru_aofe import LEGACY_CONFIG
+    from hmrm.flow.pretrained import weight_info
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "flow_pretrain.yaml")
+    recorded = weight_info()["config"]
+    for section, values in recorded.items():
+        assert {k: cfg[section][k] for k in values} == values, section
+    extra = {k: v for k, v in cfg["model"].items() if k not in recorded["model"]}
+    assert extra == {k: LEGACY_CONFIG[k] for k in extra} and set(extra) == set(LEGACY_CONFIG)
+    assert cfg["data"].get("generator", "layers") == "layers"

@@ -8,7 +8,8 @@ Data flow for a pair (frame 1, frame 2), grey, 0..255::
     attn = Attention(context)                                     once per pair: (HW x HW)
     flow_0 = 0, or a classical estimate (warm start)
     repeat iters times:
-        corr features at x + flow_k  ->  motion encoder  ->  aggregated by attn
+        corr features at x + flow_k (+ photometric features of the full-resolution flow_k)
+            ->  motion encoder  ->  aggregated by attn
         ConvGRU(hidden, [context, motion, aggregated])  ->  delta flow, upsampling weights
         flow_{k+1} = flow_k + delta
     full-resolution flow = warm start + convex_upsample(flow_k - flow_0)
@@ -28,6 +29,19 @@ pixel of the warm start, so the extra iterations bought nothing measurable. The 
 (:mod:`.refine`, ``refine=True``) is where pretraining on generated pairs did pay off: a per-pixel
 rule for how far to average the flow, which removes the sensor-noise drift that DIS leaves on
 flat skin.
+
+What each part buys in the shipped weights, measured by ``benchmarks/flow_bench.py`` (committed:
+``benchmarks/results/flow_parts/seed0.md`` and ``seed2.md``, with intervals over subjects): the
+refinement stage all of the gain over tuned DIS; the GRU, its attention and its iterations nothing
+the data can see. Why the attention could not learn was found with :mod:`.overfit`: GMA's form
+(``attention="dot"``, gain starting at 0) gets a gradient about a thousand times below the other
+parts' and keeps uniform rows. Models built now use ``attention="cosine"`` (normalised queries and
+keys, learned temperature, gain starting at 1), whose rows become selective within tens of steps,
+and ``photometric=True`` (full-resolution Lucas-Kanade measurements of the current flow's error,
+:func:`.update.photometric_features`). Checkpoints saved before these fields existed load with the
+values they were trained with (:data:`LEGACY_CONFIG`), so the shipped weights give the same flow as
+before. Whether the face-domain recipe (``configs/flow_pretrain_faces.yaml``) teaches the GRU to
+improve on its warm start is the open question: in 400 CPU steps it did not.
 """
 from __future__ import annotations
 
@@ -41,7 +55,7 @@ from torch import nn
 from .corr import CorrPyramid
 from .encoders import Encoder
 from .refine import FlowRefiner
-from .update import Attention, UpdateBlock, convex_upsample
+from .update import Attention, UpdateBlock, convex_upsample, photometric_features
 
 STRIDE = 4
 
@@ -58,6 +72,15 @@ class FlowConfig:
     warm_start: str | None = "dis_tuned"  # a hmrm.flow.classic method, or None
     refine: bool = True  # the full-resolution refinement stage (hmrm.flow.refine) after the GRU
     refine_hidden: int = 32
+    attention: str = "cosine"  # cosine (learned temperature) / dot (GMA's) / none (ablation: no attention)
+    attention_gain: float = 1.0  # the aggregation gain's starting value (GMA: 0)
+    photometric: bool = True  # full-resolution brightness measurements of the current flow's error (update.photometric_features)
+
+
+#: What a checkpoint that predates a config field meant by it (the shipped weights, trained before the cosine
+#: attention were trained with GMA's dot-product attention and a gain that started at 0).
+LEGACY_CONFIG = {"attention": "dot", "attention_gain": 0.0, "photometric": False}
+ATTENTION_MODES = ("cosine", "dot", "none")
 
 
 class GRUAOFE(nn.Module):
@@ -66,9 +89,11 @@ class GRUAOFE(nn.Module):
         self.config = cfg = config or FlowConfig()
         self.fnet = Encoder(cfg.feature_dim, 1, cfg.width, "instance")
         self.cnet = Encoder(cfg.hidden + cfg.context, 1, cfg.width, "none")
-        self.attention = Attention(cfg.context)
+        if cfg.attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {cfg.attention!r}")
+        self.attention = Attention(cfg.context, mode=cfg.attention) if cfg.attention != "none" else None
         corr_ch = cfg.levels * (2 * cfg.radius + 1) ** 2
-        self.update = UpdateBlock(corr_ch, cfg.hidden, cfg.context, 64, STRIDE)
+        self.update = UpdateBlock(corr_ch, cfg.hidden, cfg.context, 64, STRIDE, cfg.attention_gain, cfg.photometric)
         self.refiner = FlowRefiner(cfg.refine_hidden) if cfg.refine else None
 
     @staticmethod
@@ -76,11 +101,12 @@ class GRUAOFE(nn.Module):
         return img / 127.5 - 1.0
 
     def forward(self, img1: torch.Tensor, img2: torch.Tensor, flow_init: torch.Tensor | None = None,
-                iters: int | None = None, refine: bool = True) -> list[torch.Tensor]:
+                iters: int | None = None, refine: bool = True, attention: bool = True) -> list[torch.Tensor]:
         """``img1``, ``img2``: (N, 1, H, W) grey in 0..255, H and W multiples of 16; ``flow_init``:
         (N, 2, H, W) or None. Returns the full-resolution flow after every iteration and, when the
         config has ``refine`` (and the call does not switch it off with ``refine=False``), the refined
-        flow as one more, last entry."""
+        flow as one more, last entry. ``attention=False`` replaces the aggregated motion features by
+        the plain motion features (the ablation of a trained network without its attention)."""
         cfg = self.config
         iters = iters or cfg.iters
         n, _, h, w = img1.shape
@@ -90,7 +116,7 @@ class GRUAOFE(nn.Module):
         corr = CorrPyramid(f1, f2, cfg.levels, cfg.radius)
         ctx = self.cnet(self._norm(img1))
         hidden, context = torch.tanh(ctx[:, :cfg.hidden]), F.relu(ctx[:, cfg.hidden:])
-        attn = self.attention(context)
+        attn = self.attention(context) if self.attention is not None and attention else None
         hc, wc = h // STRIDE, w // STRIDE
         ys, xs = torch.meshgrid(torch.arange(hc, dtype=img1.dtype, device=img1.device),
                                 torch.arange(wc, dtype=img1.dtype, device=img1.device), indexing="ij")
@@ -98,46 +124,60 @@ class GRUAOFE(nn.Module):
         base = F.avg_pool2d(flow_init, STRIDE) / STRIDE if flow_init is not None else torch.zeros_like(coords0)
         coords1 = coords0 + base
         out = []
+        full = flow_init if flow_init is not None else torch.zeros(n, 2, h, w, dtype=img1.dtype, device=img1.device)
         for _ in range(iters):
             coords1 = coords1.detach()
             flow = coords1 - coords0
-            hidden, delta, mask = self.update(hidden, context, corr(coords1), flow, attn)
+            photo = photometric_features(img1, img2, full.detach(), STRIDE) if cfg.photometric else None
+            hidden, delta, mask = self.update(hidden, context, corr(coords1), flow, attn, photo)
             coords1 = coords1 + delta
             up = convex_upsample(coords1 - coords0 - base, mask, STRIDE)
-            out.append(up + flow_init if flow_init is not None else up)
+            full = up + flow_init if flow_init is not None else up
+            out.append(full)
         if self.refiner is not None and refine:
             out.append(self.refiner(img1, img2, out[-1]))
         return out
 
     # ------------------------------------------------------------------ numpy convenience
     @torch.no_grad()
-    def estimate(self, first: np.ndarray, second: np.ndarray, iters: int | None = None, refine: bool = True) -> np.ndarray:
+    def estimate(self, first: np.ndarray, second: np.ndarray, iters: int | None = None, refine: bool = True,
+                 attention: bool = True, init: np.ndarray | None = None) -> np.ndarray:
         """Flow ``first`` -> ``second`` for two frames (RGB or grey arrays), as (H, W, 2) float32.
-        ``refine=False`` skips the refinement stage (to see what the GRU alone gives)."""
+        ``refine=False`` skips the refinement stage (to see what the GRU alone gives), ``attention=False``
+        the attention (:meth:`forward`); ``init`` is the warm start when it is already computed."""
+        return self.estimate_all(first, second, iters, refine, attention, init)[-1]
+
+    @torch.no_grad()
+    def estimate_all(self, first: np.ndarray, second: np.ndarray, iters: int | None = None, refine: bool = True,
+                     attention: bool = True, init: np.ndarray | None = None) -> list[np.ndarray]:
+        """Every flow :meth:`estimate` passes through, as (H, W, 2) float32 arrays: the warm start (zero
+        flow without one), the flow after each GRU iteration and, with ``refine``, the refined flow."""
         from .classic import classic_flow, to_grey
 
         a, b = to_grey(first).astype(np.float32), to_grey(second).astype(np.float32)
         h, w = a.shape
         ph, pw = (-h) % 16, (-w) % 16
-        init = None
         if self.config.warm_start:
-            init = classic_flow(a, b, self.config.warm_start)
+            init = classic_flow(a, b, self.config.warm_start) if init is None else np.asarray(init, np.float32)
+            start = init
             init = np.pad(init, ((0, ph), (0, pw), (0, 0)), mode="edge")
             init = torch.from_numpy(init).permute(2, 0, 1)[None]
+        else:
+            init, start = None, np.zeros((h, w, 2), np.float32)
         pad = lambda x: torch.from_numpy(np.pad(x, ((0, ph), (0, pw)), mode="edge"))[None, None]  # noqa: E731
         dev = next(self.parameters()).device
         was = self.training
         self.eval()
-        flow = self(pad(a).to(dev), pad(b).to(dev), None if init is None else init.to(dev), iters, refine)[-1]
+        flows = self(pad(a).to(dev), pad(b).to(dev), None if init is None else init.to(dev), iters, refine, attention)
         self.train(was)
-        return flow[0, :, :h, :w].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        return [start] + [f[0, :, :h, :w].permute(1, 2, 0).cpu().numpy().astype(np.float32) for f in flows]
 
     def to_checkpoint(self) -> dict:
         return {"config": asdict(self.config), "state_dict": self.state_dict()}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "GRUAOFE":
-        model = cls(FlowConfig(**ckpt["config"]))
+        model = cls(FlowConfig(**{**LEGACY_CONFIG, **ckpt["config"]}))
         model.load_state_dict(ckpt["state_dict"])
         return model
 

@@ -23,16 +23,18 @@ import yaml
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..utils import atomic_path, atomic_write_text, folder_lock, pick_device, sha256_file
 from .classic import classic_flow
-from .gru_aofe import GRUAOFE, FlowConfig, flow_loss
+from .gru_aofe import ATTENTION_MODES, GRUAOFE, FlowConfig, flow_loss
 from .synthetic import PairConfig, PairDataset
 
 
 def _sections() -> dict:
     """The ``data:`` and ``train:`` keys of a pretraining config: (type, accepted values, required)."""
-    from ..options import Rule, at_least, positive
+    from ..options import Rule, at_least, one_of, positive
 
     return {
-        "data": {"size": (int, at_least(16), True), "seed": (int, at_least(0), True)},
+        "data": {"size": (int, at_least(16), True), "seed": (int, at_least(0), True),
+                 "generator": (str, one_of("layers", "faces"), False),
+                 "face_share": (float, Rule(low=0, high=1), False), "layered_share": (float, Rule(low=0, high=1), False)},
         "train": {"steps": (int, at_least(1), True), "batch": (int, at_least(1), True), "lr": (float, positive(), True),
                   "refine_lr": (float, positive(), False), "refine_max_error": (float, positive(), False),
                   "weight_decay": (float, at_least(0), True), "gamma": (float, Rule(low=0, high=1, low_open=True), True),
@@ -70,7 +72,8 @@ def check_config(cfg, path: str | Path = "config") -> dict:
     try:
         check_fields(FlowConfig(**cfg["model"]), {
             **{k: at_least(1) for k in ("feature_dim", "hidden", "context", "width", "levels", "radius", "iters",
-                                        "refine_hidden")}, "warm_start": one_of(*CLASSIC)})
+                                        "refine_hidden")}, "warm_start": one_of(*CLASSIC),
+            "attention": one_of(*ATTENTION_MODES), "attention_gain": at_least(0)})
     except OptionError as exc:
         raise exc.renamed(f"{path}: model.{exc.key}") from None
     return cfg
@@ -95,13 +98,25 @@ def _warm(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch.Tenso
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 
+def pair_dataset(data: dict):
+    """The pretraining pairs a config's ``data:`` section asks for: ``generator: layers`` (the default,
+    :mod:`hmrm.flow.synthetic`'s layered pairs) or ``faces`` (:mod:`hmrm.flow.facepairs`, with
+    ``face_share`` and ``layered_share``)."""
+    if data.get("generator", "layers") == "layers":
+        return PairDataset(PairConfig(size=data["size"]), seed=data["seed"])
+    from .facepairs import FacePairConfig, FacePairDataset
+
+    cfg = FacePairConfig(size=data["size"], **({"face_share": data["face_share"]} if "face_share" in data else {}))
+    return FacePairDataset(cfg, seed=data["seed"], layered_share=data.get("layered_share", 0.25))
+
+
 class StepBatches(torch.utils.data.Dataset):
     """Item ``k`` is the whole batch of step ``k`` (frames, flow, valid, warm start), so data loader
     workers can make batches ahead of the model while a resumed run still sees exactly the data an
     uninterrupted one would."""
 
     def __init__(self, cfg: dict):
-        self.data = PairDataset(PairConfig(size=cfg["data"]["size"]), seed=cfg["data"]["seed"])
+        self.data = pair_dataset(cfg["data"])
         self.batch, self.warm = cfg["train"]["batch"], cfg["model"].get("warm_start")
         self.steps = cfg["train"]["steps"]
 

@@ -14,50 +14,137 @@ One refinement step (per pair, repeated ``iters`` times):
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
 class MotionEncoder(nn.Module):
-    def __init__(self, corr_ch: int, out_dim: int = 64):
+    """Correlation features and the current flow (and, with ``photometric`` channels, the
+    :func:`photometric_features` of the current flow) -> motion features."""
+
+    def __init__(self, corr_ch: int, out_dim: int = 64, photometric: int = 0):
         super().__init__()
         self.c1 = nn.Conv2d(corr_ch, 64, 1)
         self.f1 = nn.Conv2d(2, 32, 7, padding=3)
         self.f2 = nn.Conv2d(32, 16, 3, padding=1)
-        self.out = nn.Conv2d(64 + 16, out_dim - 2, 3, padding=1)
+        self.p1 = nn.Conv2d(photometric, 32, 1) if photometric else None
+        self.out = nn.Conv2d(64 + 16 + (32 if photometric else 0), out_dim - 2, 3, padding=1)
 
-    def forward(self, corr: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        c = F.relu(self.c1(corr))
-        f = F.relu(self.f2(F.relu(self.f1(flow))))
-        return torch.cat([F.relu(self.out(torch.cat([c, f], 1))), flow], 1)
+    def forward(self, corr: torch.Tensor, flow: torch.Tensor, photometric: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [F.relu(self.c1(corr)), F.relu(self.f2(F.relu(self.f1(flow))))]
+        if self.p1 is not None:
+            parts.append(F.relu(self.p1(photometric)))
+        return torch.cat([F.relu(self.out(torch.cat(parts, 1))), flow], 1)
+
+
+PHOTOMETRIC_CHANNELS = 5
+
+
+def local_contrast(img: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
+    """``img`` minus its local mean, over its local standard deviation (Gaussian window ``sigma`` px,
+    2 grey levels added to the deviation so that flat, noisy skin is not blown up): what a change of
+    gain, bias or smooth illumination between the frames leaves unchanged."""
+    from .refine import gaussian_blur
+
+    d = img - gaussian_blur(img, sigma)
+    return d / (gaussian_blur(d * d, sigma).sqrt() + 2.0)
+
+
+def photometric_features(img1: torch.Tensor, img2: torch.Tensor, flow: torch.Tensor, stride: int = 4,
+                         sigma: float = 4.0) -> torch.Tensor:
+    """What the brightness of the two frames says about the current full-resolution ``flow``, per cell of
+    the ``stride`` grid: (N, 5, H/stride, W/stride).
+
+    Both frames are brought to local contrast (:func:`local_contrast`, so that a gain or illumination
+    change is not read as motion) and frame 2 is warped back by the flow; where the flow is right, the
+    two agree. The residual ``r`` and the warped frame's gradients ``(gx, gy)`` give the Lucas-Kanade
+    normal equations of the correction, ``M d = -b`` with ``M = [[gx gx, gx gy], [gx gy, gy gy]]`` and
+    ``b = [gx r, gy r]``, averaged over a Gaussian window (``sigma`` px) and the cell. The channels are
+    the solution ``d`` in coarse pixels (regularised by a tenth of the image's mean trace of ``M``,
+    clamped to +-1), ``log`` of the trace and of the determinant of ``M`` (how well the cell is
+    textured) and ``log`` of the mean squared residual, the last three divided by 10. Why: the
+    correlation volume lives at 1/4 resolution, where a tenth of a pixel (a micro-expression's motion,
+    and tuned DIS's typical error on skin) is a fortieth of a cell; these are full-resolution
+    measurements of that error, which the GRU and the attention can weigh and pool over the face."""
+    from .ops import backward_warp
+    from .refine import gaussian_blur
+
+    i1, w = local_contrast(img1), local_contrast(backward_warp(img2, flow))
+    gx = F.pad(w[..., :, 2:] - w[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
+    gy = F.pad(w[..., 2:, :] - w[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
+    r = w - i1
+    terms = gaussian_blur(torch.cat([gx * gx, gx * gy, gy * gy, gx * r, gy * r, r * r], 1), sigma)
+    a, b, c, bx, by, rr = F.avg_pool2d(terms, stride).unbind(1)
+    reg = 0.1 * (a + c).mean((1, 2), keepdim=True) + 1e-8
+    det = (a + reg) * (c + reg) - b * b
+    dx = -((c + reg) * bx - b * by) / det
+    dy = -((a + reg) * by - b * bx) / det
+    step = (torch.stack([dx, dy], 1) / stride).clamp(-1, 1)
+    tex = torch.stack([torch.log(a + c + 1e-8), torch.log((a * c - b * b).clamp(min=0) + 1e-12), torch.log(rr + 1e-10)], 1)
+    return torch.cat([step, tex / 10], 1)
 
 
 class Attention(nn.Module):
-    """Softmax attention of every pixel over all pixels, from context features (once per pair)."""
+    """Softmax attention of every pixel over all pixels, from context features (once per pair).
 
-    def __init__(self, dim: int, key_dim: int = 32):
+    ``mode="cosine"`` (the default): queries and keys are L2-normalised and their cosine is scaled
+    by a learned temperature that starts at ``temperature``, so rows can be peaked from the first
+    step and the temperature is learned rather than set by the features' norm. ``mode="dot"``: GMA's
+    scaled dot product (``q . k / sqrt(key_dim)``), the attention of the shipped weights, trained before the
+    cosine form; its rows start almost uniform, because a freshly initialised context encoder gives
+    small, similar keys.
+    """
+
+    def __init__(self, dim: int, key_dim: int = 32, mode: str = "cosine", temperature: float = 10.0):
         super().__init__()
+        if mode not in ("cosine", "dot"):
+            raise ValueError(f"attention mode must be 'cosine' or 'dot', got {mode!r}")
+        self.mode = mode
         self.q = nn.Conv2d(dim, key_dim, 1, bias=False)
         self.k = nn.Conv2d(dim, key_dim, 1, bias=False)
         self.scale = key_dim ** -0.5
+        if mode == "cosine":
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = context.shape
+    def logits(self, context: torch.Tensor) -> torch.Tensor:
+        """(N, HW, HW) attention logits (before the softmax over the last axis)."""
         q = self.q(context).flatten(2).transpose(1, 2)  # (N, HW, K)
         k = self.k(context).flatten(2)  # (N, K, HW)
-        return torch.softmax(q @ k * self.scale, dim=-1)  # (N, HW, HW)
+        if self.mode == "cosine":
+            return F.normalize(q, dim=2) @ F.normalize(k, dim=1) * self.log_temperature.exp()
+        return q @ k * self.scale
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(context), dim=-1)  # (N, HW, HW)
+
+
+def row_entropy(attn: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of the rows of an (N, HW, HW) attention; ``log(HW)`` for uniform rows."""
+    return -(attn * attn.clamp(min=1e-30).log()).sum(-1).mean()
 
 
 class Aggregate(nn.Module):
-    """Motion features mixed by the attention matrix, added with a learned gain (starts at 0)."""
+    """Motion features mixed by the attention matrix, added with a learned gain ``gamma``.
 
-    def __init__(self, dim: int):
+    GMA starts ``gamma`` at 0; then the attention receives no gradient until ``gamma`` has moved,
+    and in a CPU-sized training it never does (``benchmarks/flow_overfit.py``: the attention's
+    gradient stays about a thousand times below the other parts'). It starts at ``gain`` (1 by
+    default): the flow head's last layer starts at zero, so an untrained model still returns its
+    starting flow unchanged, whatever the gain."""
+
+    def __init__(self, dim: int, gain: float = 1.0):
         super().__init__()
         self.v = nn.Conv2d(dim, dim, 1, bias=False)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.full((1,), float(gain)))
 
-    def forward(self, attn: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    def forward(self, attn: torch.Tensor | None, motion: torch.Tensor) -> torch.Tensor:
+        """``attn=None``: the ablation without attention, the aggregated features replaced by the plain
+        motion features."""
+        if attn is None:
+            return motion
         n, c, h, w = motion.shape
         v = self.v(motion).flatten(2).transpose(1, 2)  # (N, HW, C)
         out = (attn @ v).transpose(1, 2).reshape(n, c, h, w)
@@ -84,10 +171,11 @@ class SepConvGRU(nn.Module):
 
 
 class UpdateBlock(nn.Module):
-    def __init__(self, corr_ch: int, hidden: int = 64, context: int = 64, motion: int = 64, stride: int = 4):
+    def __init__(self, corr_ch: int, hidden: int = 64, context: int = 64, motion: int = 64, stride: int = 4,
+                 gain: float = 1.0, photometric: bool = False):
         super().__init__()
-        self.encoder = MotionEncoder(corr_ch, motion)
-        self.aggregate = Aggregate(motion)
+        self.encoder = MotionEncoder(corr_ch, motion, PHOTOMETRIC_CHANNELS if photometric else 0)
+        self.aggregate = Aggregate(motion, gain)
         self.gru = SepConvGRU(hidden, context + 2 * motion)
         self.flow_head = nn.Sequential(nn.Conv2d(hidden, 96, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(96, 2, 3, padding=1))
         self.mask_head = nn.Sequential(nn.Conv2d(hidden, 96, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(96, 9 * stride ** 2, 1))
@@ -96,8 +184,8 @@ class UpdateBlock(nn.Module):
         nn.init.zeros_(self.flow_head[-1].weight)
         nn.init.zeros_(self.flow_head[-1].bias)
 
-    def forward(self, h, context, corr, flow, attn):
-        m = self.encoder(corr, flow)
+    def forward(self, h, context, corr, flow, attn, photometric=None):
+        m = self.encoder(corr, flow, photometric)
         g = self.aggregate(attn, m)
         h = self.gru(h, torch.cat([context, m, g], 1))
         return h, self.flow_head(h), 0.25 * self.mask_head(h)

@@ -88,6 +88,22 @@ def subject_interval(statistic, n_subjects: int, seed: int, n_resamples: int, co
     return out
 
 
+def ratio_interval(sums: np.ndarray, counts: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0,
+                   confidence: float = CONFIDENCE) -> list[float]:
+    """The bootstrap interval over subjects of ``sum(sums) / sum(counts)``, from per-subject arrays
+    (say the summed error of each subject's pairs and their number): a mean over items whose
+    subjects, not the items, were sampled. NaN with fewer than two subjects (no spread to resample)."""
+    sums, counts = np.asarray(sums, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+    if len(sums) < 2:
+        return [float("nan"), float("nan")]
+
+    def stat(i, axis=-1):
+        i = np.moveaxis(i, axis, -1)
+        return sums[i].sum(-1) / counts[i].sum(-1)
+
+    return subject_interval(stat, len(sums), seed, n_resamples, confidence)
+
+
 def bootstrap_scores(truth: Sequence[int], pred: Sequence[int], groups: Sequence[str], n_classes: int,
                      n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0) -> dict:
     """The interval of UF1 and UAR over held-out subjects: ``{"uf1": [low, high], "uar": [low,

@@ -22,6 +22,13 @@ def save_figure(fig, out: str | Path | None, dpi: int = 120) -> None:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(out).suffix.lstrip(".") or "png")
 
 
+def plotted(values, decimals: int = 3) -> np.ndarray:
+    """``values`` rounded for drawing, so that a figure's bytes do not depend on the last bits of
+    floating-point sums (which differ between machines and thread counts): 3 decimals are far below a
+    pixel on any axis this package draws losses or scores on."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals)
+
+
 def draw_confusion(ax, cm, classes: Sequence[str], title: str = "", ylabels: bool = True, fontsize: float | None = None):
     """Draw a confusion matrix on ``ax``: counts in the cells, colour = fraction of the true class
     (row). Returns the image (for a colour bar)."""
@@ -184,11 +191,14 @@ def plot_demo_training(rows: Sequence[Mapping], out: str | Path | None = None):
         losses = [v for v in row["losses"] if v]
         if losses:
             n = min(map(len, losses))
-            ax.plot(np.arange(1, n + 1), np.mean([v[:n] for v in losses], 0), color=colour, label=row["label"])
+            # rounded far below a pixel: a loss that differs in its last bits between machines (the same
+            # table, other float rounding in training) then draws the same bytes
+            ax.plot(np.arange(1, n + 1), plotted(np.mean([v[:n] for v in losses], 0)), color=colour, label=row["label"])
         curve = row["curve"]
         if curve:
+            curve = plotted(curve)
             ax2.plot(np.arange(1, len(curve) + 1), curve, color=colour, lw=1, alpha=0.8)
-            ax2.plot([len(curve)], [row["uf1"]], "*", color=colour, ms=11)
+            ax2.plot([len(curve)], plotted([row["uf1"]]), "*", color=colour, ms=11)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (mean over folds)")
     ax.legend(fontsize=8)

@@ -198,11 +198,14 @@ plt.show()
 # left where it started (the query and key maps give near-equal scores).
 #
 # What would make it selective: the attention receives gradient only through the GRU's flow
-# correction, and that correction is still zero (the GRU returns its warm start, exercise 2), so the
-# loss gives the attention almost nothing to learn from. It would have to reward pairs where DIS errs
-# on a pixel and the right answer sits in other pixels that move alike: flat or noisy regions beside
-# textured ones under one smooth motion. Training on such pairs, long enough for the GRU to correct
-# DIS at all, is the precondition; a row that concentrates on its own region would be the sign it worked.
+# correction, and only through the aggregation gain, which GMA's form starts at 0. Chapter 03's
+# section 4 measures what that does: the attention's gradient is many orders of magnitude smaller than the
+# GRU's, and its rows stay uniform even while the GRU fits a few pairs. Normalising queries and keys
+# and learning the softmax's temperature, with the gain starting at 1, gives it a gradient from the
+# first step and selective rows within tens of steps. Beyond that, the loss would have to reward pairs
+# where DIS errs on a pixel and the right answer sits in other pixels that move alike (flat or noisy
+# regions beside textured ones under one smooth motion), long enough for the GRU to correct DIS at all;
+# a row that concentrates on its own region would be the sign it worked.
 
 # %%
 assert torch.allclose(attention.sum(-1), torch.ones(hc * wc), atol=1e-4), "each attention row is a distribution"
