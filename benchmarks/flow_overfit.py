@@ -43,16 +43,15 @@ def main() -> None:
 
     import torch
 
-    from hmrm.flow.classic import classic_flow
     from hmrm.flow.gru_aofe import GRUAOFE, FlowConfig
     from hmrm.flow.overfit import PARTS, epe, overfit
     from hmrm.flow.synthetic import PairConfig, PairDataset
+    from hmrm.flow.train import warm_starts
     from hmrm.markdown import markdown_table
 
     torch.set_num_threads(args.threads)
     x1, x2, flow, valid = PairDataset(PairConfig(size=args.size), seed=args.seed).batch(0, args.pairs)
-    warm = torch.stack([torch.from_numpy(classic_flow(a[0].numpy(), b[0].numpy(), "dis_tuned")).permute(2, 0, 1)
-                        for a, b in zip(x1, x2)])
+    warm = warm_starts(x1, x2, "dis_tuned")
     floor = {"no motion": epe(torch.zeros_like(flow), flow, valid), "tuned DIS (the warm start)": epe(warm, flow, valid)}
     sections = [f"GRU-AOFE (refinement stage off) fitted to {args.pairs} fixed generated pairs of {args.size} px, "
                 f"AdamW lr {args.lr:g}, {args.iters} GRU iterations, seed {args.seed} "

@@ -66,6 +66,7 @@ from hmrm.flow.overfit import epe as overfit_epe
 from hmrm.flow.overfit import overfit
 from hmrm.flow.pretrained import load_pretrained
 from hmrm.flow.synthetic import PairConfig, PairDataset
+from hmrm.flow.train import warm_starts
 from hmrm.resultfiles import read_results
 
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
@@ -228,8 +229,7 @@ plt.show()
 # %%
 fixed = PairDataset(PairConfig(size=OVERFIT_SIZE), seed=SEED).batch(0, OVERFIT_PAIRS)
 x1, x2, fl, va = fixed
-warm = torch.stack([torch.from_numpy(classic_flow(p[0].numpy(), q[0].numpy(), "dis_tuned")).permute(2, 0, 1)
-                    for p, q in zip(x1, x2)])
+warm = warm_starts(x1, x2, "dis_tuned")   # tuned DIS on each pair, as pretraining computes it
 warm_epe = overfit_epe(warm, fl, va)
 runs, nets = {}, {}
 for form, gain in (("dot", 0.0), ("cosine", 1.0)):

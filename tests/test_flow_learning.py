@@ -5,19 +5,17 @@ import pytest
 import torch
 
 from hmrm.flow import warp_array
-from hmrm.flow.classic import classic_flow
 from hmrm.flow.gru_aofe import GRUAOFE, LEGACY_CONFIG, FlowConfig
 from hmrm.flow.overfit import epe, overfit
 from hmrm.flow.synthetic import PairConfig, PairDataset
+from hmrm.flow.train import warm_starts
 from hmrm.flow.update import Aggregate, Attention, row_entropy
 
 
 @pytest.fixture(scope="module")
 def fixed_pairs():
     x1, x2, flow, valid = PairDataset(PairConfig(size=48), seed=0).batch(0, 8)
-    warm = torch.stack([torch.from_numpy(classic_flow(a[0].numpy(), b[0].numpy(), "dis_tuned")).permute(2, 0, 1)
-                        for a, b in zip(x1, x2)])
-    return x1, x2, flow, valid, warm
+    return x1, x2, flow, valid, warm_starts(x1, x2, "dis_tuned")
 
 
 @pytest.mark.parametrize("start", ["zero", "warm"])

@@ -179,7 +179,7 @@ def _blink(rng: np.random.Generator, frame: np.ndarray, landmarks: np.ndarray) -
     return lid
 
 
-def _camera(rng: np.random.Generator, cfg: FacePairConfig, frames: list[np.ndarray], xs, ys) -> list[np.ndarray]:
+def _camera(rng: np.random.Generator, cfg: FacePairConfig, frames: list[np.ndarray]) -> list[np.ndarray]:
     import cv2
 
     n = cfg.size
@@ -236,7 +236,7 @@ def make_face_pair(rng: np.random.Generator, cfg: FacePairConfig = FacePairConfi
         valid &= ~lid[iy, ix]
     frames = [f1.astype(np.float32), f2.astype(np.float32)]
     if noise:
-        frames = _camera(rng, cfg, frames, xs, ys)
+        frames = _camera(rng, cfg, frames)
     return np.clip(frames[0], 0, 255), np.clip(frames[1], 0, 255), flow, valid
 
 

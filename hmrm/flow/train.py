@@ -91,7 +91,9 @@ def load_config(path: str | Path) -> dict:
     return check_config(cfg, path)
 
 
-def _warm(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch.Tensor | None:
+def warm_starts(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch.Tensor | None:
+    """The classical ``method``'s flow for each pair of a batch ((N, 1, H, W) grey frames) as (N, 2, H, W),
+    the warm start GRU-AOFE is trained and checked from; None without a method."""
     if not method:
         return None
     flows = [classic_flow(a[0].numpy(), b[0].numpy(), method) for a, b in zip(f1, f2)]
@@ -125,7 +127,7 @@ class StepBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, step: int):
         f1, f2, flow, valid = self.data.batch(step * self.batch, self.batch)
-        init = _warm(f1, f2, self.warm)
+        init = warm_starts(f1, f2, self.warm)
         return f1, f2, flow, valid, (torch.zeros(0) if init is None else init)
 
 
