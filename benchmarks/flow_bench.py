@@ -176,7 +176,8 @@ def main() -> None:
     for m in methods:
         st = stats[m]
         p95 = np.percentile(np.concatenate(st["all"]), 95)
-        table.append([LABELS.get(m, m), interval(st["epe"]), f"{p95:.4f}", f"{np.nanmean(st['epe_move']):.4f}",
+        label = LABELS.get(m, m) if m != "gru_aofe" or not args.weights else f"**GRU-AOFE** (weights from {args.weights})"
+        table.append([label, interval(st["epe"]), f"{p95:.4f}", f"{np.nanmean(st['epe_move']):.4f}",
                       f"{np.mean(st['ae']):.3f}", "—" if m in UNTIMED else f"{1e3 * np.mean(st['t']):.1f}"])
     lines = [f"Flow on SynthME ({args.root}, {len(samples)} onset->apex pairs of {len(names)} subjects, 256 px faces; "
              f"weights {args.name}{'' if not args.weights else ' from ' + args.weights}). Face EPE: mean over pairs "

@@ -38,6 +38,10 @@ def main() -> None:
                     "(learned temperature, gain starting at 1: the default) and dot (GMA's, gain starting at 0: the "
                     "form of the shipped weights)")
     ap.add_argument("--starts", default="zero,warm", help="comma-separated: zero (zero flow), warm (tuned DIS)")
+    ap.add_argument("--delta-scale", type=float, default=1.0, help="the GRU update's scale (FlowConfig.delta_scale; "
+                    "1, RAFT's, is what the committed table used; models built now default to 0.02)")
+    ap.add_argument("--flow-scale", type=float, default=1.0, help="the flow's scale into the motion encoder "
+                    "(FlowConfig.flow_scale; 1 in the committed table, 40 by default now)")
     ap.add_argument("--out", default=None, help="also write the tables (markdown, and their JSON twin) here")
     args = ap.parse_args()
 
@@ -54,7 +58,8 @@ def main() -> None:
     warm = warm_starts(x1, x2, "dis_tuned")
     floor = {"no motion": epe(torch.zeros_like(flow), flow, valid), "tuned DIS (the warm start)": epe(warm, flow, valid)}
     sections = [f"GRU-AOFE (refinement stage off) fitted to {args.pairs} fixed generated pairs of {args.size} px, "
-                f"AdamW lr {args.lr:g}, {args.iters} GRU iterations, seed {args.seed} "
+                f"AdamW lr {args.lr:g}, {args.iters} GRU iterations, update scale {args.delta_scale:g}, flow scale "
+                f"{args.flow_scale:g}, seed {args.seed} "
                 f"(`benchmarks/flow_overfit.py`). Reference errors: "
                 + ", ".join(f"{k} {v:.4f} px" for k, v in floor.items()) + ". Attention forms: cosine (normalised "
                 "queries and keys, learned temperature, aggregation gain starting at 1: the default) and dot (GMA's "
@@ -66,7 +71,8 @@ def main() -> None:
     for form, start in runs:
         torch.manual_seed(args.seed)
         model = GRUAOFE(FlowConfig(warm_start="dis_tuned" if start == "warm start" else None, refine=False,
-                                   iters=args.iters, attention=form, attention_gain=1.0 if form == "cosine" else 0.0))
+                                   iters=args.iters, attention=form, attention_gain=1.0 if form == "cosine" else 0.0,
+                                   delta_scale=args.delta_scale, flow_scale=args.flow_scale))
 
         def show(rec, form=form, start=start):
             print(f"{form}, {start}, step {rec.step}: EPE per iteration "

@@ -157,6 +157,20 @@ def _measured_pretraining() -> str:
             "(`hmrm/flow/weights/gru_aofe.json`); what FlyingChairs pretraining would give is not measured here")
 
 
+def _measured_scales() -> str:
+    t = _table("benchmarks/results/flow_scales", "delta:flow scale:max warm error")
+    last = {}
+    for k in range(len(t)):  # the last row of each variant
+        last[t.cell(k, 0)] = t.cell(k, "best iteration")
+    return (f"the GRU trained 400 steps from tuned DIS, its best iteration against DIS on a development SynthME: "
+            f"RAFT's scales {last['1:1:0.5']}, the update's scale alone {last['0.02:1:0.5']}, both scales with the "
+            f"loss on every pixel {last['0.02:40:0']}, all three {last['0.02:40:0.5']} "
+            "(`benchmarks/results/flow_scales.md`); the whole face recipe, 1200 steps: GRU minus DIS "
+            + _px(_table("benchmarks/results/flow_parts/dev1_faces", "difference").value(
+                "GRU-AOFE without refinement minus tuned DIS", "EPE (px)"))
+            + " (`benchmarks/results/flow_parts/dev1_faces.md`)")
+
+
 def _measured_flow_lever() -> str:
     a = _demo_difference("figures/demo_results", "HMRM on ground-truth flow")
     b = _demo_difference("benchmarks/results/holdout_seed2/demo_results", "HMRM on ground-truth flow")
@@ -233,6 +247,10 @@ PARTS: dict[str, tuple[Choice, ...]] = {
                "weights; normalised queries and keys, a learned temperature and a gain starting at 1 in models built now",
                "GMA's is the closest published design; its form gets almost no gradient to start from, so it "
                "stays uniform (chapter 03, section 4)", _measured_attention),
+        Choice("scales of the GRU", SILENT, "RAFT's in the shipped weights; in models built now the update times "
+               "0.02 and the flow into the motion encoder times 40; in the face recipe also the GRU's loss only where "
+               "tuned DIS is within 0.5 px (`hmrm.flow.gru_aofe`)", "RAFT's scales are made for motions of pixels: a warm-started face "
+               "flow needs corrections of hundredths, which they drown (chapter 03, section 5)", _measured_scales),
         Choice("refinement stage", SILENT, "a full-resolution learned smoothing after the GRU "
                "(`hmrm.flow.refine`)", "what is left of DIS's error on a face is drift over flat skin, which "
                "averaging removes", _measured_refinement),

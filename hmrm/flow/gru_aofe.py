@@ -40,8 +40,24 @@ keys, learned temperature, gain starting at 1), whose rows become selective with
 and ``photometric=True`` (full-resolution Lucas-Kanade measurements of the current flow's error,
 :func:`.update.photometric_features`). Checkpoints saved before these fields existed load with the
 values they were trained with (:data:`LEGACY_CONFIG`), so the shipped weights give the same flow as
-before. Whether the face-domain recipe (``configs/flow_pretrain_faces.yaml``) teaches the GRU to
-improve on its warm start is the open question: in 400 CPU steps it did not.
+before.
+
+Why the GRU itself stayed at its warm start, and what teaches it (``benchmarks/flow_scales.py``,
+committed as ``benchmarks/results/flow_scales.md``): RAFT's loss and RAFT's scales are made for motions
+of many pixels. (1) The sequence loss is an L1 error over every valid pixel, and the few pixels where
+tuned DIS fails by pixels (occlusions, lost texture) outweigh the hundredths of a pixel the GRU could
+win everywhere else; ``train.max_warm_error`` (:func:`flow_loss`) keeps only the pixels where the warm
+start is already within that many pixels, the micro-motion regime the GRU is for. (2) The update head's
+output is the step in coarse pixels and Adam moves every weight by about its learning rate a step, so
+the step jitters by tenths of a pixel while the corrections are hundredths: ``delta_scale`` (0.02)
+multiplies the update. (3) The current flow enters the motion encoder in coarse pixels, where a
+micro-motion is a few hundredths, invisible beside the correlation features: ``flow_scale`` (40)
+multiplies it there. With the three, the face-domain recipe (``configs/flow_pretrain_faces.yaml``,
+14 minutes on the 2-core CPU) gives a GRU whose face EPE falls with each iteration well below tuned
+DIS's and an attention that measurably helps (``benchmarks/results/flow_parts/dev1_faces.md``, on a
+development SynthME). The refinement stage trained on top of it (``refine_detach``: its loss stops at
+its input, so it cannot absorb the error the GRU should fix) no longer helps: the GRU already removes
+the drift the stage was made for. Those weights do not ship yet.
 """
 from __future__ import annotations
 
@@ -75,11 +91,15 @@ class FlowConfig:
     attention: str = "cosine"  # cosine (learned temperature) / dot (GMA's) / none (ablation: no attention)
     attention_gain: float = 1.0  # the aggregation gain's starting value (GMA: 0)
     photometric: bool = True  # full-resolution brightness measurements of the current flow's error (update.photometric_features)
+    flow_scale: float = 40.0  # the current flow (coarse px) enters the motion encoder times this (RAFT: 1)
+    delta_scale: float = 0.02  # the flow head's output is multiplied by this (RAFT: 1; use 1 without a warm start)
+    refine_detach: bool = True  # the refinement stage's loss does not reach the GRU (training only; flow unchanged)
 
 
 #: What a checkpoint that predates a config field meant by it (the shipped weights, trained before the cosine
 #: attention were trained with GMA's dot-product attention and a gain that started at 0).
-LEGACY_CONFIG = {"attention": "dot", "attention_gain": 0.0, "photometric": False}
+LEGACY_CONFIG = {"attention": "dot", "attention_gain": 0.0, "photometric": False, "flow_scale": 1.0, "delta_scale": 1.0,
+                 "refine_detach": False}
 ATTENTION_MODES = ("cosine", "dot", "none")
 
 
@@ -93,7 +113,8 @@ class GRUAOFE(nn.Module):
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {cfg.attention!r}")
         self.attention = Attention(cfg.context, mode=cfg.attention) if cfg.attention != "none" else None
         corr_ch = cfg.levels * (2 * cfg.radius + 1) ** 2
-        self.update = UpdateBlock(corr_ch, cfg.hidden, cfg.context, 64, STRIDE, cfg.attention_gain, cfg.photometric)
+        self.update = UpdateBlock(corr_ch, cfg.hidden, cfg.context, 64, STRIDE, cfg.attention_gain, cfg.photometric,
+                                  cfg.flow_scale, cfg.delta_scale)
         self.refiner = FlowRefiner(cfg.refine_hidden) if cfg.refine else None
 
     @staticmethod
@@ -135,7 +156,10 @@ class GRUAOFE(nn.Module):
             full = up + flow_init if flow_init is not None else up
             out.append(full)
         if self.refiner is not None and refine:
-            out.append(self.refiner(img1, img2, out[-1]))
+            # detached: the refinement stage learns on what the GRU gives it, but its loss does not reach the
+            # GRU, whose own sequence loss alone teaches it (else the fast-learning smoothing absorbs the error
+            # and leaves the GRU at its warm start)
+            out.append(self.refiner(img1, img2, out[-1].detach() if cfg.refine_detach else out[-1]))
         return out
 
     # ------------------------------------------------------------------ numpy convenience
@@ -183,12 +207,21 @@ class GRUAOFE(nn.Module):
 
 
 def flow_loss(preds: list[torch.Tensor], target: torch.Tensor, valid: torch.Tensor, gamma: float = 0.8,
-              refined: bool = False, refine_max_error: float = 1.0) -> torch.Tensor:
+              refined: bool = False, refine_max_error: float = 1.0, init: torch.Tensor | None = None,
+              max_warm_error: float = 0.0) -> torch.Tensor:
     """The pretraining loss: :func:`sequence_loss` over the GRU iterations, plus, when the last entry
     of ``preds`` is the refinement stage's output (``refined``), its mean end-point error on the valid
     pixels where the GRU's flow is already within ``refine_max_error`` px. The refinement stage only
     averages flow, so it cannot repair gross failures (occlusions, lost large motions); left in the
-    loss those would teach it to smooth everything, which is wrong for the sub-pixel motion it is for."""
+    loss those would teach it to smooth everything, which is wrong for the sub-pixel motion it is for.
+
+    With a warm start ``init`` and ``max_warm_error`` > 0, the GRU's sequence loss counts only the valid
+    pixels where the warm start is within ``max_warm_error`` px of the truth: the micro-motion regime
+    the GRU is for. Where DIS fails by pixels (lost texture, occlusion) those errors are larger than all
+    the micro-motion corrections together and would set the update's scale."""
+    if init is not None and max_warm_error > 0:
+        with torch.no_grad():
+            valid = valid & (torch.linalg.vector_norm(init - target, dim=1) < max_warm_error)
     if not refined:
         return sequence_loss(preds, target, valid, gamma)
     loss = sequence_loss(preds[:-1], target, valid, gamma)

@@ -37,6 +37,7 @@ def _sections() -> dict:
                  "face_share": (float, Rule(low=0, high=1), False), "layered_share": (float, Rule(low=0, high=1), False)},
         "train": {"steps": (int, at_least(1), True), "batch": (int, at_least(1), True), "lr": (float, positive(), True),
                   "refine_lr": (float, positive(), False), "refine_max_error": (float, positive(), False),
+                  "max_warm_error": (float, at_least(0), False),
                   "weight_decay": (float, at_least(0), True), "gamma": (float, Rule(low=0, high=1, low_open=True), True),
                   "clip": (float, positive(), True), "save_every": (int, at_least(1), True),
                   "seed": (int, at_least(0), False)},
@@ -46,7 +47,7 @@ def _sections() -> dict:
 def check_config(cfg, path: str | Path = "config") -> dict:
     """Check every key and value of a pretraining config (``model:`` against :class:`FlowConfig`);
     a bad one raises :class:`~hmrm.options.OptionError` naming the file and the key."""
-    from ..options import OptionError, at_least, check_fields, check_value, one_of
+    from ..options import OptionError, at_least, check_fields, check_value, one_of, positive
     from .classic import METHODS as CLASSIC
 
     if not isinstance(cfg, dict):
@@ -73,7 +74,8 @@ def check_config(cfg, path: str | Path = "config") -> dict:
         check_fields(FlowConfig(**cfg["model"]), {
             **{k: at_least(1) for k in ("feature_dim", "hidden", "context", "width", "levels", "radius", "iters",
                                         "refine_hidden")}, "warm_start": one_of(*CLASSIC),
-            "attention": one_of(*ATTENTION_MODES), "attention_gain": at_least(0)})
+            "attention": one_of(*ATTENTION_MODES), "attention_gain": at_least(0), "flow_scale": positive(),
+            "delta_scale": positive()})
     except OptionError as exc:
         raise exc.renamed(f"{path}: model.{exc.key}") from None
     return cfg
@@ -164,7 +166,8 @@ def _step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, float,
     init = init.to(dev, non_blocking=True) if init.numel() else None
     refined = model.refiner is not None
     preds = model(f1, f2, init)
-    loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0))
+    loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0), init,
+                     tr.get("max_warm_error", 0.0))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])

@@ -9,7 +9,7 @@ One refinement step (per pair, repeated ``iters`` times):
    whole face, letting well-textured regions inform flat or noisy ones.
 3. **ConvGRU** (separable 1x5 / 5x1): hidden state, context, motion and aggregated motion -> new
    hidden state.
-4. **Heads**: a flow update, and the weights of convex upsampling (each full-resolution pixel is a
+4. **Heads**: a flow update (times ``delta_scale``: see :class:`UpdateBlock`), and the weights of convex upsampling (each full-resolution pixel is a
    convex combination of its 3x3 coarse neighbours, 16 = 4x4 sub-positions for stride 4).
 """
 from __future__ import annotations
@@ -23,10 +23,13 @@ from torch import nn
 
 class MotionEncoder(nn.Module):
     """Correlation features and the current flow (and, with ``photometric`` channels, the
-    :func:`photometric_features` of the current flow) -> motion features."""
+    :func:`photometric_features` of the current flow) -> motion features. The flow enters the
+    convolutions multiplied by ``flow_scale``: in coarse pixels a micro-motion is a few hundredths,
+    far below the correlation features' scale, so without it the flow's shape is invisible."""
 
-    def __init__(self, corr_ch: int, out_dim: int = 64, photometric: int = 0):
+    def __init__(self, corr_ch: int, out_dim: int = 64, photometric: int = 0, flow_scale: float = 1.0):
         super().__init__()
+        self.flow_scale = float(flow_scale)
         self.c1 = nn.Conv2d(corr_ch, 64, 1)
         self.f1 = nn.Conv2d(2, 32, 7, padding=3)
         self.f2 = nn.Conv2d(32, 16, 3, padding=1)
@@ -34,7 +37,7 @@ class MotionEncoder(nn.Module):
         self.out = nn.Conv2d(64 + 16 + (32 if photometric else 0), out_dim - 2, 3, padding=1)
 
     def forward(self, corr: torch.Tensor, flow: torch.Tensor, photometric: torch.Tensor | None = None) -> torch.Tensor:
-        parts = [F.relu(self.c1(corr)), F.relu(self.f2(F.relu(self.f1(flow))))]
+        parts = [F.relu(self.c1(corr)), F.relu(self.f2(F.relu(self.f1(self.flow_scale * flow))))]
         if self.p1 is not None:
             parts.append(F.relu(self.p1(photometric)))
         return torch.cat([F.relu(self.out(torch.cat(parts, 1))), flow], 1)
@@ -171,10 +174,19 @@ class SepConvGRU(nn.Module):
 
 
 class UpdateBlock(nn.Module):
+    """Motion encoder, aggregation, ConvGRU and heads. ``delta_scale`` multiplies the flow head's
+    output. Why: an optimiser such as Adam moves every weight by about its learning rate per step,
+    whatever the gradient's size, so the head's output jumps by roughly ``lr x fan-in`` coarse pixels
+    a step, tenths of a pixel at full resolution. That is fine for RAFT's motions of many pixels
+    (``delta_scale = 1``), but a warm-started face flow needs corrections of a few hundredths of a
+    pixel: at scale 1 each step's jitter is larger than the correction, and the GRU never settles
+    below its warm start. At 0.02 the steps are the size of the corrections."""
+
     def __init__(self, corr_ch: int, hidden: int = 64, context: int = 64, motion: int = 64, stride: int = 4,
-                 gain: float = 1.0, photometric: bool = False):
+                 gain: float = 1.0, photometric: bool = False, flow_scale: float = 1.0, delta_scale: float = 1.0):
         super().__init__()
-        self.encoder = MotionEncoder(corr_ch, motion, PHOTOMETRIC_CHANNELS if photometric else 0)
+        self.delta_scale = float(delta_scale)
+        self.encoder = MotionEncoder(corr_ch, motion, PHOTOMETRIC_CHANNELS if photometric else 0, flow_scale)
         self.aggregate = Aggregate(motion, gain)
         self.gru = SepConvGRU(hidden, context + 2 * motion)
         self.flow_head = nn.Sequential(nn.Conv2d(hidden, 96, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(96, 2, 3, padding=1))
@@ -188,7 +200,7 @@ class UpdateBlock(nn.Module):
         m = self.encoder(corr, flow, photometric)
         g = self.aggregate(attn, m)
         h = self.gru(h, torch.cat([context, m, g], 1))
-        return h, self.flow_head(h), 0.25 * self.mask_head(h)
+        return h, self.delta_scale * self.flow_head(h), 0.25 * self.mask_head(h)
 
 
 def convex_upsample(flow: torch.Tensor, mask: torch.Tensor, stride: int) -> torch.Tensor:
