@@ -143,3 +143,35 @@ def test_the_shipped_recipe_is_the_one_the_shipped_weights_record():
     extra = {k: v for k, v in cfg["model"].items() if k not in recorded["model"]}
     assert extra == {k: LEGACY_CONFIG[k] for k in extra} and set(extra) == set(LEGACY_CONFIG)
     assert cfg["data"].get("generator", "layers") == "layers"
+
+
+def test_a_second_stage_trains_only_a_fresh_refinement_stage_on_a_frozen_gru(tmp_path):
+    """``train.frozen_gru``: every part but the refinement stage comes from the given weights and does
+    not change; the refinement stage starts fresh and learns."""
+    first = _tiny_cfg()
+    first["train"]["steps"] = 1
+    train(first, tmp_path / "stage1", progress=False)
+    second = _tiny_cfg()
+    second["train"].update(steps=3, frozen_gru=str(tmp_path / "stage1"))
+    train(second, tmp_path / "stage2", progress=False)
+    a, b = load_pretrained("gru_aofe", tmp_path / "stage1"), load_pretrained("gru_aofe", tmp_path / "stage2")
+    torch.manual_seed(second["train"]["seed"])
+    fresh = type(a)(a.config)  # the seeded fresh network the second stage starts from
+    sa, sb, sf = a.state_dict(), b.state_dict(), fresh.state_dict()
+    gru = [k for k in sa if not k.startswith("refiner.")]
+    assert gru and all(torch.equal(sa[k], sb[k]) for k in gru)
+    assert any(not torch.equal(sa[k], sf[k]) for k in gru)  # the GRU was loaded, not re-initialised
+    refiner = [k for k in sb if k.startswith("refiner.")]
+    assert any(not torch.equal(sb[k], sf[k]) for k in refiner)  # the fresh stage trained
+    other = _tiny_cfg()
+    other["model"]["hidden"] = 8
+    other["train"]["frozen_gru"] = str(tmp_path / "stage1")
+    with pytest.raises(ValueError, match="another model \\(hidden differ"):
+        train(other, tmp_path / "stage3", progress=False)
+    other = _tiny_cfg()
+    other["model"]["refine"] = False
+    other["train"]["frozen_gru"] = str(tmp_path / "stage1")
+    from hmrm.flow.train import check_config
+
+    with pytest.raises(ValueError, match="needs model.refine: true"):
+        check_config(other)

@@ -55,9 +55,11 @@ micro-motion is a few hundredths, invisible beside the correlation features: ``f
 multiplies it there. With the three, the face-domain recipe (``configs/flow_pretrain_faces.yaml``,
 14 minutes on the 2-core CPU) gives a GRU whose face EPE falls with each iteration well below tuned
 DIS's and an attention that measurably helps (``benchmarks/results/flow_parts/dev1_faces.md``, on a
-development SynthME). The refinement stage trained on top of it (``refine_detach``: its loss stops at
-its input, so it cannot absorb the error the GRU should fix) no longer helps: the GRU already removes
-the drift the stage was made for. Those weights do not ship yet.
+development SynthME). The refinement stage trained together with it on face-domain pairs
+(``refine_detach``: its loss stops at its input, so it cannot absorb the error the GRU should fix)
+makes that flow worse; trained in a second stage, fresh, on layered pairs with the GRU frozen
+(``configs/flow_pretrain_faces_refine.yaml``, ``train.frozen_gru``), it helps again
+(``benchmarks/results/flow_parts/dev1_faces_refine.md``). Those weights do not ship yet.
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def _sections() -> dict:
                   "max_warm_error": (float, at_least(0), False),
                   "weight_decay": (float, at_least(0), True), "gamma": (float, Rule(low=0, high=1, low_open=True), True),
                   "clip": (float, positive(), True), "save_every": (int, at_least(1), True),
-                  "seed": (int, at_least(0), False)},
+                  "seed": (int, at_least(0), False), "frozen_gru": (str, None, False)},
     }
 
 
@@ -78,6 +78,8 @@ def check_config(cfg, path: str | Path = "config") -> dict:
             "delta_scale": positive()})
     except OptionError as exc:
         raise exc.renamed(f"{path}: model.{exc.key}") from None
+    if cfg["train"].get("frozen_gru") and not cfg["model"].get("refine", True):
+        raise OptionError(f"{path}: train.frozen_gru", "trains only the refinement stage, so it needs model.refine: true")
     return cfg
 
 
@@ -145,17 +147,41 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
 
 def _model_and_optimiser(cfg: dict, dev):
     """A fresh GRU-AOFE (seeded), AdamW with the refinement stage as its own parameter group (a small
-    per-pixel MLP: its own, higher learning rate) and the one-cycle schedule."""
+    per-pixel MLP: its own, higher learning rate) and the one-cycle schedule. With ``train.frozen_gru``
+    (a weights folder) every part but the refinement stage comes from those weights and stays frozen,
+    and only a fresh refinement stage trains: the second stage of a two-stage recipe."""
     tr = cfg["train"]
     torch.manual_seed(tr.get("seed", 0))
     model = GRUAOFE(FlowConfig(**cfg["model"])).to(dev)
     groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("refiner.")], "lr": tr["lr"]}]
+    if tr.get("frozen_gru"):
+        _load_frozen_gru(model, tr["frozen_gru"])
+        groups = []
     if model.refiner is not None:
         groups.append({"params": list(model.refiner.parameters()), "lr": tr.get("refine_lr", tr["lr"])})
     opt = torch.optim.AdamW(groups, lr=tr["lr"], weight_decay=tr["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=tr["steps"] + 1, pct_start=0.05,
                                                 anneal_strategy="linear", cycle_momentum=False)
     return model, opt, sched
+
+
+def _load_frozen_gru(model: GRUAOFE, folder: str) -> None:
+    """Every parameter but the refinement stage's from the (sha256-checked) weights in ``folder``, frozen."""
+    from dataclasses import asdict
+
+    from .pretrained import load_pretrained
+
+    source = load_pretrained("gru_aofe", folder)
+    mine, theirs = asdict(model.config), asdict(source.config)
+    differ = [k for k in mine if not k.startswith("refine") and mine[k] != theirs[k]]
+    if differ:
+        raise ValueError(f"train.frozen_gru: the weights in {folder} were made with another model ({', '.join(differ)} "
+                         "differ); give the config's model: section the values of their gru_aofe.json")
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("refiner.")}
+    model.load_state_dict(state, strict=False)
+    for name, p in model.named_parameters():
+        if not name.startswith("refiner."):
+            p.requires_grad_(False)
 
 
 def _step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, float, float]:
