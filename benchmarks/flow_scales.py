@@ -46,7 +46,7 @@ def main() -> None:
     from hmrm.data.synthme import load_frame, load_gt_flow, load_synthme
     from hmrm.flow.classic import classic_flow
     from hmrm.flow.gru_aofe import GRUAOFE
-    from hmrm.flow.train import StepBatches, _model_and_optimiser, _step, check_config
+    from hmrm.flow.train import StepBatches, check_config, model_and_optimiser, train_step
     from hmrm.markdown import markdown_table
 
     torch.set_num_threads(args.threads)
@@ -70,11 +70,11 @@ def main() -> None:
             "data": {"generator": "faces", "size": 96, "seed": 0, "layered_share": 0.0},
             "train": {"steps": args.steps, "batch": 8, "lr": args.lr, "max_warm_error": me, "weight_decay": 1e-4,
                       "gamma": 0.8, "clip": 1.0, "save_every": args.steps, "seed": 0}}, f"variant {variant}")
-        model, opt, sched = _model_and_optimiser(cfg, dev)
+        model, opt, sched = model_and_optimiser(cfg, dev)
         batches = StepBatches(cfg)
         t0, recent = time.perf_counter(), []
         for step in tqdm(range(args.steps), desc=f"variant {variant}", unit="step"):
-            _, epe_out, _, epe_warm = _step(model, opt, sched, batches[step], cfg["train"], dev)
+            _, epe_out, _, epe_warm = train_step(model, opt, sched, batches[step], cfg["train"], dev)
             recent = (recent + [(epe_warm, epe_out)])[-50:]
             if (step + 1) % args.score_every == 0 or step + 1 == args.steps:
                 s = score(model)

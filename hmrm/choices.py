@@ -159,10 +159,10 @@ def _measured_pretraining() -> str:
 
 def _measured_scales() -> str:
     t = _table("benchmarks/results/flow_scales", "delta:flow scale:max warm error")
-    last = {}
+    last, steps = {}, 0
     for k in range(len(t)):  # the last row of each variant
-        last[t.cell(k, 0)] = t.cell(k, "best iteration")
-    return (f"the GRU trained 400 steps from tuned DIS, its best iteration against DIS on a development SynthME: "
+        last[t.cell(k, 0)], steps = t.cell(k, "best iteration"), t.value(k, "step")
+    return (f"the GRU trained {steps} steps from tuned DIS, its best iteration against DIS on a development SynthME: "
             f"RAFT's scales {last['1:1:0.5']}, the update's scale alone {last['0.02:1:0.5']}, both scales with the "
             f"loss on every pixel {last['0.02:40:0']}, all three {last['0.02:40:0.5']} "
             "(`benchmarks/results/flow_scales.md`); the whole face recipe, 1200 steps: GRU minus DIS "

@@ -145,7 +145,7 @@ def train(cfg: dict, out: str | Path, max_minutes: float | None = None, progress
         return _train(cfg, Path(out), max_minutes, progress, command, device, workers)
 
 
-def _model_and_optimiser(cfg: dict, dev):
+def model_and_optimiser(cfg: dict, dev):
     """A fresh GRU-AOFE (seeded), AdamW with the refinement stage as its own parameter group (a small
     per-pixel MLP: its own, higher learning rate) and the one-cycle schedule. With ``train.frozen_gru``
     (a weights folder) every part but the refinement stage comes from those weights and stays frozen,
@@ -153,10 +153,10 @@ def _model_and_optimiser(cfg: dict, dev):
     tr = cfg["train"]
     torch.manual_seed(tr.get("seed", 0))
     model = GRUAOFE(FlowConfig(**cfg["model"])).to(dev)
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("refiner.")], "lr": tr["lr"]}]
     if tr.get("frozen_gru"):
         _load_frozen_gru(model, tr["frozen_gru"])
-        groups = []
+    groups = [] if tr.get("frozen_gru") else [
+        {"params": [p for n, p in model.named_parameters() if not n.startswith("refiner.")], "lr": tr["lr"]}]
     if model.refiner is not None:
         groups.append({"params": list(model.refiner.parameters()), "lr": tr.get("refine_lr", tr["lr"])})
     opt = torch.optim.AdamW(groups, lr=tr["lr"], weight_decay=tr["weight_decay"])
@@ -184,7 +184,7 @@ def _load_frozen_gru(model: GRUAOFE, folder: str) -> None:
             p.requires_grad_(False)
 
 
-def _step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, float, float]:
+def train_step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, float, float]:
     """One optimiser step on ``batch``; the loss and the end-point errors of the output, of the GRU
     before the refinement stage, and of the warm start (NaN without one)."""
     f1, f2, flow, valid, init = batch
@@ -224,7 +224,7 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
 
     dev = pick_device(device)
     tr = cfg["train"]
-    model, opt, sched = _model_and_optimiser(cfg, dev)
+    model, opt, sched = model_and_optimiser(cfg, dev)
     ckpt_path = out / "checkpoint.pt"
     parts = {"model": model, "opt": opt, "sched": sched}
 
@@ -250,7 +250,7 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
 
     model.train()
     for batch in loader:
-        running.append(_step(model, opt, sched, batch, tr, dev))
+        running.append(train_step(model, opt, sched, batch, tr, dev))
         step += 1
         bar.update()
         bar.set_postfix(loss=f"{running[-1][0]:.3f}", epe=f"{running[-1][1]:.3f}", warm=f"{running[-1][3]:.3f}")
