@@ -373,7 +373,9 @@ for variant, (dis_epe, *its) in last.items():
 # At RAFT's scales the GRU returns its warm start to four decimals even with the loss restricted. The
 # update's scale alone makes it worse (it now moves, but blind to the flow's shape, and each iteration
 # adds error); both scales with the loss over every pixel barely move it; only with all three does the
-# face EPE fall well below tuned DIS's, the second iteration lower than the first. `configs/flow_pretrain_faces.yaml` is the whole recipe (1200 steps, about 14 minutes on a
+# face EPE fall well below tuned DIS's, the second iteration lower than the first. (One run per variant
+# on a few pairs, so read it as a screen, without an interval; the interval over subjects comes with the
+# whole recipe below.) `configs/flow_pretrain_faces.yaml` is the whole recipe (1200 steps, about 14 minutes on a
 # 2-core CPU, the refinement stage trained on top with its loss stopped at its input, `refine_detach`,
 # so that it cannot absorb the error the GRU should fix). The same benchmark as above, on the
 # development SynthME, for those weights (not the shipped ones):
