@@ -40,7 +40,7 @@ demo: $(STAMP)
 figures: $(STAMP)
 	$(VENV)/bin/hmrm synthme --out $(SYNTHME) --figure figures/synthme_montage.png
 	$(VENV)/bin/hmrm efficiency --out figures/efficiency.md --batch 1 32 --repeats 5 --warmup 2 --input-size 112 --quiet
-	$(PY) benchmarks/flow_bench.py --root $(SYNTHME) --table figures/flow_bench.md --figure figures/flow_bench.png
+	$(PY) benchmarks/flow_bench.py --root $(SYNTHME) --table benchmarks/results/flow_parts/seed0.md --figure figures/flow_bench.png
 	$(PY) -m hmrm.flow.facepairs --out figures/flow_pretraining_pairs.png
 
 test: $(STAMP)

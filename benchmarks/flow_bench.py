@@ -20,6 +20,7 @@ Besides the estimators, two kinds of reference rows say where GRU-AOFE's gain co
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -49,7 +50,8 @@ UNTIMED = ("gru_only", "gru_noattn", "refine_dis")  # parts of the network, not 
 PAIRED = (("gru_aofe", "dis_tuned", "full GRU-AOFE minus tuned DIS"),
           ("gru_only", "dis_tuned", "GRU-AOFE without refinement minus tuned DIS"),
           ("gru_only", "gru_noattn", "with attention minus without (refinement off)"),
-          ("gru_aofe", "refine_dis", "full GRU-AOFE minus refinement alone on DIS"))
+          ("gru_aofe", "refine_dis", "full GRU-AOFE minus refinement alone on DIS"),
+          ("gru_aofe", "gru_only", "full GRU-AOFE minus the GRU alone (the refinement stage after it)"))
 METHODS = ("zero",) + CLASSIC_METHODS + tuple(BLUR) + LEARNED
 
 
@@ -75,10 +77,16 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="folder with NAME.pt/.json (default: the shipped weights' folder)")
     ap.add_argument("--name", default="gru_aofe", help="which weights of that folder (default: gru_aofe)")
     ap.add_argument("--table", default="", help="also write the markdown table (and its JSON twin) here; the "
-                    "committed one is figures/flow_bench.md, which `make figures` rewrites (default: print only, so "
+                    "committed one is benchmarks/results/flow_parts/seed0.md, which `make figures` rewrites (default: print only, so "
                     "a reader's run leaves the committed figures alone)")
     ap.add_argument("--figure", default="", help="also draw the bar chart here (figures/flow_bench.png for the committed one)")
+    ap.add_argument("--redraw", default="", help="only redraw --figure from this committed table (no flows computed)")
     args = ap.parse_args()
+    if args.redraw:
+        if not args.figure:
+            ap.error("--redraw needs --figure")
+        draw(Path(args.redraw), None, args.figure)
+        return
 
     samples = load_synthme(args.root)[: args.limit]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -226,34 +234,56 @@ def main() -> None:
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
         write_results(Path(args.table), text + "\n")
     if args.figure:
-        import matplotlib
+        draw(Path(args.table) if args.table else None, text if not args.table else None, args.figure)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-        pos = np.arange(len(methods))
-        face = [np.mean(stats[m]["epe"]) for m in methods]
-        move = [np.nanmean(stats[m]["epe_move"]) for m in methods]
-        axes[0].bar(pos - 0.2, face, 0.4, label="face")
-        axes[0].bar(pos + 0.2, move, 0.4, label="expression pixels")
-        top = 1.35 * max([f for f, m in zip(face, methods) if m != "zero"] or face)  # "zero" would flatten the rest
-        axes[0].set_ylim(0, top)
-        for x, y in zip(pos, face):
-            axes[0].text(x - 0.2, min(y, 0.8 * top), f"{y:.3f}", ha="center", va="bottom", fontsize=7, rotation=90,
-                         color="white" if y > top else "black")
-        axes[0].set_ylabel("EPE (px)" + ("; the zero bar is cut" if "zero" in methods else ""))
-        axes[0].legend(loc="upper right")
-        axes[1].bar(pos, [1e3 * np.mean(stats[m]["t"]) for m in methods], color="grey")
-        axes[1].set_yscale("log")
-        axes[1].set_ylabel("CPU ms per pair (log)")
-        for ax in axes:
-            ax.set_xticks(pos, methods, rotation=35, ha="right")
-        fig.suptitle(f"Optical flow on SynthME, {len(samples)} pairs")
-        fig.tight_layout()
-        fig.savefig(args.figure, dpi=100)
-        print(f"figure written to {args.figure}")
+def _key(label: str) -> str:
+    """The method name of a table row's label."""
+    if label.replace("*", "").startswith("GRU-AOFE ("):  # the full network's row names its weights
+        return "gru_aofe"
+    return next((k for k, v in LABELS.items() if v == label), label)
 
+
+def draw(table: Path | None, text: str | None, path: str) -> None:
+    """The bar chart of a benchmark's method table (a committed results file, or the text just printed):
+    face and expression-pixel EPE per method, and the CPU time of the methods that are timed. Drawn from
+    the table's rounded values, so the same table draws the same figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hmrm.resultfiles import ResultsFile, parse_results_markdown, read_results
+
+    res = read_results(table) if table is not None else ResultsFile(Path("printed"), parse_results_markdown(text))
+    t = res.table("method")
+    methods = [_key(r["method"]) for r in t.rows()]
+    face = [t.value(k, "face EPE mean").value for k in range(len(t))]
+    move = [t.value(k, "expression-pixel EPE") for k in range(len(t))]
+    timed = [(m, t.value(k, "CPU ms / pair")) for k, m in enumerate(methods) if m not in UNTIMED]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [len(methods), max(len(timed), 1)]})
+    pos = np.arange(len(methods))
+    axes[0].bar(pos - 0.2, face, 0.4, label="face")
+    axes[0].bar(pos + 0.2, move, 0.4, label="expression pixels")
+    top = 1.35 * max([f for f, m in zip(face, methods) if m != "zero"] or face)  # "zero" would flatten the rest
+    axes[0].set_ylim(0, top)
+    for x, y in zip(pos, face):
+        axes[0].text(x - 0.2, min(y, 0.8 * top), f"{y:.3f}", ha="center", va="bottom", fontsize=7, rotation=90,
+                     color="white" if y > top else "black")
+    axes[0].set_ylabel("EPE (px)" + ("; the zero bar is cut" if "zero" in methods else ""))
+    axes[0].legend(loc="upper right")
+    axes[0].set_xticks(pos, methods, rotation=35, ha="right")
+    axes[1].bar(np.arange(len(timed)), [ms for _, ms in timed], color="grey")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("CPU ms per pair (log)")
+    axes[1].set_xticks(np.arange(len(timed)), [m for m, _ in timed], rotation=35, ha="right")
+    axes[1].set_title("methods as used (the ablations are parts of one pass)", fontsize=9)
+    n = re.search(r"(\d+) onset->apex pairs", " ".join(res.text))
+    fig.suptitle(f"Optical flow on SynthME{f', {n.group(1)} pairs' if n else ''}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"figure written to {path}")
 
 if __name__ == "__main__":
     main()

@@ -52,9 +52,12 @@ def _table(file: str, first: str, caption: str | None = None):
     return read_results(file).table(first, caption)
 
 
+FLOW_BENCH = "benchmarks/results/flow_parts/seed0"  # benchmarks/flow_bench.py on the demo's SynthME (make figures)
+
+
 def _flow(method: str, column: str = "face EPE mean") -> float:
     """A method's face EPE in the committed flow benchmark (the estimate, where the cell is an interval)."""
-    value = _table("figures/flow_bench", "method").value(method, column)
+    value = _table(FLOW_BENCH, "method").value(method, column)
     return value.value if isinstance(value, Interval) else value
 
 
@@ -123,7 +126,7 @@ def _part_words(d: Interval, verdict: str) -> str:
 
 def _measured_parts(label: str, what: str) -> str:
     (a, va), (b, vb) = _part(label, 0), _part(label, 2)
-    return (f"{what}: face EPE {_px(a)} on the demo's SynthME ({_part_words(a, va)}) and {_px(b)} on seed 2 "
+    return (f"{what + ': ' if what else ''}face EPE {_px(a)} on the demo's SynthME ({_part_words(a, va)}) and {_px(b)} on seed 2 "
             f"({_part_words(b, vb)}), paired over subjects (`benchmarks/results/flow_parts/seed0.md`, `seed2.md`)")
 
 
@@ -134,26 +137,27 @@ def _measured_attention() -> str:
         rows = list(t.table("step", caption=f"**{form} attention, from warm start**").rows())
         ends[form] = rows[-1]["entropy / log(HW)"]
     return (f"fitting 8 generated pairs, GMA's form ends with rows at {ends['dot']:.3f} log(HW) (uniform), the cosine "
-            f"form at {ends['cosine']:.3f} (`benchmarks/results/flow_overfit.md`); in the shipped weights (GMA's form) "
+            f"form at {ends['cosine']:.3f} (`benchmarks/results/flow_overfit.md`); in the shipped weights "
             + _measured_parts("with attention minus without (refinement off)", "with attention minus without"))
 
 
 def _measured_refinement() -> str:
-    t = _table("figures/flow_bench", "subject")
+    t = _table(FLOW_BENCH, "subject")
     better = sum(1 for r in t.rows() if r["gru_aofe"] < r["dis_tuned"])
-    gru, full, dis = _flow("GRU-AOFE without"), _flow("GRU-AOFE (shipped"), _flow("dis_tuned")
-    share = (gru - full) / (dis - full) if dis > full else float("nan")
+    gru, full, dis = _flow("GRU-AOFE without its refinement"), _flow("GRU-AOFE (shipped"), _flow("dis_tuned")
     noise = _table("figures/flow_error_sources", "build")
     return (f"face EPE {gru} px without it, {full} px with it (tuned DIS {dis} px): "
-            f"{'all' if share >= 0.95 else f'{share:.0%}'} of GRU-AOFE's gain over tuned DIS; better than tuned DIS on "
-            f"{better} of {len(t)} subjects (`figures/flow_bench.md`; no interval measured). Why drift: tuned DIS "
+            + _measured_parts("full GRU-AOFE minus the GRU alone (the refinement stage after it)", "with minus without")
+            + f"; GRU-AOFE better than tuned DIS on {better} of {len(t)} subjects (`{FLOW_BENCH}.md`). Why drift: tuned DIS "
             f"scores {noise.value('as shipped', 'tuned DIS')} px on three subjects as built, "
             f"{noise.value('no sensor noise', 'tuned DIS')} px without sensor noise (`figures/flow_error_sources.md`)")
 
 
 def _measured_pretraining() -> str:
     w = _weights()
-    return (f"the shipped weights: {w['steps']} steps in {w['train_seconds'] / 60:.0f} min on {w['device']} "
+    first = w["first_stage"]
+    return (f"the shipped weights: the GRU {first['steps']} steps in {first['train_seconds'] / 60:.0f} min, then the "
+            f"refinement stage {w['steps']} steps in {w['train_seconds'] / 60:.0f} min on {w['device']} "
             "(`hmrm/flow/weights/gru_aofe.json`); what FlyingChairs pretraining would give is not measured here")
 
 
@@ -165,10 +169,8 @@ def _measured_scales() -> str:
     return (f"the GRU trained {steps} steps from tuned DIS, its best iteration against DIS on a development SynthME: "
             f"RAFT's scales {last['1:1:0.5']}, the update's scale alone {last['0.02:1:0.5']}, both scales with the "
             f"loss on every pixel {last['0.02:40:0']}, all three {last['0.02:40:0.5']} "
-            "(`benchmarks/results/flow_scales.md`); the whole face recipe, 1200 steps: GRU minus DIS "
-            + _px(_table("benchmarks/results/flow_parts/dev1_faces", "difference").value(
-                "GRU-AOFE without refinement minus tuned DIS", "EPE (px)"))
-            + " (`benchmarks/results/flow_parts/dev1_faces.md`)")
+            "(`benchmarks/results/flow_scales.md`); in the shipped weights the GRU minus DIS is "
+            + _measured_parts("GRU-AOFE without refinement minus tuned DIS", ""))
 
 
 def _measured_flow_lever() -> str:
@@ -234,26 +236,28 @@ PARTS: dict[str, tuple[Choice, ...]] = {
                "no micro-expression set can be downloaded without a licence"),
     ),
     "gru_aofe": (
-        Choice("pretraining data", "FlyingChairs and FlyingThings", "pairs generated on the fly (textured layers "
-               "under random affine motion, no faces) for the shipped weights; face-domain pairs (`hmrm.flow.facepairs`: "
-               "face-bank photos under local deformation, head motion and a camera) in the recipe being developed",
+        Choice("pretraining data", "FlyingChairs and FlyingThings", "pairs generated on the fly: face-domain pairs "
+               "(`hmrm.flow.facepairs`: face-bank photos and non-face textures under local deformation, head motion and "
+               "a camera) for the GRU, textured layers under affine motion (`hmrm.flow.synthetic`) for the refinement "
+               "stage, trained second on the frozen GRU",
                "fits a CPU, needs no download, and never uses SynthME's motion, clips or seeds", _measured_pretraining),
         Choice("warm start", SILENT, "the GRU starts from tuned DIS, not from zero flow", "so that the network "
                "only has to learn what DIS gets wrong, within a CPU-sized pretraining",
                lambda: _measured_parts("GRU-AOFE without refinement minus tuned DIS", "the GRU (refinement off) minus "
                                        "its warm start")),
         Choice("attention", "attention guides the GRU's updates", "one attention matrix over context features per "
-               "pair mixes the motion features: GMA's scaled dot product with a gain starting at 0 in the shipped "
-               "weights; normalised queries and keys, a learned temperature and a gain starting at 1 in models built now",
-               "GMA's is the closest published design; its form gets almost no gradient to start from, so it "
-               "stays uniform (chapter 03, section 4)", _measured_attention),
-        Choice("scales of the GRU", SILENT, "RAFT's in the shipped weights; in models built now the update times "
-               "0.02 and the flow into the motion encoder times 40; in the face recipe also the GRU's loss only where "
-               "tuned DIS is within 0.5 px (`hmrm.flow.gru_aofe`)", "RAFT's scales are made for motions of pixels: a warm-started face "
-               "flow needs corrections of hundredths, which they drown (chapter 03, section 5)", _measured_scales),
+               "pair mixes the motion features: normalised queries and keys, a learned temperature starting at 10 and "
+               "a gain starting at 1",
+               "GMA's is the closest published design, but its form (dot product, gain starting at 0) gets almost no "
+               "gradient to start from, so it stays uniform (chapter 03, section 4)", _measured_attention),
+        Choice("scales of the GRU", SILENT, "the update times 0.02 and the flow into the motion encoder times 40; the "
+               "GRU's loss only where tuned DIS is within 0.5 px (`hmrm.flow.gru_aofe`)", "RAFT's scales are made for "
+               "motions of pixels: a warm-started face flow needs corrections of hundredths, which they drown "
+               "(chapter 03, section 5)", _measured_scales),
         Choice("refinement stage", SILENT, "a full-resolution learned smoothing after the GRU "
-               "(`hmrm.flow.refine`)", "what is left of DIS's error on a face is drift over flat skin, which "
-               "averaging removes", _measured_refinement),
+               "(`hmrm.flow.refine`), trained after it", "what is left of DIS's error on a face is drift over flat "
+               "skin, which averaging removes; trained together with the GRU on face-domain pairs it made the flow "
+               "worse (chapter 03, section 5)", _measured_refinement),
         Choice("sizes", SILENT, "stride-4 features, a 3-level correlation pyramid of radius 3, 2 GRU iterations",
                "sized for 256 px faces on a CPU"),
         Choice("does flow matter for recognition?", "GRU-AOFE is meant to suppress noise in the flow", "-",

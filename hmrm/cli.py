@@ -889,9 +889,12 @@ def _add_flow(sub) -> None:
     fl = sub.add_parser("flow", help="optical flow: train GRU-AOFE", description="Optical flow commands.")
     fsub = fl.add_subparsers(dest="subcommand", metavar="FLOW_COMMAND")
     ft = fsub.add_parser("train", help="pretrain GRU-AOFE on generated pairs (resumable)", formatter_class=_Help,
-                         description="Pretrains the GRU-AOFE flow network on FlyingChairs-like pairs generated on the "
-                         "fly (hmrm.flow.synthetic; no downloads, no SynthME motion). Checkpoints every train.save_every "
-                         "steps into OUT; the same command resumes. Writes OUT/gru_aofe.pt and gru_aofe.json at the end.")
+                         description="Pretrains the GRU-AOFE flow network on pairs generated on the fly: face-domain pairs "
+                         "(data.generator: faces, hmrm.flow.facepairs) or textured layers (layers, hmrm.flow.synthetic); no "
+                         "downloads, never SynthME's motion. The shipped weights are two runs: configs/flow_pretrain.yaml "
+                         "(the GRU, into runs/flow_pretrain), then configs/flow_pretrain_refine.yaml (a refinement stage on "
+                         "that frozen GRU, train.frozen_gru). Checkpoints every train.save_every steps into OUT; the same "
+                         "command resumes. Writes OUT/gru_aofe.pt and gru_aofe.json at the end.")
     ft.add_argument("--config", type=Path, default=Path("configs/flow_pretrain.yaml"), help="YAML config")
     ft.add_argument("--out", type=Path, default=Path("runs/flow_pretrain"), help="run folder (checkpoint, log, weights)")
     ft.add_argument("--steps", type=_POSITIVE, default=None, help="override train.steps of the config")

@@ -139,7 +139,7 @@ def learned_flow() -> tuple[str, str]:
     except FileNotFoundError:
         return "dis_tuned", ("tuned DIS flow: no GRU-AOFE weights in hmrm/flow/weights/ (they ship with the "
                              "project: restore gru_aofe.pt and gru_aofe.json from git), so the learned row uses "
-                             "GRU-AOFE's warm start, the best classical method on SynthME (figures/flow_bench.md)")
+                             "GRU-AOFE's warm start, the best classical method on SynthME (benchmarks/results/flow_parts/seed0.md)")
 
 
 def demo_rows(learned: str, diagnostics: bool = True) -> list[DemoRow]:

@@ -18,19 +18,19 @@ def test_the_detector_finds_decimals_percentages_counts_and_factors():
 
 
 def test_a_paragraph_cites_the_table_its_figures_come_from():
-    (fig,) = figures_in("GRU-AOFE reaches 0.1111 px (`figures/flow_bench.md`).", "x.md")
-    assert fig.cites == ("figures/flow_bench",)
-    (fig,) = figures_in("GRU-AOFE reaches 0.1111 px.\n\nThe table: `figures/flow_bench.md`.", "x.md")
+    (fig,) = figures_in("Tuned DIS scores 0.0574 px (`figures/flow_error_sources.md`).", "x.md")
+    assert fig.cites == ("figures/flow_error_sources",)
+    (fig,) = figures_in("Tuned DIS scores 0.0574 px.\n\nThe table: `figures/flow_error_sources.md`.", "x.md")
     assert fig.cites == ()
 
 
 def test_a_figure_is_traced_only_to_its_own_table_and_only_when_it_is_there():
-    fig = Figure("x.md", 1, "0.1111", "dec", "", ("figures/flow_bench",))
-    assert traced(fig)
-    assert traced(Figure("x.md", 1, "0.111", "dec", "", ("figures/flow_bench",)))      # rounded from 0.1111
-    assert not traced(Figure("x.md", 1, "0.1121", "dec", "", ("figures/flow_bench",)))  # a changed figure
-    assert not traced(Figure("x.md", 1, "0.1111", "dec", "", ()))                      # no table named
-    assert not traced(Figure("x.md", 1, "0.1111", "dec", "", ("figures/demo_results",)))  # another table
+    src = ("figures/flow_error_sources",)
+    assert traced(Figure("x.md", 1, "0.0574", "dec", "", src))
+    assert traced(Figure("x.md", 1, "0.057", "dec", "", src))       # rounded from 0.0574
+    assert not traced(Figure("x.md", 1, "0.0584", "dec", "", src))  # a changed figure
+    assert not traced(Figure("x.md", 1, "0.0574", "dec", "", ()))   # no table named
+    assert not traced(Figure("x.md", 1, "0.0574", "dec", "", ("figures/demo_results",)))  # another table
 
 
 def test_settings_and_the_papers_figures_are_not_claims_of_ours():

@@ -224,3 +224,24 @@ def test_timing_commands_do_not_rewrite_committed_figures_by_default(s3, tmp_pat
     assert bench.returncode == 0, bench.stderr
     assert not (tmp_path / "figures").exists(), "a reader's run wrote figures/ (the committed figures live there)"
     assert "| method |" in done.stdout.replace("| model |", "| method |") and "face EPE" in bench.stdout
+
+
+def test_the_flow_figure_is_drawn_from_its_table_and_times_only_methods_as_used(s3, tmp_path):
+    """``flow_bench.py --figure`` draws the table it writes; ``--redraw`` draws the same bytes from that table
+    without computing a flow; the ablations, parts of one pass, get no time bar."""
+    bench = [sys.executable, str(REPO / "benchmarks" / "flow_bench.py")]
+    done = subprocess.run(bench + ["--root", str(s3), "--limit", "1", "--methods", "zero,dis",
+                                   "--table", str(tmp_path / "t.md"), "--figure", str(tmp_path / "a.png")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    again = subprocess.run(bench + ["--redraw", str(tmp_path / "t.md"), "--figure", str(tmp_path / "b.png")],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import flow_bench
+    finally:
+        sys.path.pop(0)
+    assert flow_bench._key("**GRU-AOFE** (shipped weights)") == "gru_aofe" == flow_bench._key("GRU-AOFE (weights from x)")
+    assert flow_bench._key(flow_bench.LABELS["gru_only"]) == "gru_only" and "gru_only" in flow_bench.UNTIMED

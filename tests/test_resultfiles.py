@@ -55,7 +55,7 @@ def test_a_missing_twin_says_how_to_make_it(tmp_path):
 
 def test_there_are_committed_results_files():
     names = {p.name for p in COMMITTED}
-    assert {"demo_results.md", "demo_ablations.md", "efficiency.md", "flow_bench.md", "recipe_search.md"} <= names
+    assert {"demo_results.md", "demo_ablations.md", "efficiency.md", "seed0.md", "recipe_search.md"} <= names
 
 
 @pytest.mark.parametrize("md", COMMITTED, ids=lambda p: str(p.relative_to(REPO)))

@@ -22,27 +22,10 @@ at 64^2 x 64^2 for a 256 px face (67 MB in float32), and 3 levels of radius 3 st
 sub-pixel-accurate starting point, so it learns the residual: noise, flat skin, boundaries.
 With ``warm_start=None`` it is a plain RAFT/GMA-style estimator starting from zero.
 
-Two iterations, not RAFT's 12 or this module's former 6: on the 2-core CPU one 256 px pair costs
-0.40 / 0.43 / 0.59 / 0.87 s with 1 / 2 / 3 / 6 iterations (TV-L1: 0.74 s), and in CPU-sized
-pretraining (300 steps with 6 iterations) the recurrent residual stayed within a thousandth of a
-pixel of the warm start, so the extra iterations bought nothing measurable. The refinement stage
-(:mod:`.refine`, ``refine=True``) is where pretraining on generated pairs did pay off: a per-pixel
-rule for how far to average the flow, which removes the sensor-noise drift that DIS leaves on
-flat skin.
+Two iterations, not RAFT's 12: on the 2-core CPU one 256 px pair costs 0.40 / 0.43 / 0.59 / 0.87 s
+with 1 / 2 / 3 / 6 iterations (TV-L1: 0.74 s); the benchmark below times the whole network beside TV-L1.
 
-What each part buys in the shipped weights, measured by ``benchmarks/flow_bench.py`` (committed:
-``benchmarks/results/flow_parts/seed0.md`` and ``seed2.md``, with intervals over subjects): the
-refinement stage all of the gain over tuned DIS; the GRU, its attention and its iterations nothing
-the data can see. Why the attention could not learn was found with :mod:`.overfit`: GMA's form
-(``attention="dot"``, gain starting at 0) gets a gradient about a thousand times below the other
-parts' and keeps uniform rows. Models built now use ``attention="cosine"`` (normalised queries and
-keys, learned temperature, gain starting at 1), whose rows become selective within tens of steps,
-and ``photometric=True`` (full-resolution Lucas-Kanade measurements of the current flow's error,
-:func:`.update.photometric_features`). Checkpoints saved before these fields existed load with the
-values they were trained with (:data:`LEGACY_CONFIG`), so the shipped weights give the same flow as
-before.
-
-Why the GRU itself stayed at its warm start, and what teaches it (``benchmarks/flow_scales.py``,
+Why the GRU once stayed at its warm start, and what teaches it (``benchmarks/flow_scales.py``,
 committed as ``benchmarks/results/flow_scales.md``): RAFT's loss and RAFT's scales are made for motions
 of many pixels. (1) The sequence loss is an L1 error over every valid pixel, and the few pixels where
 tuned DIS fails by pixels (occlusions, lost texture) outweigh the hundredths of a pixel the GRU could
@@ -52,14 +35,23 @@ output is the step in coarse pixels and Adam moves every weight by about its lea
 the step jitters by tenths of a pixel while the corrections are hundredths: ``delta_scale`` (0.02)
 multiplies the update. (3) The current flow enters the motion encoder in coarse pixels, where a
 micro-motion is a few hundredths, invisible beside the correlation features: ``flow_scale`` (40)
-multiplies it there. With the three, the face-domain recipe (``configs/flow_pretrain_faces.yaml``,
-14 minutes on the 2-core CPU) gives a GRU whose face EPE falls with each iteration well below tuned
-DIS's and an attention that measurably helps (``benchmarks/results/flow_parts/dev1_faces.md``, on a
-development SynthME). The refinement stage trained together with it on face-domain pairs
-(``refine_detach``: its loss stops at its input, so it cannot absorb the error the GRU should fix)
-makes that flow worse; trained in a second stage, fresh, on layered pairs with the GRU frozen
-(``configs/flow_pretrain_faces_refine.yaml``, ``train.frozen_gru``), it helps again
-(``benchmarks/results/flow_parts/dev1_faces_refine.md``). Those weights do not ship yet.
+multiplies it there. Why the attention could not learn was found with :mod:`.overfit`: GMA's form
+(``attention="dot"``, gain starting at 0) gets a gradient about a thousand times below the other
+parts' and keeps uniform rows; ``attention="cosine"`` (normalised queries and keys, a learned
+temperature, gain starting at 1) learns. ``photometric=True`` adds full-resolution Lucas-Kanade
+measurements of the current flow's error (:func:`.update.photometric_features`).
+
+The shipped weights are trained in two stages (``configs/flow_pretrain.yaml``, then
+``configs/flow_pretrain_refine.yaml``; ``hmrm/flow/weights/gru_aofe.json`` records both): the GRU,
+its attention and the encoders on face-domain pairs (:mod:`.facepairs`) with the refinement stage
+off, then a fresh refinement stage (:mod:`.refine`) on layered pairs (:mod:`.synthetic`) with
+everything else frozen (``train.frozen_gru``). Trained together with the GRU on face-domain pairs
+the stage made the GRU's flow worse on a development SynthME
+(``benchmarks/results/flow_parts/dev1_faces.md``); trained second, it helps
+(``dev1_faces_refine.md``). What each part buys in the shipped weights, with intervals over subjects,
+is measured by ``benchmarks/flow_bench.py``: ``benchmarks/results/flow_parts/seed0.md`` (the demo's
+SynthME), ``seed2.md`` (the hold-out seed) and ``dev1.md`` (the development seed). Checkpoints saved
+before the newer fields existed load with the values they were trained with (:data:`LEGACY_CONFIG`).
 """
 from __future__ import annotations
 
@@ -92,14 +84,16 @@ class FlowConfig:
     refine_hidden: int = 32
     attention: str = "cosine"  # cosine (learned temperature) / dot (GMA's) / none (ablation: no attention)
     attention_gain: float = 1.0  # the aggregation gain's starting value (GMA: 0)
+    attention_temperature: float = 10.0  # the cosine attention's starting temperature (learned from there)
     photometric: bool = True  # full-resolution brightness measurements of the current flow's error (update.photometric_features)
     flow_scale: float = 40.0  # the current flow (coarse px) enters the motion encoder times this (RAFT: 1)
     delta_scale: float = 0.02  # the flow head's output is multiplied by this (RAFT: 1; use 1 without a warm start)
     refine_detach: bool = True  # the refinement stage's loss does not reach the GRU (training only; flow unchanged)
 
 
-#: What a checkpoint that predates a config field meant by it (the shipped weights, trained before the cosine
-#: attention were trained with GMA's dot-product attention and a gain that started at 0).
+#: What a checkpoint that predates a config field meant by it (the first weights this project shipped, trained
+#: before the cosine attention and the micro-motion scales, used GMA's dot-product attention, a gain that started
+#: at 0 and RAFT's scales; the temperature field only seeds a cosine attention, whose learned value is saved).
 LEGACY_CONFIG = {"attention": "dot", "attention_gain": 0.0, "photometric": False, "flow_scale": 1.0, "delta_scale": 1.0,
                  "refine_detach": False}
 ATTENTION_MODES = ("cosine", "dot", "none")
@@ -113,7 +107,7 @@ class GRUAOFE(nn.Module):
         self.cnet = Encoder(cfg.hidden + cfg.context, 1, cfg.width, "none")
         if cfg.attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {cfg.attention!r}")
-        self.attention = Attention(cfg.context, mode=cfg.attention) if cfg.attention != "none" else None
+        self.attention = Attention(cfg.context, mode=cfg.attention, temperature=cfg.attention_temperature) if cfg.attention != "none" else None
         corr_ch = cfg.levels * (2 * cfg.radius + 1) ** 2
         self.update = UpdateBlock(corr_ch, cfg.hidden, cfg.context, 64, STRIDE, cfg.attention_gain, cfg.photometric,
                                   cfg.flow_scale, cfg.delta_scale)

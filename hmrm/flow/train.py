@@ -1,8 +1,11 @@
 """Pretraining GRU-AOFE on generated pairs: resumable, fixed step budget, atomic checkpoints.
 
 ``hmrm flow train --config configs/flow_pretrain.yaml --out runs/flow_pretrain`` trains for
-``train.steps`` steps on :mod:`hmrm.flow.synthetic` pairs (pair ``i`` of step ``s`` is always
-the same, so a resumed run sees the data an uninterrupted one would). Every ``save_every`` steps
+``train.steps`` steps on generated pairs (``data.generator``: ``faces``, :mod:`hmrm.flow.facepairs`, or
+``layers``, :mod:`hmrm.flow.synthetic`; pair ``i`` of step ``s`` is always the same, so a resumed run sees
+the data an uninterrupted one would). The shipped weights are two such runs: the GRU
+(``configs/flow_pretrain.yaml``), then a refinement stage trained on it frozen
+(``configs/flow_pretrain_refine.yaml``, ``train.frozen_gru``). Every ``save_every`` steps
 ``checkpoint.pt`` is replaced atomically (model, optimiser, schedule, step, elapsed time) and a
 line is added to ``log.csv``. ``--max-minutes`` stops early with a checkpoint; run the same
 command again to continue. At the end ``gru_aofe.pt`` (weights only) and ``gru_aofe.json`` (sha256,
@@ -74,8 +77,8 @@ def check_config(cfg, path: str | Path = "config") -> dict:
         check_fields(FlowConfig(**cfg["model"]), {
             **{k: at_least(1) for k in ("feature_dim", "hidden", "context", "width", "levels", "radius", "iters",
                                         "refine_hidden")}, "warm_start": one_of(*CLASSIC),
-            "attention": one_of(*ATTENTION_MODES), "attention_gain": at_least(0), "flow_scale": positive(),
-            "delta_scale": positive()})
+            "attention": one_of(*ATTENTION_MODES), "attention_gain": at_least(0), "attention_temperature": positive(),
+            "flow_scale": positive(), "delta_scale": positive()})
     except OptionError as exc:
         raise exc.renamed(f"{path}: model.{exc.key}") from None
     if cfg["train"].get("frozen_gru") and not cfg["model"].get("refine", True):
@@ -205,7 +208,8 @@ def train_step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, f
 
 
 def _write_weights(model, out: Path, cfg: dict, step: int, seconds: float, dev, workers: int, command: str) -> Path:
-    """``gru_aofe.pt`` (weights) and ``gru_aofe.json`` (sha256, config, steps, time, machine, command)."""
+    """``gru_aofe.pt`` (weights) and ``gru_aofe.json`` (sha256, config, steps, time, machine, command; for a second
+    stage also the first stage's sha256, config, steps, time and command)."""
     weights = out / "gru_aofe.pt"
     model.cpu()
     with atomic_path(weights) as part:
@@ -214,6 +218,11 @@ def _write_weights(model, out: Path, cfg: dict, step: int, seconds: float, dev, 
             "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(dev),
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers,
             "command": command or " ".join(sys.argv)}
+    if cfg["train"].get("frozen_gru"):  # a second stage: the weights record the first stage's recipe too
+        from .pretrained import weight_info
+
+        first = weight_info("gru_aofe", cfg["train"]["frozen_gru"])
+        meta["first_stage"] = {k: first[k] for k in ("sha256", "config", "steps", "train_seconds", "command") if k in first}
     atomic_write_text(out / "gru_aofe.json", json.dumps(meta, indent=1))
     return weights
 

@@ -96,8 +96,8 @@ class Attention(nn.Module):
     ``mode="cosine"`` (the default): queries and keys are L2-normalised and their cosine is scaled
     by a learned temperature that starts at ``temperature``, so rows can be peaked from the first
     step and the temperature is learned rather than set by the features' norm. ``mode="dot"``: GMA's
-    scaled dot product (``q . k / sqrt(key_dim)``), the attention of the shipped weights, trained before the
-    cosine form; its rows start almost uniform, because a freshly initialised context encoder gives
+    scaled dot product (``q . k / sqrt(key_dim)``), the attention of the first weights this project shipped,
+    trained before the cosine form; its rows start almost uniform, because a freshly initialised context encoder gives
     small, similar keys.
     """
 

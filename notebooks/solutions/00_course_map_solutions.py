@@ -160,9 +160,9 @@ for name, got in (("tuned DIS", dis), ("GRU-AOFE", gru)):
 # %% [markdown]
 # **Answer.** The hash matches, so the weights are the ones their record describes. On this pair
 # GRU-AOFE and tuned DIS agree closely (compare the two error lines), and neither is clearly better:
-# GRU-AOFE *starts* from tuned DIS (its warm start), its recurrent steps leave that start where it
-# was (chapter 03 measures it), and its refinement stage averages the flow over a neighbourhood,
-# which cannot change a motion that is the same everywhere. What the refinement stage learned is
+# GRU-AOFE *starts* from tuned DIS (its warm start), its recurrent steps correct that start by
+# hundredths of a pixel where DIS errs (chapter 03 measures it), and its refinement stage averages the
+# flow over a neighbourhood, which cannot change a motion that is the same everywhere. What the refinement stage learned is
 # meant for face motion, which varies over the face, under sensor noise: chapter 03's benchmark
 # measures it over all SynthME pairs (on chapter 02's two well-textured subjects it need not win).
 
