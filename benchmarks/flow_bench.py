@@ -31,7 +31,7 @@ from hmrm.flow import CLASSIC_METHODS, angular_error, classic_flow
 from hmrm.flow.classic import to_grey
 from hmrm.train.stats import ratio_interval
 from hmrm.markdown import markdown_table
-from hmrm.resultfiles import verdict
+from hmrm.resultfiles import resolve, verdict
 
 LABELS = {
     "zero": "zero (no motion)",
@@ -85,7 +85,7 @@ def main() -> None:
     if args.redraw:
         if not args.figure:
             ap.error("--redraw needs --figure")
-        draw(Path(args.redraw), None, args.figure)
+        draw(resolve(args.redraw).read_text(), args.figure)
         return
 
     samples = load_synthme(args.root)[: args.limit]
@@ -234,7 +234,7 @@ def main() -> None:
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
         write_results(Path(args.table), text + "\n")
     if args.figure:
-        draw(Path(args.table) if args.table else None, text if not args.table else None, args.figure)
+        draw(text, args.figure)
 
 
 def _key(label: str) -> str:
@@ -244,8 +244,8 @@ def _key(label: str) -> str:
     return next((k for k, v in LABELS.items() if v == label), label)
 
 
-def draw(table: Path | None, text: str | None, path: str) -> None:
-    """The bar chart of a benchmark's method table (a committed results file, or the text just printed):
+def draw(text: str, path: str) -> None:
+    """The bar chart of a benchmark's markdown (the text just printed, or a committed results file's):
     face and expression-pixel EPE per method, and the CPU time of the methods that are timed. Drawn from
     the table's rounded values, so the same table draws the same figure."""
     import matplotlib
@@ -253,9 +253,9 @@ def draw(table: Path | None, text: str | None, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hmrm.resultfiles import ResultsFile, parse_results_markdown, read_results
+    from hmrm.resultfiles import ResultsFile, parse_results_markdown
 
-    res = read_results(table) if table is not None else ResultsFile(Path("printed"), parse_results_markdown(text))
+    res = ResultsFile(Path("printed"), parse_results_markdown(text))
     t = res.table("method")
     methods = [_key(r["method"]) for r in t.rows()]
     face = [t.value(k, "face EPE mean").value for k in range(len(t))]

@@ -80,7 +80,7 @@ def main() -> None:
         # the pretraining pieces themselves (hmrm.flow.train), with the refinement stage off
         cfg = check_config({
             "model": {"refine": False, "warm_start": "dis_tuned", "delta_scale": ds, "flow_scale": fs,
-                      "attention_temperature": temp[0] if temp else 10.0},
+                      **({"attention_temperature": temp[0]} if temp else {})},
             "data": {"generator": "faces", "size": 96, "seed": 0, "layered_share": 0.0},
             "train": {"steps": args.steps, "batch": 8, "lr": args.lr, "max_warm_error": me, "weight_decay": 1e-4,
                       "gamma": 0.8, "clip": 1.0, "save_every": args.steps, "seed": 0}}, f"variant {variant}")
