@@ -44,8 +44,9 @@ def main() -> None:
     from hmrm.data.synthme import load_synthme
     from hmrm.demo import DEMO_INPUT_SIZE, describe_recipe, recipe
     from hmrm.train.loso import LOSOData, run_loso
-    from hmrm.train.recipe import recipe_config
-    from hmrm.train.stats import format_interval, paired_difference, run_predictions
+    from hmrm.train.loso import recipe_config
+    from hmrm.markdown import format_interval
+    from hmrm.train.stats import paired_difference, run_predictions
 
     rows = []
     for root in args.roots:

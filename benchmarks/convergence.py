@@ -40,8 +40,8 @@ def main() -> None:
     from hmrm.data.synthme import load_synthme
     from hmrm.demo import DEMO_INPUT_SIZE, describe_recipe, recipe
     from hmrm.train.loso import LOSOData, run_loso
-    from hmrm.train.recipe import recipe_config
-    from hmrm.train.stats import format_interval
+    from hmrm.train.loso import recipe_config
+    from hmrm.markdown import format_interval
 
     manifest = json.loads((args.root / "manifest.json").read_text())
     if manifest["config"]["seed"] != 1:

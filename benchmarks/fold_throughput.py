@@ -35,7 +35,7 @@ from hmrm.demo import DEMO_RECIPES
 from hmrm.markdown import markdown_table
 from hmrm.resultfiles import write_results
 from hmrm.train.loso import LOSOConfig, LOSOData, cpu_cores, run_loso
-from hmrm.train.recipe import recipe_config
+from hmrm.train.loso import recipe_config
 
 
 def random_data(subjects: int, per_subject: int = 16, size: int = 64, seed: int = 0) -> LOSOData:

@@ -3,7 +3,7 @@
 Inputs are random: ``--samples`` flow maps (default 442, the MEGC2019 composite), ``--classes``
 classes (3), spread over ``--subjects`` subjects (68), 3 x 112 x 112 with fixed region boxes
 (:func:`hmrm.efficiency.example_inputs`). The first ``--folds`` folds of a LOSO run
-(:func:`hmrm.train.run_loso`, the real harness: MotionMix, the per-epoch held-out prediction,
+(:func:`hmrm.train.loso.run_loso`, the real harness: MotionMix, the per-epoch held-out prediction,
 checkpoints every 5 epochs) train for ``--epochs`` epochs each, with the default HMRM
 (``--set key=value`` overrides its options), batch 32, AdamW lr 5e-4, in a temporary run folder.
 
@@ -30,9 +30,9 @@ from hmrm.utils import pick_device
 
 
 def random_data(samples: int, classes: int, subjects: int, size: int = 112, seed: int = 0):
-    """A :class:`hmrm.train.LOSOData` of random flow maps: every subject has at least one sample."""
+    """A :class:`hmrm.train.loso.LOSOData` of random flow maps: every subject has at least one sample."""
     from hmrm.efficiency import example_inputs
-    from hmrm.train import LOSOData
+    from hmrm.train.loso import LOSOData
 
     if subjects > samples:
         raise ValueError(f"--subjects ({subjects}) cannot exceed --samples ({samples})")
@@ -56,7 +56,7 @@ def time_folds(device: str = "cuda", epochs: int = 5, folds: int = 2, samples: i
                overrides: dict | None = None, input_size: int = 112, amp: bool = False,
                target_epochs: int = 1000) -> dict:
     """Train the first ``folds`` folds for ``epochs`` epochs; return the timings and extrapolations."""
-    from hmrm.train import LOSOConfig, run_loso
+    from hmrm.train.loso import LOSOConfig, run_loso
 
     if epochs < 3:
         raise ValueError("--epochs must be at least 3 (the first epoch is a warm-up, the last is not marked)")

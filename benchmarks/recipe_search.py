@@ -119,7 +119,7 @@ def main() -> None:
 
     from hmrm.data.synthme import load_synthme
     from hmrm.train.loso import LOSOData, run_loso
-    from hmrm.train.recipe import recipe_config
+    from hmrm.train.loso import recipe_config
 
     ensure_dev_set(args.root)
     manifest = json.loads((args.root / "manifest.json").read_text())

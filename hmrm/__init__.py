@@ -1,10 +1,44 @@
 """The HMRM course library: micro-expression recognition rebuilt from its parts and evaluated honestly.
 
-Data flows one way: :mod:`hmrm.data` (data sets and SynthME) -> :mod:`hmrm.face` (alignment, regions)
--> :mod:`hmrm.flow` (optical flow) -> :mod:`hmrm.features` (network inputs) -> :mod:`hmrm.augment`
-(MotionMix) -> :mod:`hmrm.model` (HMRM, baselines; :mod:`hmrm.ssm` the selective scan) ->
-:mod:`hmrm.train` (LOSO, scores, tables). Every measured table is saved with a JSON twin
-(:mod:`hmrm.resultfiles`); :mod:`hmrm.evidence` reads the committed comparisons with their verdicts and
-:mod:`hmrm.choices` sets the paper's choices apart from ours. ``hmrm --help`` lists the commands.
+Data flows one way: :mod:`hmrm.face` (alignment, regions) and :mod:`hmrm.flow` (optical flow) serve
+:mod:`hmrm.data` (data sets and SynthME); :mod:`hmrm.features` turns clips into network inputs,
+:mod:`hmrm.augment` mixes them (MotionMix), :mod:`hmrm.model` recognises them (HMRM, baselines;
+:mod:`hmrm.ssm` the selective scan) and :mod:`hmrm.train` trains and scores them (LOSO, intervals,
+tables). Every measured table is saved with a JSON twin (:mod:`hmrm.resultfiles`); :mod:`hmrm.evidence`
+reads the committed comparisons with their verdicts and :mod:`hmrm.choices` sets the paper's choices
+apart from ours. ``hmrm --help`` lists the commands.
+
+Layers
+------
+One layer a line, lowest first. A module imports from its own layer and from the layers above it in
+this list, never from one below it, and no import closes a circle (``tests/test_structure.py`` reads
+this list and checks every import statement, those inside functions included). A module belongs to
+the most specific layer that names it or a package above it::
+
+    hmrm.utils            atomic writes, locks, worker pools, devices, the cache folder
+    hmrm.markdown         markdown tables, an estimate with its interval as text
+    hmrm.options          checks of configuration fields, with the flag or field they came from
+    hmrm.checkpoint       checkpoints of a resumable training loop (flow pretraining and LOSO folds)
+    hmrm.resultfiles      measured tables and their JSON twins
+    hmrm.face             detection, landmarks, alignment, regions
+    hmrm.flow             optical flow: operations, classical methods, GRU-AOFE, head-motion removal
+    hmrm.data             sample records, class schemes, data-set loaders, the face bank, SynthME
+    hmrm.viz              pictures: the flow colour wheel, overlays, plots, montages
+    hmrm.flow.facepairs   GRU-AOFE's pretraining pairs, drawn on the face bank's photos
+    hmrm.flow.train       GRU-AOFE's pretraining loop
+    hmrm.features         network inputs from clips: flow, strain, the flow cache
+    hmrm.augment          MotionMix
+    hmrm.ssm              the selective scan and the Mamba blocks
+    hmrm.model            HMRM, its ablations and the baselines
+    hmrm.train            LOSO training, scores, intervals, calibration, tables
+    hmrm.explain          which regions drive a prediction
+    hmrm.evidence         the committed comparisons and their verdicts
+    hmrm.demo             the main job on SynthME
+    hmrm.choices          the paper's choices against ours, measured
+    hmrm.beyond           experiments beyond the paper (apex, head motion, calibration ...)
+    hmrm.efficiency       parameters, operations and speed
+    hmrm.viz.widgets      the flow explorer in a notebook
+    hmrm.doctor           what this machine can run
+    hmrm.cli              the ``hmrm`` command
 """
 __version__ = "0.1.0"

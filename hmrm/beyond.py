@@ -31,7 +31,20 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .data.apex import _grey, estimate_apex
+from .data.records import DataError
+from .data.synthme import load_synthme
+from .data.synthme.load import load_gt_flow
+from .demo import recipe
+from .features import estimate_flow, load_aligned_pair, resize_flow
+from .flow import endpoint_error
+from .flow.stabilize import remove_head_motion
+from .markdown import format_interval, markdown_table
+from .resultfiles import write_results
+from .train.loso import LOSOData, recipe_config, run_loso
+from .train.stats import paired_difference, ratio_interval, run_predictions
 from .utils import atomic_write_text
+from .utils import cache_dir as default_cache
 
 MODELS = ("hmrm", "ststnet")
 
@@ -42,8 +55,6 @@ def estimate_apex_difference(frames, onset: int = 0, offset: int | None = None, 
     over the central part of the frame) from the onset frame, after smoothing over ``smooth``
     frames. No flow, so about 50 times faster than :func:`hmrm.data.apex.estimate_apex`, and blind
     to what moved: a head turn or a blink counts like an expression."""
-    from .data.apex import _grey
-
     offset = len(frames) - 1 if offset is None else offset
     if not 0 <= onset <= offset < len(frames):
         raise ValueError(f"need 0 <= onset <= offset < {len(frames)}, got {onset}, {offset}")
@@ -58,8 +69,6 @@ def estimate_apex_difference(frames, onset: int = 0, offset: int | None = None, 
 
 
 def _estimate_apex_flow(frames, onset, offset):
-    from .data.apex import estimate_apex
-
     return estimate_apex(frames, onset, offset)
 
 
@@ -101,16 +110,10 @@ def variant_runs(variants: dict[str, dict], out: str | Path, flow: str, models: 
                  progress: bool = True, workers: int | None = 1, log=print) -> list[dict]:
     """Train each model on each variant (run folders ``out/<variant>/<model>``, resumable) and compare
     every variant with the first one, paired over subjects. A variant is ``{"samples": [...]}`` plus
-    optionally ``"head_motion"`` (see :class:`~hmrm.train.LOSOConfig`) and ``"flow"`` (instead of
+    optionally ``"head_motion"`` (see :class:`~hmrm.train.loso.LOSOConfig`) and ``"flow"`` (instead of
     ``flow``). A variant on other clips than the reference's (another SynthME build) is not paired:
     its row has ``"difference": None`` and is read against the reference by the two intervals. Returns one row per
     (model, variant): UF1 / UAR with their intervals and the paired difference from the reference."""
-    from .demo import recipe
-    from .train.loso import LOSOData, run_loso
-    from .train.recipe import recipe_config
-    from .train.stats import paired_difference, run_predictions
-    from .utils import cache_dir as default_cache
-
     out = Path(out)
     base = Path(cache_dir) if cache_dir is not None else default_cache("features")
     names = list(variants)
@@ -144,9 +147,6 @@ def variant_table(rows: Sequence[dict], extra: dict[str, dict[str, str]] | None 
                   extra_header: Sequence[str] = ()) -> str:
     """Markdown: one line per (model, variant), the reference first, with the paired differences;
     ``extra[variant]`` adds columns (``extra_header``) such as the apex error."""
-    from .markdown import markdown_table
-    from .train.stats import format_interval
-
     lines = []
     for r in sorted(rows, key=lambda r: MODELS.index(r["model"]) if r["model"] in MODELS else 99):
         d = r.get("difference")
@@ -162,8 +162,6 @@ def variant_table(rows: Sequence[dict], extra: dict[str, dict[str, str]] | None 
 
 def _samples(root) -> tuple[list, str]:
     """SynthME samples from a folder (or given as a list), and how to name them in a table."""
-    from .data.synthme import load_synthme
-
     if isinstance(root, (str, Path)):
         return load_synthme(root), str(root)
     return root, f"{len(root)} SynthME clips"
@@ -172,8 +170,6 @@ def _samples(root) -> tuple[list, str]:
 def _write_results(out: Path, stem: str, summary: dict, md: str, table) -> dict:
     """``out/<stem>.json`` and ``out/<stem>.md`` (and ``table`` with its JSON twin), atomically; the
     summary with its table."""
-    from .resultfiles import write_results
-
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / f"{stem}.md", md)
     if table is not None:
@@ -227,13 +223,6 @@ def head_motion_flow_errors(samples, methods: Sequence[str] = ("gt", "dis_tuned"
     head motion included: its row measures the compensation alone."""
     from tqdm.auto import tqdm
 
-    from .data.records import DataError
-    from .data.synthme.load import load_gt_flow
-    from .features import estimate_flow, load_aligned_pair
-    from .flow import endpoint_error
-    from .flow.stabilize import remove_head_motion
-    from .train.stats import ratio_interval
-
     subjects = sorted({s.group for s in samples})
     rows = []
     for method in methods:
@@ -282,9 +271,6 @@ def head_motion_experiment(root="data/synthme_head", out: str | Path = "runs/bey
     """Head-motion compensation on a SynthME whose head moves more than its faces (``hmrm synthme
     --preset head``): flow EPE against the expression-only truth with and without it, and LOSO
     UF1 / UAR of each model on ``flow`` with ``head_motion`` keep and remove, paired over subjects."""
-    from .markdown import markdown_table
-    from .train.stats import format_interval
-
     out = Path(out)
     samples, where = _samples(root)
     errors = head_motion_flow_errors(samples, error_methods, progress)
@@ -320,11 +306,6 @@ def flow_accuracy(samples, methods: Sequence[str] = ("dis_tuned", "dis_tuned_x2"
     import cv2
     from tqdm.auto import tqdm
 
-    from .data.synthme.load import load_gt_flow
-    from .features import estimate_flow, load_aligned_pair, resize_flow
-    from .flow import endpoint_error
-    from .train.stats import ratio_interval
-
     subjects = sorted({s.group for s in samples})
     keys = ("epe", "motion", "input_epe", "input_motion")
     rows = []
@@ -356,9 +337,6 @@ def flow_accuracy(samples, methods: Sequence[str] = ("dis_tuned", "dis_tuned_x2"
 
 def flow_accuracy_table(rows: Sequence[dict], labels: Sequence[str] | None = None) -> str:
     """A markdown table of :func:`flow_accuracy` rows (``labels`` name the data each row was measured on)."""
-    from .markdown import markdown_table
-    from .train.stats import format_interval
-
     labels = labels or [""] * len(rows)
     return markdown_table(
         ["data", "flow", "face (px)", "true motion (px)", "EPE (px) [95%]", "EPE / motion [95%]",

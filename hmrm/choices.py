@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .demo import DEMO_INPUT_SIZE, DEMO_RECIPES
+from .markdown import markdown_table
 from .resultfiles import REPO, Interval, read_results
+from .train.loso.config import LOSOConfig
 
 SILENT = "silent"
 _H, _S = DEMO_RECIPES["hmrm"], DEMO_RECIPES["ststnet"]
@@ -41,8 +43,6 @@ class Choice:
 
 def _default_batch_size() -> int:
     from dataclasses import fields
-
-    from .train.loso.config import LOSOConfig
 
     return next(f.default for f in fields(LOSOConfig) if f.name == "batch_size")
 
@@ -342,8 +342,6 @@ def measured(choice: Choice) -> str:
 
 def choices_markdown(part: str) -> str:
     """The "paper says / this course chose" box of one part, as a markdown table."""
-    from .markdown import markdown_table
-
     rows = [[f"**{c.topic}**", "*silent*" if c.paper == SILENT else c.paper, c.ours, c.why, measured(c)]
             for c in choices(part)]
     return markdown_table(["", "the paper says", "this course chose", "why", "measured"], rows)

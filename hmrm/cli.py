@@ -1,4 +1,7 @@
-"""The ``hmrm`` command line. ``hmrm --help`` lists the commands; each has its own ``--help``."""
+"""The ``hmrm`` command line. ``hmrm --help`` lists the commands; each has its own ``--help``.
+
+Each command imports the library inside its function, so that ``hmrm --help`` and a refused option
+answer without loading PyTorch and the rest."""
 from __future__ import annotations
 
 import argparse
@@ -224,7 +227,7 @@ def _cmd_explain(args) -> int:
 
     from .data.synthme import load_synthme
     from .explain import explain_figure, explain_run, explanation_table
-    from .train import LOSOData
+    from .train.loso import LOSOData
     from .utils import atomic_write_text
 
     samples = load_synthme(args.synthme)
@@ -287,7 +290,7 @@ _FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_t
 
 
 def flag_of(key: str) -> str:
-    """The ``hmrm loso`` flag that sets a :class:`~hmrm.train.LOSOConfig` field (``model_overrides.depth``
+    """The ``hmrm loso`` flag that sets a :class:`~hmrm.train.loso.LOSOConfig` field (``model_overrides.depth``
     -> ``--set depth``), for messages about a refused value."""
     head, _, sub = key.partition(".")
     if head == "model_overrides" and sub:
@@ -314,7 +317,7 @@ def _parse_sets(items) -> dict:
 
 
 def _loso_config(args):
-    """The :class:`~hmrm.train.LOSOConfig` of ``hmrm loso``'s options; a refused value names its flag."""
+    """The :class:`~hmrm.train.loso.LOSOConfig` of ``hmrm loso``'s options; a refused value names its flag."""
     from .options import OptionError
     from .train.loso import LOSOConfig
     from .train.recipe import default_warmup
@@ -447,7 +450,7 @@ def _run_demo(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """The ``hmrm`` parser: one sub-command per ``_add_*`` function below. Choices and defaults are read
     from the package (flow methods, models, ablations, data sets, class schemes, presets, the fields of
-    :class:`~hmrm.train.LOSOConfig`), so a new method or option appears here without being typed twice."""
+    :class:`~hmrm.train.loso.LOSOConfig`), so a new method or option appears here without being typed twice."""
     p = argparse.ArgumentParser(
         prog="hmrm",
         description="HMRM course library: micro-expression recognition, rebuilt and honestly evaluated.",
@@ -685,7 +688,7 @@ def _beyond_options(p, experiment, flows) -> None:
 
 
 def _loso_defaults() -> dict:
-    """The defaults of :class:`~hmrm.train.LOSOConfig`, which ``hmrm loso`` shows and uses."""
+    """The defaults of :class:`~hmrm.train.loso.LOSOConfig`, which ``hmrm loso`` shows and uses."""
     from dataclasses import MISSING, fields
 
     from .train.loso import LOSOConfig

@@ -51,7 +51,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .data.records import DataError
+from .data.synthme import load_synthme
+from .data.synthme.config import read_manifest
+from .flow.pretrained import weight_info
+from .markdown import format_interval, markdown_table
+from .model import ABLATIONS
+from .model.encoder import STEM_NAMES
+from .resultfiles import write_results
+from .train.folds import finished_folds
+from .train.loso import LOSOData, recipe_config, run_loso
+from .train.loso.harness import require_subjects
+from .train.results import ablation_table, results_table, to_markdown
+from .train.stats import paired_difference, run_predictions
 from .utils import atomic_write_text, write_between_markers
+from .viz.plots import plot_demo_confusions, plot_demo_training
 
 README_BEGIN = "<!-- demo-results:begin (written by `make demo`; do not edit by hand) -->"
 README_END = "<!-- demo-results:end -->"
@@ -118,8 +132,6 @@ def describe_recipe(r: dict) -> str:
         parts.append(f"weight average (EMA {r['ema']:g} per step)")
     parts.append(f"MotionMix p {r['motionmix_p']:g}" if r.get("motionmix_p") else "no MotionMix")
     if "stem" in r:
-        from .model.encoder import STEM_NAMES
-
         parts.append(STEM_NAMES[r["stem"]])
     if "d_model" in r:
         parts.append(f"d_model {r['d_model']}, depth {r['depth']}")
@@ -131,8 +143,6 @@ def describe_recipe(r: dict) -> str:
 def learned_flow() -> tuple[str, str]:
     """The flow method the demo calls "learned" and why: ``gru_aofe`` when weights ship with the
     package, otherwise tuned DIS (GRU-AOFE's warm start, and the best classical method on SynthME)."""
-    from .flow.pretrained import weight_info
-
     try:
         weight_info("gru_aofe")
         return "gru_aofe", "GRU-AOFE flow (shipped weights)"
@@ -186,9 +196,6 @@ def demo_checks(diffs: Sequence[dict]) -> list[dict]:
 
 
 def _synthme_seed(root: Path) -> int | None:
-    from .data.records import DataError
-    from .data.synthme.config import read_manifest
-
     try:
         return read_manifest(root)["config"]["seed"]
     except (OSError, KeyError, DataError):
@@ -205,12 +212,6 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     (default: one per CPU core; the results do not depend on it). ``ablations``: also run the
     paper's HMRM ablations on the learned flow (``out/ablations/<name>``) and write
     ``demo_ablations.md``."""
-    from .data.synthme import load_synthme
-    from .train.loso import LOSOData, run_loso
-    from .train.recipe import recipe_config
-    from .train.loso.harness import require_subjects
-    from .train.stats import paired_difference, run_predictions
-
     root, out = Path(root), Path(out)
     t_start = time.perf_counter()
     samples = load_synthme(root)
@@ -268,15 +269,12 @@ def _row_result(row: DemoRow, metrics: dict, run_dir: Path) -> dict:
     return {"key": row.key, "label": row.label, "role": row.role, "model": row.model, "flow": row.flow,
             "uf1": h["uf1"], "uar": h["uar"], "accuracy": h["accuracy"], "interval": h.get("interval"),
             "best_uf1": best.get("uf1"), "best_uar": best.get("uar"),
-            "seconds": sum(f.get("seconds", 0.0) for f in _fold_results(run_dir)),
+            "seconds": sum(f.get("seconds", 0.0) for f in finished_folds(run_dir)),
             "confusion": h["confusion"], "classes": h["classes"]}
 
 
 def _write_outputs(summary: dict, table: str, ablation_md: str | None, out: Path, figures, readme) -> None:
     """The table (and the ablation table) and the two figures into ``figures``, the table into the README."""
-    from .resultfiles import write_results
-    from .viz.plots import plot_demo_confusions, plot_demo_training
-
     results = summary["rows"]
     if figures is not None:
         figures = Path(figures)
@@ -293,10 +291,6 @@ def _run_ablations(rows, inputs, out: Path, config, input_size: int, epochs: int
                    workers: int | None, log) -> str:
     """Run the paper's HMRM ablations of the main row (``out/ablations/<flow>/<name>``) and return
     their table in markdown (each change against the full network with its paired interval)."""
-    from .model import ABLATIONS
-    from .train.loso import run_loso
-    from .train.results import ablation_table, results_table, to_markdown
-
     main = next(r for r in rows if r.role == "main")
     # without MotionMix in the recipe, the no_motionmix ablation is the full network itself
     names = [a for a in ABLATIONS if a != "full" and not (a == "no_motionmix" and not recipe("hmrm")["motionmix_p"])]
@@ -317,15 +311,11 @@ def _run_ablations(rows, inputs, out: Path, config, input_size: int, epochs: int
     return to_markdown(table.drop(columns=["paper UF1", "paper UAR"]), caption)
 
 
-def _fold_results(run_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((run_dir / "folds").glob("*/result.json"))]
-
-
 def _training_curves(run_dir: Path, label: str) -> dict:
     """What :func:`hmrm.viz.plots.plot_demo_training` draws for one row: its folds' losses and the
     pooled held-out UF1 per epoch (a diagnostic), read from the run folder."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"label": label, "losses": [[e["loss"] for e in f["history"]] for f in _fold_results(run_dir)],
+    return {"label": label, "losses": [[e["loss"] for e in f["history"]] for f in finished_folds(run_dir)],
             "curve": (metrics.get("test_curve_diagnostic") or {}).get("uf1"), "uf1": metrics["honest"]["uf1"]}
 
 
@@ -340,9 +330,6 @@ def _verdict(c: dict) -> str:
 def demo_markdown(summary: dict) -> str:
     """The table the README shows: every row with its intervals, then the paired differences.
     Nothing in it depends on the machine's speed, so a rerun writes the same bytes."""
-    from .markdown import markdown_table
-    from .train.stats import format_interval
-
     rows = summary["rows"]
     seed = summary.get("synthme_seed")
     lines = [f"SynthME{f' (data seed {seed})' if seed is not None else ''}, leave-one-subject-out over "

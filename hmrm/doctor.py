@@ -1,4 +1,7 @@
-"""``hmrm doctor``: one OK / FAIL / INFO line per component, to paste into bug reports."""
+"""``hmrm doctor``: one OK / FAIL / INFO line per component, to paste into bug reports.
+
+Each check imports what it checks inside itself, so that a part that does not import is reported as a
+FAIL line instead of stopping the doctor."""
 from __future__ import annotations
 
 import platform

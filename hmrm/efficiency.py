@@ -39,8 +39,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from .demo import DEMO_INPUT_SIZE, DEMO_RECIPES
 from .markdown import markdown_table
+from .model import ABLATIONS, build_model
+from .model.encoder import STEM_NAMES
 from .model.hmrm import count_parameters
+from .resultfiles import write_results
+from .ssm import mamba
+from .train.loso import build_fold_model, recipe_config
 
 SCAN_FLOPS_PER_ELEMENT = 9
 DEFAULT_BATCHES = (1, 32)
@@ -56,8 +62,6 @@ def scan_flops(batch: int, channels: int, length: int, state: int, skip: bool = 
 def scans_counted(record: list[int]) -> Iterator[None]:
     """Within the block, the Mamba blocks' selective scans append their FLOPs to ``record`` and
     return zeros of the right shape instead of computing (for FLOP counting only)."""
-    from .ssm import mamba
-
     def stub(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, backend="auto"):
         batch, channels, length = u.shape
         record.append(scan_flops(batch, channels, length, A.shape[1], D is not None, z is not None))
@@ -144,18 +148,11 @@ def demo_network():
     """The small HMRM that ``make demo`` trains and scores, built as a demo fold builds it: the demo's
     recipe (:data:`hmrm.demo.DEMO_RECIPES`: convolutional stem, width 48, depth 1) at the demo's input
     size, three classes and three input channels."""
-    from .demo import DEMO_INPUT_SIZE, DEMO_RECIPES
-    from .train.loso import build_fold_model
-    from .train.recipe import recipe_config
-
     return build_fold_model(recipe_config("hmrm", DEMO_RECIPES["hmrm"], "gt", DEMO_INPUT_SIZE), 3, 3)
 
 
 def demo_network_description() -> str:
     """The demo network's options in words (``convolutional stem, width 48, depth 1``)."""
-    from .demo import DEMO_RECIPES
-    from .model.encoder import STEM_NAMES
-
     r = DEMO_RECIPES["hmrm"]
     return f"{STEM_NAMES[r.get('stem', 'patch')]}, width {r['d_model']}, depth {r['depth']}"
 
@@ -164,8 +161,6 @@ def default_models(input_size: int | None = None, demo: bool = True) -> dict[str
     """Builders of HMRM (``hmrm``, the paper's size), each ablation (``hmrm/<name>``), the network the
     demo trains (:data:`DEMO_NETWORK`, at its own input size; ``demo=False`` leaves it out) and each
     baseline, by name."""
-    from .model import ABLATIONS, build_model
-
     extra = {} if input_size is None else {"input_size": input_size}
     models: dict[str, Callable[[], nn.Module]] = {}
     for ablation, overrides in ABLATIONS.items():
@@ -299,8 +294,6 @@ def write_efficiency(path: str | Path | None, input_size: int = 112, batches: Se
                      command: str | None = None, progress: Callable[[str], None] | None = None) -> str:
     """Measure (:func:`efficiency_rows`) and write the markdown table to ``path`` atomically, with its
     JSON twin (:func:`hmrm.resultfiles.write_results`); return it. ``path`` None: only return it."""
-    from .resultfiles import write_results
-
     rows = efficiency_rows(models, input_size, batches, repeats, warmup, progress)
     text = efficiency_markdown(rows, input_size, repeats, warmup, command=command)
     if path is not None:

@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from .markdown import markdown_table
 from .resultfiles import REPO, Interval, read_results
 
 DEMO = "figures/demo_results"
@@ -140,8 +141,6 @@ def all_comparisons() -> list[Comparison]:
 def evidence_markdown(comparisons: list[Comparison] | None = None) -> str:
     """The comparisons as one markdown table, with the verdict and a rough count of the subjects that
     would resolve each one inside the noise."""
-    from .markdown import markdown_table
-
     comparisons = all_comparisons() if comparisons is None else comparisons
     rows = []
     for c in comparisons:

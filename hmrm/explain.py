@@ -31,7 +31,16 @@ from typing import Sequence
 
 import numpy as np
 
+from .data.au import au_displacement, parse_aus
+from .data.records import DataError
 from .face.regions import REGION_NAMES, region_boxes
+from .features import load_aligned_pair
+from .markdown import format_interval, markdown_table
+from .train.loso import LOSOConfig, build_fold_model, loso_splits
+from .train.loso.fold import input_scale
+from .train.loso.run_folder import load_final_weights
+from .train.stats import CONFIDENCE, subject_interval
+from .viz.plots import plot_explanations
 
 #: A landmark counts as moved when it moves by at least this share of the clip's largest landmark move.
 MOVED_SHARE = 0.25
@@ -40,8 +49,6 @@ MOVED_SHARE = 0.25
 def moved_regions(aus: str, landmarks: np.ndarray, size: int, share: float = MOVED_SHARE) -> list[str]:
     """The regions of :data:`REGION_NAMES` whose box holds a landmark that the action units ``aus``
     (SynthME's code, e.g. ``"1+2+R12"``) move; ``landmarks`` (68, 2) in an image of side ``size``."""
-    from .data.au import au_displacement, parse_aus
-
     d = np.zeros((68, 2))
     for au, side in parse_aus(aus):
         d += au_displacement(au, 0.0 if side == "L" else 1.0, 0.0 if side == "R" else 1.0)
@@ -117,8 +124,6 @@ class Explanations:
     def summary(self, n_resamples: int = 10_000, seed: int = 0) -> dict:
         """Hit rate of each map, chance, and the paired difference hit - chance with its 95 % interval
         over held-out subjects (clips with no moved region are left out)."""
-        from .train.stats import CONFIDENCE, subject_interval
-
         keep = np.array([len(m) > 0 for m in self.moved])
         g = np.asarray(self.groups, dtype=object)[keep]
         subjects = sorted(set(g.tolist()))
@@ -147,10 +152,6 @@ class Explanations:
 
 def _fold_model(run_dir: Path, subject: str, config, data, train_idx):
     """The final weights of one fold of a run, and the input scale it used (from its training clips)."""
-    from .train.loso import build_fold_model
-    from .train.loso.fold import input_scale
-    from .train.loso.run_folder import load_final_weights
-
     model = build_fold_model(config, len(data.classes), data.x.shape[1])
     load_final_weights(run_dir, subject, model)
     return model, input_scale(data.x[train_idx])
@@ -159,14 +160,10 @@ def _fold_model(run_dir: Path, subject: str, config, data, train_idx):
 def explain_run(run_dir, data, samples, progress: bool = True) -> Explanations:
     """Explain every held-out clip of a finished LOSO run folder with the fold that held it out.
 
-    ``data`` is the run's :class:`~hmrm.train.LOSOData` (refused when its fingerprint is not the
+    ``data`` is the run's :class:`~hmrm.train.loso.LOSOData` (refused when its fingerprint is not the
     run's), ``samples`` the SynthME samples it was built from (their action units and landmarks)."""
     import torch
     from tqdm.auto import tqdm
-
-    from .data.records import DataError
-    from .features import load_aligned_pair
-    from .train.loso import LOSOConfig, loso_splits
 
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "config.json").read_text())
@@ -199,9 +196,6 @@ def explain_run(run_dir, data, samples, progress: bool = True) -> Explanations:
 
 def explanation_table(summaries: dict[str, dict]) -> str:
     """Markdown: per run and map, the hit rate, chance and the difference with their intervals."""
-    from .markdown import markdown_table
-    from .train.stats import format_interval
-
     rows = []
     for name, s in summaries.items():
         for which in ("attention", "saliency"):
@@ -218,9 +212,6 @@ def explanation_table(summaries: dict[str, dict]) -> str:
 def explain_figure(expl: Explanations, samples, classes: Sequence[str], n: int = 4, out=None):
     """:func:`hmrm.viz.plots.plot_explanations` of ``n`` clips, the first of each subject in turn
     (a fixed choice, not one picked by how good its map looks)."""
-    from .features import load_aligned_pair
-    from .viz.plots import plot_explanations
-
     by_key = {s.key: s for s in samples}
     first: dict[str, int] = {}
     for i, g in enumerate(expl.groups):

@@ -56,10 +56,16 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .data.prepare import prepare_command, sample_dir
 from .data.records import DataError, Sample
+from .data.synthme import load_gt_flow, rebuild_command
+from .face import load_image
 from .face.regions import REGION_NAMES, region_boxes
+from .flow import classic_flow, flow_features
 from .flow.classic import METHODS as CLASSIC_METHODS
-from .utils import atomic_path, single_threaded
+from .flow.pretrained import load_pretrained, weight_info
+from .flow.stabilize import HEAD_MOTION, remove_head_motion
+from .utils import atomic_path, cache_dir, single_threaded, worker_pool
 
 #: Default side of the network input (see the module docstring).
 DEFAULT_SIZE = 112
@@ -94,8 +100,6 @@ class AlignedPair:
 
 
 def _read_image(path: Path, sample: Sample, fix: str) -> np.ndarray:
-    from .face import load_image
-
     try:
         return load_image(path)
     except (OSError, ValueError) as exc:  # FileNotFoundError is an OSError
@@ -103,8 +107,6 @@ def _read_image(path: Path, sample: Sample, fix: str) -> np.ndarray:
 
 
 def _synthme_fix(sample: Sample) -> str:
-    from .data.synthme import rebuild_command
-
     clip = Path(sample.onset_path).parent
     root = clip.parent.parent.parent
     return (f"Delete the folder {clip} and run `{rebuild_command(root)}` again: it renders only the "
@@ -115,8 +117,6 @@ def source_files(sample: Sample, prepared: str | Path | None = None) -> tuple[Pa
     """The files an input is computed from: onset crop, apex crop, landmark file (``face.json`` of a
     prepared sample, the ground-truth ``.npz`` of a SynthME sample). The cache hashes them."""
     if prepared is not None:
-        from .data.prepare import sample_dir
-
         folder = sample_dir(Path(prepared), sample)
         return folder / "onset.png", folder / "apex.png", folder / "face.json"
     if sample.dataset != "synthme" or not sample.meta.get("gt_flow"):
@@ -135,8 +135,6 @@ def load_aligned_pair(sample: Sample, prepared: str | Path | None = None) -> Ali
     it only SynthME samples work, since their frames are aligned faces already."""
     onset_file, apex_file, info_file = sources = source_files(sample, prepared)
     if prepared is not None:
-        from .data.prepare import prepare_command
-
         command = prepare_command(prepared, sample.dataset)
         fix = (f"Delete the folder {info_file.parent} and run `{command}` again: it prepares only the samples that "
                "are missing.")
@@ -159,8 +157,6 @@ def load_aligned_pair(sample: Sample, prepared: str | Path | None = None) -> Ali
 
 
 def _load_gt(sample: Sample) -> dict[str, np.ndarray]:
-    from .data.synthme import load_gt_flow
-
     try:
         return load_gt_flow(sample)
     except DataError:
@@ -175,14 +171,10 @@ def _load_gt(sample: Sample) -> dict[str, np.ndarray]:
 def _gru_aofe(sha256: str):
     """The shipped GRU-AOFE whose weights have this sha256 (loaded once per process; weights replaced
     on disk, say after retraining, have another hash and are loaded afresh)."""
-    from .flow.pretrained import load_pretrained
-
     return load_pretrained()
 
 
 def _gru_aofe_sha() -> str:
-    from .flow.pretrained import weight_info
-
     return weight_info("gru_aofe")["sha256"]
 
 
@@ -198,7 +190,6 @@ def estimate_flow(onset: np.ndarray, apex: np.ndarray, method: str) -> np.ndarra
         return (cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / 2).astype(np.float32)
     if method == "gru_aofe":
         return _gru_aofe(_gru_aofe_sha()).estimate(onset, apex)
-    from .flow import classic_flow
 
     return classic_flow(onset, apex, method)
 
@@ -220,8 +211,6 @@ def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
 
 def flow_channels(flow: np.ndarray, channels: Sequence[str] = DEFAULT_CHANNELS) -> np.ndarray:
     """Stack the named channels of a (H, W, 2) flow into (C, H, W) float32 (see :data:`CHANNELS`)."""
-    from .flow import flow_features
-
     _check_channels(channels)
     named = dict(zip(CHANNELS, flow_features(flow)))  # u, v, mag, strain: the order of CHANNELS
     return np.stack([named[c] for c in channels], 0).astype(np.float32)
@@ -259,8 +248,6 @@ def _input_from_pair(pair: AlignedPair, method: str, size: int, channels: Sequen
         raise DataError(f"{pair.sample.key}: flow of shape {flow.shape} does not match the frames {pair.onset.shape} "
                         f"({pair.sources[0]}).")
     if head_motion == "remove":
-        from .flow.stabilize import remove_head_motion
-
         flow = remove_head_motion(flow, pair.landmarks)
     x = flow_channels(resize_flow(flow, size), channels)
     return x, _scaled_boxes(pair.landmarks, hw, size)
@@ -304,9 +291,6 @@ class FlowCache:
     def __init__(self, root: str | Path | None = None, method: str = "dis_tuned", size: int = DEFAULT_SIZE,
                  channels: Sequence[str] = DEFAULT_CHANNELS, prepared: str | Path | None = None,
                  head_motion: str = "keep"):
-        from .flow.stabilize import HEAD_MOTION
-        from .utils import cache_dir
-
         _check_method(method)
         _check_channels(channels)
         if head_motion not in HEAD_MOTION:
@@ -323,8 +307,6 @@ class FlowCache:
         hex digits of their sha256), so retrained weights never reuse old entries."""
         weights = ""
         if self.method == "gru_aofe":
-            from .flow.pretrained import weight_info
-
             weights = f"-w{weight_info('gru_aofe')['sha256'][:8]}"
         stab = "-headremoved" if self.head_motion == "remove" else ""
         return f"{self.method}{weights}{stab}-s{self.size}-{'+'.join(self.channels)}-v{FEATURES_VERSION}"
@@ -405,8 +387,6 @@ def _fill_one(args) -> None:
 def _fill_in_parallel(samples: Sequence[Sample], cache: FlowCache, workers: int, progress: bool) -> None:
     """Compute the entries of ``cache`` that are missing with ``workers`` processes (spawned: safe with torch)."""
     from tqdm.auto import tqdm
-
-    from .utils import worker_pool
 
     missing = [s for s in samples if not cache.path(s).is_file()]
     if len(missing) < 2:

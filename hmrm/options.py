@@ -1,6 +1,6 @@
 """Checking option values: one rule per field, the same whether a value comes from a flag or a file.
 
-A configuration dataclass (:class:`hmrm.train.LOSOConfig`, :class:`hmrm.model.HMRMConfig`) lists
+A configuration dataclass (:class:`hmrm.train.loso.LOSOConfig`, :class:`hmrm.model.HMRMConfig`) lists
 its fields with type annotations; :func:`check_fields` checks every field against its annotation
 (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``, ``X | None``) and against an optional
 :class:`Rule` (a range or a list of accepted values). A value that fails raises

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .markdown import format_interval, markdown_table
+from .utils import atomic_write_text
+
 FORMAT = "hmrm-results/1"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,8 +66,6 @@ class Interval:
     def format(self, signed: bool = False) -> str:
         """``0.7205 [0.63, 0.82]`` (``signed``: ``+0.0846 [+0.02, +0.16]``), as the tables print it
         (:func:`hmrm.train.stats.format_interval`); an interval printed alone has no estimate."""
-        from .train.stats import format_interval
-
         if self.value is None:
             g = "+.2f" if signed else ".2f"
             return f"[{self.low:{g}}, {self.high:{g}}]"
@@ -208,8 +209,6 @@ def twin_text(markdown_text: str) -> str:
 def write_results(path: str | Path, text: str) -> Path:
     """Write a measured table: ``path`` (markdown, ``text`` plus a final newline) and its JSON twin
     beside it, each atomically. Returns the twin's path."""
-    from .utils import atomic_write_text
-
     path = Path(path)
     text = text if text.endswith("\n") else text + "\n"
     atomic_write_text(path, text)
@@ -284,8 +283,6 @@ class ResultsTable:
         return pd.DataFrame(self.values, columns=self.header)
 
     def markdown(self) -> str:
-        from .markdown import markdown_table
-
         return markdown_table(self.header, self.cells)
 
 
@@ -360,7 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              "the same bytes the command that wrote x.md writes.")
     ap.add_argument("files", nargs="+", type=Path, help="markdown results files")
     args = ap.parse_args(argv)
-    from .utils import atomic_write_text
 
     for md in args.files:
         if md.suffix != ".md" or not md.is_file():

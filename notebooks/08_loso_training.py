@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,7 +42,7 @@ RUN_DIR = ""                    # "": a folder under the hmrm cache named after 
 # 1. see the folds: one per subject;
 # 2. read why the scores are pooled over folds, and why the number of epochs is fixed;
 # 3. meet the training recipe, and why its settings are chosen on other data than the data reported;
-# 4. run `hmrm.train.run_loso` (resumable: run the cell again and finished folds are kept);
+# 4. run `hmrm.train.loso.run_loso` (resumable: run the cell again and finished folds are kept);
 # 5. read the metrics table, the confusion matrix and the training curves, with the honest score
 #    beside the optimistic "best epoch on test" one;
 # 6. read the score's 95 % interval over subjects, and check the run yourself.
@@ -55,7 +55,7 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 
 from hmrm.data.datasets import training_samples
-from hmrm.train import loso_splits, run_loso, run_name
+from hmrm.train.loso import loso_splits, run_loso, run_name
 from hmrm.utils import cache_dir
 
 samples = training_samples("synthme", SYNTHME_ROOT or None, seed=SEED, subjects=SUBJECTS)  # as hmrm loso and hmrm reproduce load
@@ -107,7 +107,7 @@ for subject, train_idx, test_idx in loso_splits(groups):
 # epochs", for its full network on a GPU). A small network trained for a few minutes on a CPU needs
 # its own, and on SynthME's development set the recipe moved HMRM's score more than any
 # architectural part of HMRM was measured to (the box at the end of this section reads both
-# measurements). The harness (`hmrm.train.LOSOConfig`) offers:
+# measurements). The harness (`hmrm.train.loso.LOSOConfig`) offers:
 #
 # * `schedule="cosine"`: a linear warm-up over `warmup_epochs`, then the rate decays along a half
 #   cosine towards zero, so the last epochs, the only ones scored, take small steps;
@@ -130,7 +130,8 @@ for subject, train_idx, test_idx in loso_splits(groups):
 # %%
 from hmrm.choices import choices_markdown
 from hmrm.demo import DEMO_RECIPES, describe_recipe
-from hmrm.train.recipe import config_markdown, recipe_config
+from hmrm.train.loso import recipe_config
+from hmrm.train.recipe import config_markdown
 
 for name, recipe in DEMO_RECIPES.items():
     print(f"{name:8s} {describe_recipe(recipe)}")
@@ -236,7 +237,7 @@ if ci:
 #
 # Everything is in the run folder: `config.json` (settings, input fingerprint, device),
 # `folds/<subject>/` (checkpoint and result of each fold), `predictions.csv`, `metrics.json` and the
-# two figures. `hmrm.train.read_run(folder)` reads the scores back without training.
+# two figures. `hmrm.train.loso.read_run(folder)` reads the scores back without training.
 
 # %%
 print(f"run folder: {run_dir.resolve()}")

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -67,8 +67,8 @@ from IPython.display import Image, Markdown, display
 
 from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train import LOSOData, run_loso, run_name
-from hmrm.train.recipe import recipe_config
+from hmrm.train.loso import LOSOData, run_loso, run_name
+from hmrm.train.loso import recipe_config
 from hmrm.evidence import interval_verdicts
 from hmrm.resultfiles import read_results
 from hmrm.utils import cache_dir

@@ -66,7 +66,7 @@ def test_explain_run_rebuilds_every_fold_as_scored(tiny_synthme, tmp_path, capsy
     """The explanations use each fold's final weights and input scale: they predict what the run predicted."""
     from hmrm.cli import main
     from hmrm.data.synthme import load_synthme
-    from hmrm.train import LOSOConfig, LOSOData, run_loso
+    from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
 
     samples = load_synthme(tiny_synthme)
     cfg = LOSOConfig(model_overrides={"d_model": 16, "depth": 1, "n_heads": 2}, epochs=2, batch_size=4, flow="gt",

@@ -15,8 +15,10 @@ from hmrm.data.synthme import tiny_synthme
 from hmrm.train.loso import fold_dirname
 from hmrm.utils import cache_dir
 
-#: epochs long enough that a fold of the tiny set takes several seconds on one thread
-EPOCHS = 600
+#: epochs long enough that a fold of the tiny set takes several seconds on one thread (about 5 s here), well
+#: beyond the second worker's later start (about 1.5 s on 2 cores), so that the first fold is still running
+#: when the signal comes
+EPOCHS = 1500
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hmrm.options import OptionError
-from hmrm.train import LOSOConfig, LOSOData, RunMismatchError, fold_dirname, loso_splits, read_run, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, RunMismatchError, fold_dirname, loso_splits, read_run, run_loso
 
 SIZE = 32
 TINY = {"d_model": 16, "depth": 1, "n_heads": 2}

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from hmrm.train import run_loso
+from hmrm.train.loso import run_loso
 from hmrm.train.loso import EngineError, fold_dirname
 from hmrm.train.loso import ray_engine
 

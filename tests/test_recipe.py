@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from hmrm.train.recipe import lr_factor, make_ema, recipe_config
+from hmrm.train.loso import recipe_config
+from hmrm.train.recipe import lr_factor, make_ema
 
 
 def test_constant_schedule_is_flat():
@@ -57,7 +58,8 @@ def test_default_warmup_is_a_tenth_of_a_cosine_run_and_never_all_of_it():
 def test_the_recipe_is_described_field_by_field():
     """Chapter 08 prints the recipe a student trains with: one sentence per field, from the config itself."""
     from hmrm.demo import DEMO_RECIPES
-    from hmrm.train.recipe import config_markdown, describe_config, recipe_config
+    from hmrm.train.loso import recipe_config
+    from hmrm.train.recipe import config_markdown, describe_config
 
     config = recipe_config("hmrm", DEMO_RECIPES["hmrm"], "gt", 64)
     rows = {field: (value, words) for field, value, words in describe_config(config)}

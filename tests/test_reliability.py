@@ -25,7 +25,7 @@ import torch
 from hmrm.cli import describe_os_error, main
 from hmrm.data.records import DataError
 from hmrm.data.synthme import load_synthme
-from hmrm.train import LOSOConfig, LOSOData, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
 from hmrm.utils import FolderBusyError, atomic_write_text, folder_lock, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]

@@ -73,8 +73,8 @@ def test_the_demo_writes_its_tables_through_the_twin_writer(tmp_path, monkeypatc
     from hmrm import demo
 
     calls = []
-    monkeypatch.setattr("hmrm.resultfiles.write_results", lambda path, text: calls.append(Path(path).name))
-    monkeypatch.setattr("hmrm.viz.plots.plot_demo_confusions", lambda *a, **k: None)
-    monkeypatch.setattr("hmrm.viz.plots.plot_demo_training", lambda *a, **k: None)
+    monkeypatch.setattr("hmrm.demo.write_results", lambda path, text: calls.append(Path(path).name))
+    monkeypatch.setattr("hmrm.demo.plot_demo_confusions", lambda *a, **k: None)
+    monkeypatch.setattr("hmrm.demo.plot_demo_training", lambda *a, **k: None)
     demo._write_outputs({"rows": []}, "| a |\n|---|\n| 1 |", "| b |\n|---|\n| 2 |", tmp_path, tmp_path, None)
     assert calls == ["demo_results.md", "demo_ablations.md"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmrm.train import LOSOConfig, LOSOData, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
 from hmrm.train import results as R
 
 REPO = Path(__file__).resolve().parents[1]

@@ -73,7 +73,7 @@ def test_synthme_stores_the_expression_only_flow(tiny_synthme):
 def test_the_switch_reaches_the_inputs_the_config_and_the_run_folder(tiny_synthme, tmp_path):
     from hmrm.data.synthme import load_synthme
     from hmrm.options import OptionError
-    from hmrm.train import LOSOConfig, LOSOData, run_loso, run_name
+    from hmrm.train.loso import LOSOConfig, LOSOData, run_loso, run_name
 
     with pytest.raises(OptionError, match="head_motion"):
         LOSOConfig(head_motion="stabilise")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmrm.train import LOSOData, run_loso
+from hmrm.train.loso import LOSOData, run_loso
 from hmrm.train.loso import fold_dirname
 
 from test_loso import SIZE, _config, _weights, one_thread  # noqa: F401  (autouse: one thread, exact CPU results)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from hmrm.markdown import format_interval
 from hmrm.train.metrics import scores_from_confusion
-from hmrm.train.stats import (bootstrap_scores, format_interval, paired_difference, scores_of_confusions,
-                              subject_confusions)
+from hmrm.train.stats import bootstrap_scores, paired_difference, scores_of_confusions, subject_confusions
 
 
 def _run(rng, acc, n=120, subjects=10):

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..flow.stabilize import fit_affine_flow
 from ..utils import atomic_write_text, cache_dir
+from .records import DataError
 
 METHOD = "dis-affine-v1"
 
@@ -37,8 +39,6 @@ def _grey(path: Path, width: int) -> np.ndarray:
 
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
-        from .records import DataError
-
         raise DataError(f"cannot read frame {path} (corrupt or not an image); replace the file or remove the sample")
     h, w = img.shape
     if w != width:
@@ -48,8 +48,6 @@ def _grey(path: Path, width: int) -> np.ndarray:
 
 def _affine_fit(flow: np.ndarray) -> np.ndarray:
     """The affine flow field closest (least squares) to ``flow``: the rigid part of the motion."""
-    from ..flow.stabilize import fit_affine_flow
-
     return fit_affine_flow(flow)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..face.landmarks import eye_centres
+from ..face.regions import face_mask
 
 # Landmarks on the subject's right (image left) and left; the midline ones belong to neither.
 RIGHT = [*range(0, 8), *range(17, 22), 31, 32, *range(36, 42), 48, 49, 50, 58, 59, 60, 61, 67]
@@ -179,8 +180,6 @@ class FaceFieldModel:
     """Turns landmark displacements of one aligned face into dense motion fields."""
 
     def __init__(self, landmarks: np.ndarray, size: int):
-        from ..face.regions import face_mask
-
         self.landmarks = np.asarray(landmarks, dtype=np.float64)
         self.size = size
         a, b = eye_centres(self.landmarks)

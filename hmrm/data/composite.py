@@ -14,8 +14,11 @@ from importlib import resources
 from pathlib import Path
 
 from .apex import ApexCache
+from .casme2 import load_casme2
 from .classes import COMPOSITE3
 from .records import SampleSet
+from .samm import load_samm
+from .smic import load_smic
 
 N_SAMPLES, N_SUBJECTS = 442, 68
 CLASS_COUNTS = {"negative": 250, "positive": 109, "surprise": 83}
@@ -31,10 +34,6 @@ def load_composite(casme2_root: str | Path, samm_root: str | Path, smic_root: st
                    apex_cache: ApexCache | None = None, estimate_apex: bool = True, casme2_frames: str = "auto") -> SampleSet:
     """The composite set as :class:`~hmrm.data.records.Sample` records labelled negative /
     positive / surprise. Listed samples that a data set does not provide are in ``.skipped``."""
-    from .casme2 import load_casme2
-    from .samm import load_samm
-    from .smic import load_smic
-
     wanted = composite_list()
     # read every clip the parsers know, under a scheme that keeps all emotions (labels come from the list)
     everything = {

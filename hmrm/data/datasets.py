@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .apex import ApexCache
+from .casme2 import load_casme2
+from .composite import load_composite
 from .records import DataError, SampleSet
+from .samm import load_samm
+from .smic import load_smic
+from .synthme import load_synthme, tiny_synthme
 
 DEFAULT_SCHEME = {"synthme": "composite3", "casme2": "casme2_5", "samm": "samm5", "smic": "smic3", "composite": "composite3"}
 DATASET_NAMES = tuple(DEFAULT_SCHEME)
@@ -71,15 +77,11 @@ def training_samples(dataset: str = "synthme", data_root=None, prepared=None, sc
     ``hmrm prepare`` saved in ``prepared`` (both required: :func:`check_licensed`)."""
     dataset = dataset.lower()
     if dataset == "synthme" and data_root is None:
-        from .synthme import tiny_synthme
-
         size = {} if subjects is None else {"subjects": subjects}
         return tiny_synthme(seed=seed, scheme=scheme or DEFAULT_SCHEME["synthme"], **size)
     check_licensed(dataset, data_root, prepared, root_option, prepared_option)
     kwargs = {}
     if dataset in LICENSED:
-        from .apex import ApexCache
-
         kwargs["apex_cache"] = ApexCache(Path(prepared) / "apex_estimates.json")  # the estimates prepare made
     return load_dataset(dataset, data_root, scheme=scheme, lenient=lenient, **kwargs)
 
@@ -106,22 +108,13 @@ def load_dataset(name: str, root: str | Path, scheme: str | None = None, **kwarg
     scheme = scheme or DEFAULT_SCHEME[name]
     root = Path(root)
     if name == "synthme":
-        from .synthme import load_synthme
-
         return load_synthme(root, scheme=scheme, lenient=kwargs.get("lenient", False))
     if name == "casme2":
-        from .casme2 import load_casme2
-
         return load_casme2(root, scheme=scheme, **kwargs)
     if name == "samm":
-        from .samm import load_samm
-
         return load_samm(root, scheme=scheme, **kwargs)
     if name == "smic":
-        from .smic import load_smic
-
         return load_smic(root, scheme=scheme, **kwargs)
-    from .composite import load_composite
 
     if scheme != "composite3":
         raise ValueError("the composite set has one scheme, composite3 (its labels come from the MEGC2019 list)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..face import load_image
 from ..utils import atomic_path, atomic_write_text, cache_dir, sha256_file
 
 
@@ -221,8 +222,6 @@ def subjects(photos: list[BankPhoto]) -> dict[str, list[BankPhoto]]:
 def load_photo(bank_photo: BankPhoto) -> np.ndarray:
     """The photo as RGB uint8, padded by edge replication when the registry entry asks for it."""
     import cv2
-
-    from ..face import load_image
 
     image = load_image(bank_photo.path)
     pad = bank_photo.photo.pad

@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..face import load_image
+from ..face.align import alignment_matrix, transform_points, warp_image
+from ..face.detect import FaceNotFoundError, detect_face
+from ..face.landmarks import landmarks68
+from ..face.regions import region_boxes
 from ..utils import atomic_path, atomic_write_text
 from .records import DataError, Sample
 
@@ -46,12 +51,6 @@ def sample_dir(out: Path, s: Sample) -> Path:
 def prepare_sample(s: Sample, out: Path, size: int = 256) -> Path:
     """Align one sample into its cache folder (no-op if it is already there); returns the folder."""
     import cv2
-
-    from ..face import load_image
-    from ..face.align import alignment_matrix, transform_points, warp_image
-    from ..face.detect import detect_face
-    from ..face.landmarks import landmarks68
-    from ..face.regions import region_boxes
 
     final = sample_dir(out, s)
     if (final / "face.json").is_file():
@@ -131,8 +130,6 @@ def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = 
     hints of later messages."""
     from tqdm.auto import tqdm
 
-    from ..face.detect import FaceNotFoundError
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "prepare.json"
@@ -167,8 +164,6 @@ def prepare_samples(samples, out: str | Path, size: int = 256, progress: bool = 
 
 def load_prepared(s: Sample, out: str | Path) -> Prepared:
     """Read a prepared sample back; a clear error if it has not been prepared."""
-    from ..face import load_image
-
     d = sample_dir(Path(out), s)
     if not (d / "face.json").is_file():
         raise DataError(f"{s.key} is not prepared in {out}; run `{prepare_command(out, s.dataset)}` (it resumes).")

@@ -22,7 +22,7 @@ from pathlib import Path
 from .apex import ApexCache
 from .classes import get_scheme
 from .records import DataError, Sample, SampleSet, unreadable_row, warn_unreadable
-from .tables import list_frames
+from .tables import frame_number, list_frames, read_sheet
 
 
 @dataclass
@@ -131,8 +131,6 @@ def build_samples(rows: list[RawRow], scheme, apex_cache: ApexCache | None = Non
 def rows_from_sheet(ann: Path, columns: dict, dataset: str, what: str, frame_root: Path, subject_id, expect: str) -> list[RawRow]:
     """Annotation rows of a coding sheet (CASME II, SAMM) as :class:`RawRow`; ``subject_id`` turns
     the Subject cell into the folder name. Malformed cells raise :class:`DataError` naming the line."""
-    from .tables import frame_number, read_sheet
-
     rows = []
     for r in read_sheet(ann, columns, what, f"Expected {expect}."):
         line = f"{ann}, line {r['_line']}"

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .landmarks import eye_centres
+from .regions import region_boxes
 
 #: Eye centres in the canonical crop, as fractions of its side (image-left eye first).
 EYE_TEMPLATE = ((0.33, 0.38), (0.67, 0.38))
@@ -65,8 +66,6 @@ class AlignedFace:
     size: int
 
     def regions(self):
-        from .regions import region_boxes
-
         return region_boxes(self.landmarks, self.size)
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .detect import _as_rgb
+
 JAW = list(range(0, 17))
 RIGHT_BROW = list(range(17, 22))
 LEFT_BROW = list(range(22, 27))
@@ -57,8 +59,6 @@ def _predictor():
 def landmarks68(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """68 (x, y) landmarks, float64 array of shape (68, 2), for the face in ``box``."""
     import dlib
-
-    from .detect import _as_rgb
 
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     shape = _predictor()(_as_rgb(image), dlib.rectangle(x0, y0, x1, y1))

@@ -45,6 +45,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..data import facebank
+from ..data.facebank import BankPhoto, Photo
+from ..data.synthme.faces import prepare_bank_faces
+from ..face.align import alignment_matrix, matrix_scale
+from ..viz.flow import add_flow_wheel, flow_to_color
+from ..viz.plots import save_figure
+from .synthetic import PairConfig, PairDataset, _texture, make_pair
+
 #: Landmark indices (68-point scheme) of the regions facial muscles move; bumps are centred near them.
 MOVING_LANDMARKS = tuple(range(17, 68))  # brows 17-26, nose 27-35, eyes 36-47, mouth 48-67
 EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
@@ -90,11 +98,6 @@ def face_sources(offline: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], .
     (``hmrm facebank`` or ``make demo`` fetches them; the astronaut is always there)."""
     import cv2
 
-    from ..data import facebank
-    from ..data.facebank import BankPhoto, Photo
-    from ..data.synthme.faces import prepare_bank_faces
-    from ..face.align import alignment_matrix, matrix_scale
-
     out = []
     for face in prepare_bank_faces(facebank.fetch_face_bank(offline=offline, verbose=False), offline=offline, verbose=False):
         image = facebank.load_photo(BankPhoto(Photo(face.photo_id, face.person, "", "", None, pad=face.pad), face.path))
@@ -109,8 +112,6 @@ def face_sources(offline: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], .
 
 def _face_surface(rng: np.random.Generator, cfg: FacePairConfig, sources) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(texture, 2x3 map from texture pixels to view pixels, landmarks in view pixels) for a face."""
-    from ..face.align import alignment_matrix
-
     tex, lm = sources[rng.integers(len(sources))]
     align = alignment_matrix(lm, ALIGN_SIZE)  # already ~unit scale: a rigid move into the 256 px crop
     s = _log_uniform(rng, *cfg.face_scale)
@@ -124,8 +125,6 @@ def _face_surface(rng: np.random.Generator, cfg: FacePairConfig, sources) -> tup
 
 
 def _texture_surface(rng: np.random.Generator, cfg: FacePairConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from .synthetic import _texture
-
     tex = _texture(rng, cfg.size)  # (2 size)^2
     off = cfg.size / 2 + rng.uniform(-0.5, 0.5, 2)
     m = np.array([[1.0, 0, -off[0]], [0, 1.0, -off[1]]])
@@ -247,23 +246,17 @@ class FacePairDataset:
 
     def __init__(self, cfg: FacePairConfig = FacePairConfig(), seed: int = 0, layered_share: float = 0.25,
                  noise: bool = True, offline: bool = True):
-        from .synthetic import PairConfig
-
         self.cfg, self.seed, self.layered_share, self.noise = cfg, seed, layered_share, noise
         self.layered = PairConfig(size=cfg.size)
         self.offline = offline
 
     def __getitem__(self, i: int):
-        from .synthetic import make_pair
-
         rng = np.random.default_rng([self.seed, i])
         if rng.random() < self.layered_share:
             return make_pair(rng, self.layered, self.noise)
         return make_face_pair(rng, self.cfg, face_sources(self.offline), self.noise)
 
     def batch(self, start: int, n: int):
-        from .synthetic import PairDataset
-
         return PairDataset.batch(self, start, n)
 
 
@@ -271,10 +264,6 @@ def plot_pairs(n: int = 6, seed: int = 0, size: int = 128, out=None, max_mag: fl
     """Sample pretraining pairs: frame 1, frame 2, their difference and the exact flow (colour wheel;
     grey where invalid), one row per pair, the first rows face pairs, the last a layered pair."""
     from matplotlib.figure import Figure
-
-    from ..viz.flow import add_flow_wheel, flow_to_color
-    from ..viz.plots import save_figure
-    from .synthetic import PairConfig, make_pair
 
     sources = face_sources()
     fig = Figure(figsize=(8.4, 2.15 * n), layout="constrained")

@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classic import classic_flow, to_grey
 from .corr import CorrPyramid
 from .encoders import Encoder
 from .refine import FlowRefiner
@@ -172,8 +173,6 @@ class GRUAOFE(nn.Module):
                      attention: bool = True, init: np.ndarray | None = None) -> list[np.ndarray]:
         """Every flow :meth:`estimate` passes through, as (H, W, 2) float32 arrays: the warm start (zero
         flow without one), the flow after each GRU iteration and, with ``refine``, the refined flow."""
-        from .classic import classic_flow, to_grey
-
         a, b = to_grey(first).astype(np.float32), to_grey(second).astype(np.float32)
         h, w = a.shape
         ph, pw = (-h) % 16, (-w) % 16

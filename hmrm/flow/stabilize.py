@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..face.regions import face_mask, region_masks
+
 #: Flow inputs: ``keep`` leaves the flow as estimated, ``remove`` subtracts the head's affine motion.
 HEAD_MOTION = ("keep", "remove")
 
@@ -47,8 +49,6 @@ def fit_affine_flow(flow: np.ndarray, mask: np.ndarray | None = None) -> np.ndar
 
 def stable_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     """(size, size) bool: the face minus the boxes of the eyes (with brows), nose and mouth."""
-    from ..face.regions import face_mask, region_masks
-
     mask = face_mask(landmarks, size)
     for m in region_masks(landmarks, size).values():
         mask &= ~m

@@ -23,17 +23,19 @@ import numpy as np
 import torch
 import yaml
 
-from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..options import OptionError, Rule, at_least, check_fields, check_value, one_of, positive
 from ..utils import atomic_path, atomic_write_text, folder_lock, pick_device, sha256_file
+from .classic import METHODS as CLASSIC
 from .classic import classic_flow
+from .facepairs import FacePairConfig, FacePairDataset
 from .gru_aofe import ATTENTION_MODES, GRUAOFE, FlowConfig, flow_loss
+from .pretrained import load_pretrained, weight_info
 from .synthetic import PairConfig, PairDataset
 
 
 def _sections() -> dict:
     """The ``data:`` and ``train:`` keys of a pretraining config: (type, accepted values, required)."""
-    from ..options import Rule, at_least, one_of, positive
-
     return {
         "data": {"size": (int, at_least(16), True), "seed": (int, at_least(0), True),
                  "generator": (str, one_of("layers", "faces"), False),
@@ -50,9 +52,6 @@ def _sections() -> dict:
 def check_config(cfg, path: str | Path = "config") -> dict:
     """Check every key and value of a pretraining config (``model:`` against :class:`FlowConfig`);
     a bad one raises :class:`~hmrm.options.OptionError` naming the file and the key."""
-    from ..options import OptionError, at_least, check_fields, check_value, one_of, positive
-    from .classic import METHODS as CLASSIC
-
     if not isinstance(cfg, dict):
         raise OptionError(f"{path}", "must be a mapping with the sections model:, data:, train:")
     for section in ("model", "data", "train"):
@@ -113,7 +112,6 @@ def pair_dataset(data: dict):
     ``face_share`` and ``layered_share``)."""
     if data.get("generator", "layers") == "layers":
         return PairDataset(PairConfig(size=data["size"]), seed=data["seed"])
-    from .facepairs import FacePairConfig, FacePairDataset
 
     cfg = FacePairConfig(size=data["size"], **({"face_share": data["face_share"]} if "face_share" in data else {}))
     return FacePairDataset(cfg, seed=data["seed"], layered_share=data.get("layered_share", 0.25))
@@ -172,8 +170,6 @@ def _load_frozen_gru(model: GRUAOFE, folder: str) -> None:
     """Every parameter but the refinement stage's from the (sha256-checked) weights in ``folder``, frozen."""
     from dataclasses import asdict
 
-    from .pretrained import load_pretrained
-
     source = load_pretrained("gru_aofe", folder)
     mine, theirs = asdict(model.config), asdict(source.config)
     differ = [k for k in mine if not k.startswith("refine") and mine[k] != theirs[k]]
@@ -219,7 +215,6 @@ def _write_weights(model, out: Path, cfg: dict, step: int, seconds: float, dev, 
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers,
             "command": command or " ".join(sys.argv)}
     if cfg["train"].get("frozen_gru"):  # a second stage: the weights record the first stage's recipe too
-        from .pretrained import weight_info
 
         first = weight_info("gru_aofe", cfg["train"]["frozen_gru"])
         meta["first_stage"] = {k: first[k] for k in ("sha256", "config", "steps", "train_seconds", "command") if k in first}

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ops import backward_warp
+from .refine import gaussian_blur
+
 
 class MotionEncoder(nn.Module):
     """Correlation features and the current flow (and, with ``photometric`` channels, the
@@ -50,8 +53,6 @@ def local_contrast(img: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
     """``img`` minus its local mean, over its local standard deviation (Gaussian window ``sigma`` px,
     2 grey levels added to the deviation so that flat, noisy skin is not blown up): what a change of
     gain, bias or smooth illumination between the frames leaves unchanged."""
-    from .refine import gaussian_blur
-
     d = img - gaussian_blur(img, sigma)
     return d / (gaussian_blur(d * d, sigma).sqrt() + 2.0)
 
@@ -72,9 +73,6 @@ def photometric_features(img1: torch.Tensor, img2: torch.Tensor, flow: torch.Ten
     correlation volume lives at 1/4 resolution, where a tenth of a pixel (a micro-expression's motion,
     and tuned DIS's typical error on skin) is a fortieth of a cell; these are full-resolution
     measurements of that error, which the GRU and the attention can weigh and pool over the face."""
-    from .ops import backward_warp
-    from .refine import gaussian_blur
-
     i1, w = local_contrast(img1), local_contrast(backward_warp(img2, flow))
     gx = F.pad(w[..., :, 2:] - w[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
     gy = F.pad(w[..., 2:, :] - w[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2

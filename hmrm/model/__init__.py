@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..options import at_least, check_kwargs
 from .baselines import STSTNet
 from .encoder import GrainedMambaEncoder, MambaLayer, PatchEmbed, grain_name
 from .hmrm import HMRM, HMRMConfig, count_parameters
@@ -23,7 +24,7 @@ from .rffs import RFFS, pool_regions, region_token_mask
 
 #: ablation name -> HMRMConfig overrides. "no_motionmix" builds the same network as "full": MotionMix
 #: runs in the data pipeline, and the training configuration turns it off for this ablation
-#: (:attr:`hmrm.train.LOSOConfig.mixes`).
+#: (:attr:`hmrm.train.loso.LOSOConfig.mixes`).
 ABLATIONS: dict[str, dict] = {
     "full": {},
     "no_motionmix": {},
@@ -48,8 +49,6 @@ def build_model(name: str = "hmrm", **cfg) -> nn.Module:
             cfg = {**ABLATIONS[ablation], **cfg}
         return HMRM(HMRMConfig().replace(**cfg))
     if key == "ststnet":
-        from ..options import at_least, check_kwargs
-
         rules = {"in_channels": at_least(1), "n_classes": at_least(2), "input_size": at_least(1), "filters": at_least(1)}
         return STSTNet(**check_kwargs(STSTNet.__init__, cfg, rules))
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

@@ -11,7 +11,7 @@
 
 Optical flow and MotionMix happen before the network (``hmrm.flow``, ``hmrm.augment``), so
 ``HMRMConfig`` describes the network only; whether training mixes is the training configuration's
-switch (:attr:`hmrm.train.LOSOConfig.motionmix`, or the ``no_motionmix`` ablation).
+switch (:attr:`hmrm.train.loso.LOSOConfig.motionmix`, or the ``no_motionmix`` ablation).
 
 The default configuration has 1.52 M parameters and 0.67 GFLOPs per sample
 (:mod:`hmrm.efficiency` counts them; ``tests/test_model.py`` holds it to at most 2 M and 1 GFLOP).
@@ -26,7 +26,8 @@ from torch import nn
 
 from ..face.regions import REGION_NAMES
 from ..options import OptionError, at_least, between, check_fields, one_of
-from .encoder import GrainedMambaEncoder
+from ..ssm import BACKENDS
+from .encoder import STEMS, GrainedMambaEncoder
 from .loss import default_scale_weights, multiscale_loss, plain_loss
 from .rffs import RFFS
 
@@ -75,9 +76,6 @@ class HMRMConfig:
     grain_weight: float = 0.5
 
     def __post_init__(self) -> None:
-        from ..ssm import BACKENDS
-        from .encoder import STEMS
-
         check_fields(self, {
             **{k: at_least(1) for k in ("in_channels", "input_size", "patch_sizes", "d_model", "depth", "d_state",
                                         "d_conv", "expand", "gate_kernel", "n_heads", "n_regions")},

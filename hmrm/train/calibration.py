@@ -37,7 +37,10 @@ from typing import Sequence
 import numpy as np
 
 from ..data.records import DataError
+from ..markdown import format_interval, markdown_table
 from ..utils import atomic_write_text
+from ..viz.plots import plot_reliability
+from .folds import finished_folds, pooled
 from .stats import CONFIDENCE, N_RESAMPLES, subject_interval
 
 N_BINS = 10
@@ -200,21 +203,14 @@ def calibrate(keys, truth, probs, groups, threshold: float = LOW_CONFIDENCE, n_b
 
 def calibrate_folds(folds: Sequence[dict], threshold: float = LOW_CONFIDENCE, n_bins: int = N_BINS) -> Calibration:
     """Calibrate the pooled held-out predictions of finished folds (their ``result.json`` records)."""
-    folds = sorted(folds, key=lambda r: r["subject"])
-    return calibrate([k for r in folds for k in r["keys"]], [t for r in folds for t in r["true"]],
-                     [p for r in folds for p in r["probs"]], [r["subject"] for r in folds for _ in r["true"]],
-                     threshold, n_bins)
+    p = pooled(folds)
+    return calibrate(p.keys, p.truth, p.probs, p.groups, threshold, n_bins)
 
 
 def read_run_probs(run_dir) -> tuple[list[str], list[int], list[list[float]], list[str], list[str]]:
     """``(keys, truth, probs, groups, classes)`` of a LOSO run folder's finished folds."""
-    from .loso.run_folder import finished_folds
-
-    run_dir = Path(run_dir)
-    folds = finished_folds(run_dir)
-    keys, truth = [k for r in folds for k in r["keys"]], [t for r in folds for t in r["true"]]
-    probs, groups = [p for r in folds for p in r["probs"]], [r["subject"] for r in folds for _ in r["true"]]
-    return keys, truth, probs, groups, _classes(run_dir, len(probs[0]))
+    p = pooled(finished_folds(run_dir))
+    return p.keys, p.truth, p.probs, p.groups, _classes(Path(run_dir), len(p.probs[0]))
 
 
 def _classes(run_dir: Path, n: int) -> list[str]:
@@ -243,8 +239,6 @@ def calibrate_run(run_dir, threshold: float = LOW_CONFIDENCE, n_bins: int = N_BI
     """Calibrate a LOSO run folder: writes ``calibrated_predictions.csv``, ``calibration.json`` and
     (with ``figure``) ``reliability.png`` into it, atomically, and returns the summary."""
     run_dir = Path(run_dir)
-    from .loso.run_folder import finished_folds
-
     folds = finished_folds(run_dir)
     if len({r["subject"] for r in folds}) < 2:
         raise DataError(f"{run_dir} has {len(folds)} finished fold ({folds[0]['subject']}); calibration fits each "
@@ -257,17 +251,12 @@ def calibrate_run(run_dir, threshold: float = LOW_CONFIDENCE, n_bins: int = N_BI
     atomic_write_text(run_dir / "calibrated_predictions.csv", calibrated_csv(cal, classes))
     atomic_write_text(run_dir / "calibration.json", json.dumps(summary, indent=2) + "\n")
     if figure:
-        from ..viz.plots import plot_reliability
-
         plot_reliability(summary, title=run_dir.name, out=run_dir / "reliability.png")
     return summary
 
 
 def calibration_table(summaries: dict[str, dict]) -> str:
     """The before/after markdown table of several runs' summaries (name -> summary)."""
-    from ..markdown import markdown_table
-    from .stats import format_interval
-
     rows = []
     for name, s in summaries.items():
         r, c, lc = s["raw"], s["calibrated"], s["low_confidence"]

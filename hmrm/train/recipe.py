@@ -23,6 +23,9 @@ import math
 import torch
 from torch import nn
 
+from ..markdown import markdown_table
+from ..model.encoder import STEM_NAMES
+
 SCHEDULES = ("constant", "cosine")
 #: keys of a recipe that are model options (the rest are :class:`~hmrm.train.loso.LOSOConfig` fields)
 MODEL_KEYS = ("stem", "d_model", "depth", "weighted_loss")
@@ -61,20 +64,6 @@ def default_warmup(epochs: int, schedule: str) -> int:
     return min(max(1, epochs // 10), epochs - 1) if schedule == "cosine" else 0
 
 
-def recipe_config(model: str, recipe: dict, flow: str, input_size: int, **fields):
-    """The :class:`~hmrm.train.loso.LOSOConfig` of a recipe: a flat dict of training choices
-    (``lr``, ``schedule``, ``weight_decay``, ``label_smoothing``, ``ema``, ``motionmix_p``,
-    ``epochs``) and model options (:data:`MODEL_KEYS`). A cosine schedule warms up over the first
-    tenth of the epochs. ``fields`` adds other LOSOConfig fields (``seed``, ``device`` ...)."""
-    from .loso import LOSOConfig
-
-    over = {k: v for k, v in recipe.items() if k in MODEL_KEYS}
-    rest = {k: v for k, v in recipe.items() if k not in MODEL_KEYS}
-    warmup = default_warmup(rest["epochs"], rest.get("schedule", "constant"))
-    return LOSOConfig(model=model, flow=flow, input_size=input_size, model_overrides=over, warmup_epochs=warmup,
-                      **rest, **fields)
-
-
 def describe_config(config) -> list[tuple[str, str, str]]:
     """The training recipe of a :class:`~hmrm.train.loso.LOSOConfig`, field by field: ``(field,
     value, what it does)``, one sentence each, for the fields a run's training depends on (the
@@ -83,8 +72,6 @@ def describe_config(config) -> list[tuple[str, str, str]]:
     over = dict(c.model_overrides)
     rows: list[tuple[str, str, str]] = []
     if c.model == "hmrm":
-        from ..model.encoder import STEM_NAMES
-
         stem = {"conv": "a convolutional stem before the patches"}.get(over.get("stem", "patch"),
                                                                          f"the {STEM_NAMES['patch']}")
         size = ", ".join(f"{k} {over[k]}" for k in ("d_model", "depth") if k in over) or "the paper's width and depth"
@@ -137,6 +124,4 @@ def describe_config(config) -> list[tuple[str, str, str]]:
 
 def config_markdown(config) -> str:
     """:func:`describe_config` as a markdown table."""
-    from ..markdown import markdown_table
-
     return markdown_table(["field", "value", "what it does"], [list(r) for r in describe_config(config)])

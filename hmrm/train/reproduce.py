@@ -33,9 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..data.datasets import LICENSED, MissingDataError, check_licensed
+from ..data.classes import SCHEMES
+from ..data.datasets import DATASET_NAMES, LICENSED, MissingDataError, check_licensed
 from ..data.records import DataError
-from ..options import OptionError
+from ..options import OptionError, at_least, check_value, one_of
+from .loso import ENGINES, LOSOConfig
+from .loso.ray_engine import check_ray_address, import_ray
+from .loso.run_folder import config_differences, mismatch_message
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "jobs" / "loso_run.ipynb"
@@ -97,7 +101,7 @@ def load_config(path: str | Path, parameters: dict | None = None) -> dict:
 
 
 # ----------------------------------------------------------------------------- parameters -> configuration
-#: Notebook parameter -> :class:`~hmrm.train.LOSOConfig` field: the notebook and ``hmrm reproduce`` both
+#: Notebook parameter -> :class:`~hmrm.train.loso.LOSOConfig` field: the notebook and ``hmrm reproduce`` both
 #: build the run's configuration through :func:`config_from_parameters`, so a value is checked by the
 #: same rules (the config's) whether it comes from the command line, a YAML file or the notebook.
 PARAMETER_FIELDS = {
@@ -111,11 +115,6 @@ PARAMETER_FIELDS = {
 
 def _other_parameters() -> dict:
     """The notebook parameters that are not configuration fields: their type and accepted values."""
-    from ..data.classes import SCHEMES
-    from ..data.datasets import DATASET_NAMES
-    from ..options import at_least, one_of
-    from .loso import ENGINES
-
     return {"DATASET": (str, one_of(*DATASET_NAMES)), "DATA_ROOT": (str | None, None), "PREPARED": (str | None, None),
             "CLASS_SCHEME": (str | None, one_of(*SCHEMES)), "THREADS": (int, at_least(0)),
             "WORKERS": (int | None, at_least(1)), "RUN_DIR": (str | None, None),
@@ -123,13 +122,10 @@ def _other_parameters() -> dict:
 
 
 def config_from_parameters(params: dict):
-    """The :class:`~hmrm.train.LOSOConfig` that the notebook parameters in ``params`` ask for (other
+    """The :class:`~hmrm.train.loso.LOSOConfig` that the notebook parameters in ``params`` ask for (other
     names in ``params`` are ignored, so a notebook can pass ``globals()``). Every parameter is
     checked, the configuration's own and the others (data set, scheme, threads, workers); a refused
     value raises :class:`~hmrm.options.OptionError` under its parameter's name (``EPOCHS``)."""
-    from ..options import OptionError, check_value
-    from .loso import LOSOConfig
-
     for name, (hint, rule) in _other_parameters().items():
         if name in params:
             value = params[name]
@@ -244,8 +240,6 @@ def plan(configs: Sequence[str | Path], out: str | Path = "runs/reproduce", data
 def _refusal(run_dir: Path, loso_config) -> str | None:
     """Why the run folder, made with another configuration, would refuse this one (None: it fits).
     Checked before any notebook runs, so that a refused config leaves the folder untouched."""
-    from .loso.run_folder import config_differences, mismatch_message
-
     try:
         old = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError) as exc:
@@ -271,8 +265,6 @@ def reproduce(configs: Sequence[str | Path], out: str | Path = "runs/reproduce",
     notebook, which holds the traceback."""
     runs = plan(configs, out, data_root, prepared, device, epochs, engine, address, stack)
     if any(r.parameters.get("ENGINE") == "ray" for r in runs):
-        from .loso.ray_engine import check_ray_address, import_ray
-
         import_ray()  # say how to install it before any notebook runs
         for address in sorted({r.parameters.get("RAY_ADDRESS") for r in runs if r.parameters.get("ENGINE") == "ray"} - {None}):
             check_ray_address(address)  # and fail fast on a cluster that cannot be reached

@@ -28,8 +28,10 @@ import pandas as pd
 
 from ..data.datasets import DEFAULT_SCHEME, DISPLAY_NAMES, LICENSED
 from ..data.records import DataError
+from ..markdown import markdown_table
 from ..model import ABLATIONS
-from ..resultfiles import REPO
+from ..resultfiles import REPO, ResultsTable, parse_results_markdown
+from .stats import paired_difference, run_predictions
 
 DEFAULT_ROOTS = ("runs/reproduce", "runs/loso")
 EFFICIENCY_MD = REPO / "figures" / "efficiency.md"
@@ -79,7 +81,7 @@ ABLATION_CAPTION = (
 # ----------------------------------------------------------------------------- gathering
 def find_run_dirs(roots: Iterable[str | Path] | None = None) -> list[Path]:
     """Every LOSO run folder under ``roots`` (default :data:`DEFAULT_ROOTS`, relative to the working
-    directory): a folder with a ``config.json`` written by :func:`hmrm.train.run_loso` (its
+    directory): a folder with a ``config.json`` written by :func:`hmrm.train.loso.run_loso` (its
     ``config`` names a model and its ``data`` a fingerprint). Missing roots are skipped."""
     roots = DEFAULT_ROOTS if roots is None else roots
     found = set()
@@ -201,7 +203,6 @@ def _paired_text(run, full_run) -> str:
     run, the full run itself, or runs that did not predict the same samples)."""
     if not isinstance(full_run, str) or not isinstance(run, str) or run == full_run:
         return ""
-    from .stats import paired_difference, run_predictions
 
     try:
         a, b = run_predictions(run), run_predictions(full_run)
@@ -217,8 +218,6 @@ def read_efficiency(path: str | Path = EFFICIENCY_MD) -> tuple[pd.DataFrame, str
     markdown table as a DataFrame (cells parsed by :func:`hmrm.resultfiles.parse_cell`: numbers
     without thousands separators; ``model`` without back-quotes) and the file's full text
     (conventions and notes included)."""
-    from ..resultfiles import ResultsTable, parse_results_markdown
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is missing; write it with `hmrm efficiency --out {path}`.")
@@ -243,8 +242,6 @@ def _cell(v, digits: int) -> str:
 
 def to_markdown(df: pd.DataFrame, caption: str | None = None, digits: int = 4) -> str:
     """``df`` as a markdown table (blank cells for missing values), the caption above it."""
-    from ..markdown import markdown_table
-
     cols = list(df.columns)
     align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in cols)
     rows = [[_cell(v, digits) for v in row] for row in df.itertuples(index=False)] or [[""] * len(cols)]

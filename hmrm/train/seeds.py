@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..utils import atomic_write_text
+from .loso import LOSOData, run_loso
 
 
 def run_loso_seeds(samples_or_inputs, config, run_dir: str | Path, seeds: Sequence[int], cache_dir=None,
@@ -27,8 +28,6 @@ def run_loso_seeds(samples_or_inputs, config, run_dir: str | Path, seeds: Sequen
     :func:`hmrm.train.loso.run_loso`; ``kwargs`` go there) and write ``run_dir/seeds.json``.
     Returns its content: ``{"seeds": [{seed, uf1, uar, interval, complete, run_dir}], "mean": {uf1,
     uar}, "sd": {uf1, uar}}`` (sample standard deviation; None for one seed)."""
-    from .loso import LOSOData, run_loso
-
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")

@@ -29,6 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .folds import finished_folds, pooled
+
 #: Resamples per interval: enough that the interval's ends move by less than 0.005 between seeds.
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -151,20 +153,5 @@ def paired_difference(a: tuple, b: tuple, n_classes: int, n_resamples: int = N_R
 def run_predictions(run_dir) -> tuple[list[str], list[int], list[int], list[str]]:
     """``(keys, truth, pred, groups)`` of a LOSO run folder's finished folds (the honest, final-epoch
     predictions), for :func:`paired_difference`."""
-    from .loso.run_folder import finished_folds
-
-    folds = finished_folds(run_dir)
-    return ([k for r in folds for k in r["keys"]], [t for r in folds for t in r["true"]],
-            [p for r in folds for p in r["pred"]], [r["subject"] for r in folds for _ in r["true"]])
-
-
-def format_interval(value: float, interval: Sequence[float], signed: bool = False, outward: bool = False) -> str:
-    """``0.7120 [0.61, 0.80]``, or ``+0.0520 [-0.01, +0.12]`` with ``signed``. ``outward``: the ends are
-    rounded away from the estimate (down, and up), so that an interval holding its estimate still
-    does when printed with two decimals (an estimate at an end, as a biased statistic's can be)."""
-    f = "+.4f" if signed else ".4f"
-    g = "+.2f" if signed else ".2f"
-    low, high = interval
-    if outward and np.isfinite(low) and np.isfinite(high):
-        low, high = np.floor(low * 100 + 1e-9) / 100, np.ceil(high * 100 - 1e-9) / 100
-    return f"{value:{f}} [{low:{g}}, {high:{g}}]"
+    p = pooled(finished_folds(run_dir))
+    return p.keys, p.truth, p.pred, p.groups

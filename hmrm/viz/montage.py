@@ -5,6 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.synthme import load_frame, load_gt_flow, load_synthme
+from ..face.regions import region_boxes
+from .flow import flow_to_color, flow_wheel
+from .overlays import draw_flow_arrows, draw_landmarks, draw_regions
+
 
 def pick_showcase(samples, n: int = 5) -> list:
     """One sample per (class, subject), cycling through classes, different subjects first."""
@@ -30,11 +35,6 @@ def synthme_montage(root: str | Path, out: str | Path | None = None, n: int = 5,
     """Draw ``n`` SynthME samples: onset with landmarks and regions, the amplified apex-onset
     difference, the ground-truth flow in colour (saturated at ``max_mag`` px) and as arrows."""
     import matplotlib.pyplot as plt  # the caller's backend: a library never switches it (a notebook's would go dark)
-
-    from ..data.synthme import load_frame, load_gt_flow, load_synthme
-    from ..face.regions import region_boxes
-    from .flow import flow_to_color, flow_wheel
-    from .overlays import draw_flow_arrows, draw_landmarks, draw_regions
 
     samples = pick_showcase(load_synthme(root), n)
     fig, axes = plt.subplots(4, len(samples), figsize=(2.2 * len(samples), 9.2), squeeze=False)

@@ -11,12 +11,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..face.regions import REGION_NAMES
+from ..utils import atomic_path
+
 
 def save_figure(fig, out: str | Path | None, dpi: int = 120) -> None:
     """Write ``fig`` to ``out`` atomically (the format from its suffix, PNG by default); nothing when None."""
     if out is None:
         return
-    from ..utils import atomic_path
 
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(out).suffix.lstrip(".") or "png")
@@ -98,8 +100,6 @@ def plot_explanations(faces: Sequence[np.ndarray], expl, rows: Sequence[int], cl
     and the regions the true action units moved drawn solid (others dashed)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
-
-    from ..face.regions import REGION_NAMES
 
     fig = Figure(figsize=(2.6 * len(rows), 3.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(rows)))

@@ -14,6 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.synthme import load_frame, load_gt_flow
+from ..face.regions import region_boxes
+from ..flow import classic_flow, endpoint_error
+from ..flow.pretrained import load_pretrained
+from .flow import add_flow_wheel, flow_to_color
+from .overlays import draw_flow_arrows, draw_regions
+
 VIEWS = ("colour", "arrows", "magnitude")
 
 
@@ -29,11 +36,7 @@ class ExplorerState:
 def default_flow_fn(method: str):
     """A flow function (first, second) -> (H, W, 2) for a method name: a classical one, or
     ``gru_aofe`` (the shipped weights)."""
-    from ..flow import classic_flow
-
     if method == "gru_aofe":
-        from ..flow.pretrained import load_pretrained
-
         model = load_pretrained()
         return model.estimate
     if method == "zero":
@@ -44,10 +47,6 @@ def default_flow_fn(method: str):
 def compute_view(samples, state: ExplorerState, flow_fns: dict, cache: dict | None = None) -> dict:
     """Everything the picture needs for ``state``: frames, flow, magnitude, regions, and the
     ground truth and EPE when the frame is the apex of a sample that has them."""
-    from ..data.synthme import load_frame
-    from ..face.regions import region_boxes
-    from ..flow import endpoint_error
-
     cache = {} if cache is None else cache
     s = samples[state.sample]
     if state.view not in VIEWS:
@@ -63,8 +62,6 @@ def compute_view(samples, state: ExplorerState, flow_fns: dict, cache: dict | No
             "view": state.view, "regions": None, "gt": None, "epe": None, "title": f"{s.key} {s.emotion} | {state.method} | onset -> frame {t}"}
     gt_path = s.meta.get("gt_flow")
     if gt_path is not None:
-        from ..data.synthme import load_gt_flow
-
         g = load_gt_flow(s)
         if state.regions:
             view["regions"] = region_boxes(g["landmarks_onset"], onset.shape[0])
@@ -78,9 +75,6 @@ def compute_view(samples, state: ExplorerState, flow_fns: dict, cache: dict | No
 def draw_view(view: dict, fig=None, max_mag: float = 2.0):
     """Draw a :func:`compute_view` result: frame, flow in the chosen view, and the ground truth if any."""
     import matplotlib.pyplot as plt
-
-    from .flow import add_flow_wheel, flow_to_color
-    from .overlays import draw_flow_arrows, draw_regions
 
     panels = 3 if view["gt"] is not None else 2
     if fig is None:

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -60,7 +60,7 @@ from pathlib import Path
 import torch
 from IPython.display import Image, display
 
-from hmrm.train import run_loso
+from hmrm.train.loso import run_loso
 from hmrm.data.datasets import training_samples
 from hmrm.train.loso import run_name
 from hmrm.train.reproduce import config_from_parameters

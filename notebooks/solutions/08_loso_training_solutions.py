@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -37,9 +37,9 @@ import numpy as np
 
 from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train import run_loso, run_name
+from hmrm.train.loso import run_loso, run_name
 from hmrm.train.metrics import uar, uf1
-from hmrm.train.recipe import recipe_config
+from hmrm.train.loso import recipe_config
 from hmrm.utils import cache_dir
 
 

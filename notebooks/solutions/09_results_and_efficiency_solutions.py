@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -114,8 +114,8 @@ assert (gaps["gap"].median() >= 0), "on a typical row the optimistic figure is n
 # %%
 from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train import run_loso, run_name
-from hmrm.train.recipe import recipe_config
+from hmrm.train.loso import run_loso, run_name
+from hmrm.train.loso import recipe_config
 
 samples = training_samples("synthme", seed=SEED, subjects=SUBJECTS)
 config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow="gt", input_size=64, seed=SEED)

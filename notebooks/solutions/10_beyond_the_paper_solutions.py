@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,9 +38,9 @@ from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
 from hmrm.explain import explain_run
 from hmrm.face.regions import REGION_NAMES
-from hmrm.train import LOSOData, run_loso, run_name
+from hmrm.train.loso import LOSOData, run_loso, run_name
 from hmrm.train.calibration import calibrate, calibration_table, read_run_probs
-from hmrm.train.recipe import recipe_config
+from hmrm.train.loso import recipe_config
 from hmrm.train.results import REPO
 from hmrm.utils import cache_dir
 

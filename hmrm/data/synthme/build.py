@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...face.regions import face_mask
 from ...utils import atomic_path, atomic_write_text, folder_lock, worker_pool
 from ..classes import get_scheme
 from ..records import DataError
@@ -18,7 +19,6 @@ from .config import GENERATOR_VERSION, SynthConfig, read_manifest, rebuild_comma
 from .faces import BankFace, RenderFace, prepare_bank_faces
 from .render import ClipMotion, render_clip
 from .specs import ClipSpec, make_specs, people_of, subject_id
-
 
 ANNOTATION_COLUMNS = (
     "subject", "sample", "n_frames", "onset", "apex", "offset", "emotion", "aus",
@@ -94,7 +94,6 @@ def _build_clip(args: tuple[ClipSpec, str, str]) -> dict:
         cv2.imwrite(str(tmp / frame_name(i, fmt)), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     lm_onset = motion.forward(spec.onset, face.landmarks)
     lm_apex = motion.forward(spec.apex, face.landmarks)
-    from ...face.regions import face_mask
 
     gt = gt_path(root, spec.subject, spec.sample)
     with atomic_path(gt) as part:

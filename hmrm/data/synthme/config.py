@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ..records import DataError
 
 GENERATOR_VERSION = "1"
 
@@ -100,8 +101,6 @@ def synthme_command(out: str | Path, config: SynthConfig | dict | None = None, s
 def read_manifest(root: str | Path) -> dict:
     """The ``manifest.json`` of a SynthME build, a JSON object; anything else (unreadable, not JSON,
     a list) is an error that names the file and the fix."""
-    from ..records import DataError
-
     path = Path(root) / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
@@ -117,8 +116,6 @@ def read_manifest(root: str | Path) -> dict:
 def rebuild_command(root: str | Path) -> str:
     """The command that (re)builds the SynthME in ``root`` with the settings its manifest records
     (the default build's command when there is no usable manifest)."""
-    from ..records import DataError
-
     try:
         manifest = read_manifest(root)
         subjects = manifest["max_subjects"] if "max_subjects" in manifest else manifest.get("n_subjects")

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...face.align import eye_template, invert_affine, matrix_scale, transform_points
+from ...face import detect_face, landmarks68
+from ...face.align import alignment_matrix, eye_template, invert_affine, matrix_scale, transform_points
 from ...face.landmarks import eye_centres
-from ...utils import atomic_write_text
+from ...utils import atomic_write_text, sha256_file
+from .. import facebank
 from ..au import FaceFieldModel
+from ..facebank import BankPhoto, Photo
 
 
 @dataclass
@@ -28,10 +31,6 @@ class BankFace:
 
 def prepare_bank_faces(photos=None, offline: bool = False, verbose: bool = True) -> list[BankFace]:
     """Detect and landmark the face of every bank photo (cached beside the photos)."""
-    from ...face import detect_face, landmarks68
-    from ...utils import sha256_file
-    from .. import facebank
-
     photos = photos if photos is not None else facebank.fetch_face_bank(offline=offline, verbose=verbose)
     cache_file = facebank.bank_dir() / "landmarks.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
@@ -61,9 +60,6 @@ class RenderFace:
         import cv2
         import torch
 
-        from .. import facebank
-        from ..facebank import BankPhoto, Photo
-
         image = facebank.load_photo(BankPhoto(Photo(face.photo_id, face.person, "", "", None, pad=face.pad), face.path))
         lm = face.landmarks
         left, right = eye_centres(lm)
@@ -75,7 +71,6 @@ class RenderFace:
         scaled = cv2.resize(image, (new_w, new_h), interpolation=interp)
         sx, sy = new_w / w, new_h / h
         lm_scaled = lm * np.array([sx, sy])
-        from ...face.align import alignment_matrix
 
         m = alignment_matrix(lm_scaled, size)  # photo' -> canonical, scale ~1
         # keep only the part of the photo the crop can reach (with a margin for motion)

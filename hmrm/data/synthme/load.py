@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...face import load_image
+from ...utils import cache_dir
 from ..classes import get_scheme
-from ..records import DataError, Sample
+from ..realsets import folder_problem
+from ..records import DataError, Sample, SampleSet, unreadable_row, warn_unreadable
 from .build import build_synthme, frame_name, gt_path
 from .config import SynthConfig, rebuild_command, synthme_command
 
@@ -25,15 +28,11 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
     or with ``lenient`` a skipped row listed in ``.unreadable``."""
     import warnings
 
-    from ..records import SampleSet, unreadable_row, warn_unreadable
-
     root = Path(root)
     sch = get_scheme(scheme)
     ann = root / "annotations.csv"
     rebuild = f"`{rebuild_command(root)}`"
     if not root.is_dir():
-        from ..realsets import folder_problem
-
         fix = ("give the folder `hmrm synthme --out` wrote (data/synthme after make demo)" if root.is_file() else
                f"build it with `{synthme_command(root)}` (or `make demo`)")
         raise DataError(f"SynthME folder {root} {folder_problem(root)}: {fix}.")
@@ -120,8 +119,6 @@ def load_gt_flow(sample: Sample) -> dict[str, np.ndarray]:
 
 
 def load_frame(path: str | Path) -> np.ndarray:
-    from ...face import load_image
-
     return load_image(path)
 
 
@@ -129,8 +126,6 @@ def tiny_synthme(root: str | Path | None = None, seed: int = 0, subjects: int = 
     """The small SynthME the chapters and quick runs use: the ``tiny`` preset (4 clips a subject)
     for ``subjects`` bank subjects, built once into ``root`` (default: the hmrm cache) and loaded.
     An existing build is reused; a build with another configuration is refused by :func:`build_synthme`."""
-    from ...utils import cache_dir
-
     root = Path(root) if root else cache_dir(f"synthme_tiny_s{subjects}_seed{seed}")
     build_synthme(root, SynthConfig.preset("tiny", seed=seed), max_subjects=subjects, progress=False)
     return load_synthme(root, scheme)

@@ -67,16 +67,17 @@ Every file is written atomically. Running the same call again skips finished fol
 a partial fold from its checkpoint; a folder made with another configuration or other inputs is
 refused with a message saying what differs.
 """
-from .config import FOLD_THREADS, LOSOConfig, build_fold_model, resolve_environment
+from ..folds import fold_dirname
+from .config import FOLD_THREADS, LOSOConfig, build_fold_model, recipe_config, resolve_environment
 from .data import LOSOData, loso_splits
 from .harness import run_loso
 from .report import BEST_EPOCH_NOTE, LOSOResult, aggregate, format_metrics, read_run
-from .run_folder import FREE_FIELDS, RUN_FORMAT, RunMismatchError, fold_dirname, run_name
+from .run_folder import FREE_FIELDS, RUN_FORMAT, RunMismatchError, run_name
 from .ray_engine import ENGINES, EngineError
 from .workers import cpu_cores, fold_workers
 
 __all__ = [
     "BEST_EPOCH_NOTE", "ENGINES", "EngineError", "FOLD_THREADS", "FREE_FIELDS", "LOSOConfig", "LOSOData", "LOSOResult", "RUN_FORMAT",
     "RunMismatchError", "aggregate", "build_fold_model", "cpu_cores", "fold_dirname", "fold_workers", "format_metrics",
-    "loso_splits", "read_run", "resolve_environment", "run_loso", "run_name",
+    "loso_splits", "read_run", "recipe_config", "resolve_environment", "run_loso", "run_name",
 ]

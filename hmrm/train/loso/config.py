@@ -7,8 +7,14 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
-from ...features import DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
-from ...options import OptionError
+from ...augment import MotionMix
+from ...features import CHANNELS, DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
+from ...flow.stabilize import HEAD_MOTION
+from ...model import ABLATIONS, MODELS, build_model
+from ...options import OptionError, at_least, between, check_fields, check_kwargs, one_of, positive
+from ...ssm import resolve_backend
+from ...utils import pick_device
+from ..recipe import MODEL_KEYS, SCHEDULES, default_warmup
 
 #: PyTorch threads of a fold trained on the CPU (see the package docstring).
 FOLD_THREADS = 1
@@ -67,12 +73,6 @@ class LOSOConfig:
     record_test_curve: bool = True
 
     def __post_init__(self) -> None:
-        from ...features import CHANNELS
-        from ...flow.stabilize import HEAD_MOTION
-        from ...model import ABLATIONS, MODELS
-        from ...options import at_least, between, check_fields, one_of, positive
-        from ..recipe import SCHEDULES
-
         if isinstance(self.model, str):
             self.model = self.model.lower()
         if isinstance(self.channels, list):
@@ -100,9 +100,6 @@ class LOSOConfig:
         """Build the network once on PyTorch's "meta" device (shapes only, no memory, no time), so a
         model option that does not build is refused here, before a run folder records it."""
         import torch
-
-        from ...augment import MotionMix
-        from ...options import check_kwargs
 
         check_kwargs(MotionMix.__init__, self.motionmix_options, prefix="motionmix_options.")
         try:
@@ -136,16 +133,12 @@ def resolve_environment(config: LOSOConfig) -> dict:
     """The device, selective-scan backend and precision this machine gives ``config``."""
     import torch
 
-    from ...utils import pick_device
-
     device = pick_device(config.device)
     env = {"device": str(device), "torch": torch.__version__,
            "threads": FOLD_THREADS if device.type == "cpu" else torch.get_num_threads(), "python": sys.version.split()[0]}
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
     if config.model == "hmrm":
-        from ...ssm import resolve_backend
-
         env["scan_backend"] = resolve_backend(config.model_overrides.get("backend", "auto"), device)
     else:
         env["scan_backend"] = None
@@ -158,8 +151,6 @@ def resolve_environment(config: LOSOConfig) -> dict:
 
 def build_fold_model(config: LOSOConfig, n_classes: int, in_channels: int):
     """A fresh network for ``config`` (weights drawn from torch's current RNG)."""
-    from ...model import build_model
-
     over = dict(config.model_overrides)
     fixed = {"n_classes": n_classes, "in_channels": in_channels}
     if config.model == "hmrm":
@@ -173,3 +164,13 @@ def build_fold_model(config: LOSOConfig, n_classes: int, in_channels: int):
     return build_model(config.model, **over)
 
 
+def recipe_config(model: str, recipe: dict, flow: str, input_size: int, **fields):
+    """The :class:`LOSOConfig` of a recipe: a flat dict of training choices
+    (``lr``, ``schedule``, ``weight_decay``, ``label_smoothing``, ``ema``, ``motionmix_p``,
+    ``epochs``) and model options (:data:`hmrm.train.recipe.MODEL_KEYS`). A cosine schedule warms up over the first
+    tenth of the epochs. ``fields`` adds other LOSOConfig fields (``seed``, ``device`` ...)."""
+    over = {k: v for k, v in recipe.items() if k in MODEL_KEYS}
+    rest = {k: v for k, v in recipe.items() if k not in MODEL_KEYS}
+    warmup = default_warmup(rest["epochs"], rest.get("schedule", "constant"))
+    return LOSOConfig(model=model, flow=flow, input_size=input_size, model_overrides=over, warmup_epochs=warmup,
+                      **rest, **fields)

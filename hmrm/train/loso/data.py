@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ...data.records import DataError, Sample
-from ...features import DEFAULT_CHANNELS, DEFAULT_SIZE
+from ...features import DEFAULT_CHANNELS, DEFAULT_SIZE, build_flow_inputs
 
 
 @dataclass
@@ -73,8 +73,6 @@ class LOSOData:
         """Flow inputs of ``samples`` (computed once and cached by :func:`hmrm.features.build_flow_inputs`,
         missing ones by ``workers`` processes when > 1). ``classes`` default to the scheme of a
         :class:`~hmrm.data.records.SampleSet`."""
-        from ...features import build_flow_inputs
-
         if len(samples) == 0:
             raise DataError("no samples to train on: the data set loaded empty (check --data-root and --scheme)")
         scheme = getattr(samples, "scheme", None)

@@ -11,8 +11,11 @@ from typing import Callable
 
 import numpy as np
 
+from ...augment import MotionMix
+from ...checkpoint import load_checkpoint, save_checkpoint
+from ...model import class_weights
 from ...utils import atomic_write_text
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..recipe import lr_factor, make_ema
 from .config import LOSOConfig, build_fold_model
 from .data import LOSOData
 from .run_folder import RUN_FORMAT
@@ -50,8 +53,6 @@ class Fold:
     def __init__(self, data: LOSOData, index: int, subject: str, train_idx, test_idx, config: LOSOConfig,
                  env: dict, folder: Path):
         import torch
-
-        from ...model import class_weights
 
         self.data, self.index, self.subject, self.config, self.env, self.folder = data, index, subject, config, env, folder
         self.device = torch.device(env["device"])
@@ -103,8 +104,6 @@ class Fold:
     def _new(self):
         import torch
 
-        from ..recipe import make_ema
-
         cfg = self.config
         _seed_torch(_seed(cfg.seed, self.index, 0, _INIT))
         model = build_fold_model(cfg, len(self.data.classes), self.data.x.shape[1]).to(self.device)
@@ -136,8 +135,6 @@ class Fold:
         """What epoch ``epoch`` (1-based) of this fold draws, all from (seed, fold, epoch): the
         shuffled order of the training fold, the MotionMix (None without), the torch seed of its
         dropout masks; and its optimiser steps."""
-        from ...augment import MotionMix
-
         cfg, n = self.config, len(self.train_idx)
         return {"order": np.random.default_rng(_seed(cfg.seed, self.index, epoch, _SHUFFLE)).permutation(n),
                 "mix": MotionMix(p=cfg.motionmix_p, seed=_seed(cfg.seed, self.index, epoch, _MIX), channels=cfg.channels,
@@ -149,8 +146,6 @@ class Fold:
         returns the batch (inputs, boxes, labels) in the epoch's order, MotionMix applied with
         partners from the training fold only."""
         import torch
-
-        from ..recipe import lr_factor
 
         cfg, steps = self.config, draws["steps"]
         factor = lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps, cfg.warmup_epochs * steps)

@@ -11,14 +11,15 @@ from typing import Callable
 from ...data.records import DataError
 from ...options import OptionError
 from ...utils import folder_lock
+from ..folds import fold_dir, read_fold_result
 from .config import LOSOConfig, build_fold_model, resolve_environment
 from .data import LOSOData, loso_splits
 from .fold import Fold, Stopped
 from .ray_engine import ENGINES, check_ray_address, import_ray, train_on_ray
 from .report import LOSOResult, write_outputs
-from .run_folder import (RUN_FORMAT, config_record, damaged_checkpoint, fold_dirname, open_run_dir, read_fold_result,
-                         sweep_partial_files)
-from .workers import fold_threads, fold_workers, train_in_workers
+from .run_folder import RUN_FORMAT, config_record, damaged_checkpoint, open_run_dir, sweep_partial_files
+from .stacked import StackedFolds, group_size
+from .workers import fold_threads, fold_workers, record_fold, train_in_workers
 
 
 def run_loso(samples_or_inputs, config: LOSOConfig, run_dir: str | Path, progress: bool = True,
@@ -114,7 +115,7 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
     chosen = splits[: config.folds] if config.folds else splits
     results: dict[str, dict] = {}
     for subject, _, test_idx in splits:  # every finished fold in the folder counts, chosen or not
-        folder = run_dir / "folds" / fold_dirname(subject)
+        folder = fold_dir(run_dir, subject)
         r = read_fold_result(folder / "result.json")
         if r is not None and r.get("format") == RUN_FORMAT and r.get("keys") == [data.keys[i] for i in test_idx]:
             problem = damaged_checkpoint(folder / "checkpoint.pt")
@@ -148,7 +149,7 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
             for index, subject, train_idx, test_idx in todo:
                 bar.set_postfix(subject=subject, refresh=True)
                 fold = Fold(data, index, subject, train_idx, test_idx, config, env,
-                             run_dir / "folds" / fold_dirname(subject))
+                             fold_dir(run_dir, subject))
                 try:
                     results[subject] = fold.run(progress, halt)
                 except Stopped:
@@ -164,11 +165,8 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
 def _train_stacked(todo: list, data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, results: dict,
                    progress: bool, halt, bar, stack: int | None) -> bool:
     """The folds of ``todo`` stacked ``stack`` at a time (:mod:`.stacked`); False if ``halt`` paused them."""
-    from .stacked import StackedFolds, group_size
-    from .workers import record_fold
-
     def fold(index, subject, train_idx, test_idx) -> Fold:
-        return Fold(data, index, subject, train_idx, test_idx, config, env, run_dir / "folds" / fold_dirname(subject))
+        return Fold(data, index, subject, train_idx, test_idx, config, env, fold_dir(run_dir, subject))
 
     with fold_threads() if env["device"] == "cpu" else contextlib.nullcontext():
         size = group_size(stack, len(todo), fold(*todo[0]))

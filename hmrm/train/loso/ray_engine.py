@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 from ...utils import atomic_write_text
+from ..folds import fold_dir
 from .config import FOLD_THREADS, LOSOConfig
 from .data import LOSOData
-from .run_folder import fold_dirname
+from .fold import Fold, Stopped
 from .workers import cpu_cores, record_fold
 
 #: How the ray extra is installed (the message of a run asked for Ray where it is missing).
@@ -178,10 +179,8 @@ def _ray_fold(data: LOSOData, config: LOSOConfig, env: dict, run_dir: str, index
     None when it stopped at the deadline."""
     import torch
 
-    from .fold import Fold, Stopped
-
     torch.set_num_threads(FOLD_THREADS)
-    folder = Path(run_dir) / "folds" / fold_dirname(subject)
+    folder = fold_dir(run_dir, subject)
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "running.json"
     atomic_write_text(marker, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}) + "\n")

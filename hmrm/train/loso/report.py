@@ -14,7 +14,11 @@ import numpy as np
 
 from ...data.records import DataError
 from ...utils import atomic_write_text
+from ...viz.plots import plot_confusion, plot_training
 from .. import metrics as M
+from ..calibration import calibrate_folds
+from ..folds import pooled
+from ..stats import bootstrap_scores
 from .config import LOSOConfig
 from .data import LOSOData
 
@@ -36,9 +40,8 @@ def _best_epoch(curve: list[list[int]], truth: list[int]) -> tuple[int, list[int
 def aggregate(results: Sequence[dict], classes: Sequence[str], n_subjects: int, epochs: int) -> dict:
     """metrics.json from the finished folds' results (see the module docstring)."""
     results = sorted(results, key=lambda r: r["subject"])
-    truth = [t for r in results for t in r["true"]]
-    pred = [p for r in results for p in r["pred"]]
-    groups = [r["subject"] for r in results for _ in r["true"]]
+    p = pooled(results)
+    truth, pred, groups = p.truth, p.pred, p.groups
     done = len(results)
     out: dict = {"complete": done == n_subjects, "folds_done": done, "folds_total": n_subjects,
                  "subjects_done": [r["subject"] for r in results], "classes": list(classes), "epochs": epochs}
@@ -51,7 +54,6 @@ def aggregate(results: Sequence[dict], classes: Sequence[str], n_subjects: int, 
     per_fold = ev.pop("per_fold")
     out["honest"] = {"what": f"predictions of the final epoch ({epochs}) of every fold, pooled (MEGC UF1 / UAR)", **ev}
     if done >= 2:  # how far the score could move with other subjects (hmrm.train.stats)
-        from ..stats import bootstrap_scores
 
         out["honest"]["interval"] = bootstrap_scores(truth, pred, groups, len(classes))
     best = {r["subject"]: _best_epoch(r.get("test_curve") or [], r["true"]) for r in results}
@@ -87,7 +89,6 @@ def _calibration(results: Sequence[dict]):
     fewer than two subjects are done (a temperature is fitted on the other subjects)."""
     if len(results) < 2:
         return None
-    from ..calibration import calibrate_folds
 
     return calibrate_folds(results)
 
@@ -120,8 +121,6 @@ def write_outputs(run_dir: Path, results: list[dict], data: LOSOData, config: LO
     atomic_write_text(run_dir / "predictions.csv", _predictions_csv(results, data.classes, cal))
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if figures and results:
-        from ...viz.plots import plot_confusion, plot_training
-
         h = metrics["honest"]
         name = config.model + (f" ({config.ablation})" if config.ablation else "")
         scope = "" if metrics["complete"] else f", PARTIAL {metrics['folds_done']}/{metrics['folds_total']} subjects"

@@ -1,15 +1,19 @@
-"""The run folder of a LOSO run: its name for a fold, ``config.json`` (what the run is; a folder made
-with another configuration or other inputs is refused, saying what differs), and the finished
-folds' ``result.json`` read back."""
+"""The run folder of a LOSO run: its name, ``config.json`` (what the run is; a folder made with another
+configuration or other inputs is refused, saying what differs), and the finished folds' final
+weights read back (their folders and ``result.json``: :mod:`hmrm.train.folds`)."""
 from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Sequence
 
+from ...checkpoint import load_checkpoint
 from ...data.records import DataError
 from ...utils import atomic_write_text
+from ..folds import fold_dir
+from .config import LOSOConfig
 
 #: Format of the run folder; bumped when its files change meaning.
 RUN_FORMAT = 1
@@ -38,11 +42,6 @@ def run_name(dataset: str, config, seeds: Sequence[int] | None = None) -> str:
                     + [config.flow, *head, f"e{config.epochs}", seed_part])
 
 
-def fold_dirname(subject: str) -> str:
-    """Folder name of a fold: the group with ``/`` replaced (``synthme/sub01`` -> ``synthme-sub01``)."""
-    return subject.replace("/", "-").replace("\\", "-")
-
-
 def config_record(config, data, env: dict) -> dict:
     """What ``config.json`` holds: the format, the configuration, the inputs' description and the environment."""
     return {"format": RUN_FORMAT, "config": config.to_dict(), "motionmix_applied": config.mixes,
@@ -50,10 +49,6 @@ def config_record(config, data, env: dict) -> dict:
 
 
 def _field_defaults() -> dict:
-    from dataclasses import MISSING, fields
-
-    from .config import LOSOConfig
-
     return {f.name: f.default for f in fields(LOSOConfig) if f.default is not MISSING}
 
 
@@ -115,28 +110,6 @@ def open_run_dir(run_dir: Path, record: dict) -> None:
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-def read_fold_result(path: Path) -> dict | None:
-    """A finished fold's ``result.json``; None when it is missing or unreadable (the fold is trained again)."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        warnings.warn(f"{path} is unreadable; that fold is trained again.", stacklevel=3)
-        return None
-
-
-def finished_folds(run_dir) -> list[dict]:
-    """The ``result.json`` of every finished fold of a run folder, in subject order; an error naming
-    the folder when none has finished."""
-    run_dir = Path(run_dir)
-    results = [json.loads(p.read_text()) for p in sorted((run_dir / "folds").glob("*/result.json"))]
-    if not results:
-        raise DataError(f"{run_dir} has no finished fold (no {run_dir / 'folds'}/*/result.json): give a folder that a "
-                        "LOSO run wrote (the --run-dir of hmrm loso, or runs/demo/<run> after make demo)")
-    return sorted(results, key=lambda r: r["subject"])
-
-
 def _final_checkpoint(ckpt) -> None:
     if not isinstance(ckpt, dict) or not ckpt.get("final") or ckpt.get("model") is None:
         raise ValueError("it is not the final checkpoint of a finished fold")
@@ -144,8 +117,6 @@ def _final_checkpoint(ckpt) -> None:
 
 def _load_final(path: Path, model=None) -> str | None:
     """Load a finished fold's final checkpoint (into ``model`` when given); what is wrong with it, or None."""
-    from ..checkpoint import load_checkpoint
-
     parts = {} if model is None else {"model": model}
     try:
         if load_checkpoint(path, parts, "cpu", check=_final_checkpoint) is None:
@@ -165,7 +136,7 @@ def damaged_checkpoint(path: Path) -> str | None:
 def load_final_weights(run_dir: Path, subject: str, model) -> None:
     """Load a finished fold's final weights into ``model``; a damaged file is an error that names it
     and says how to get it back."""
-    path = Path(run_dir) / "folds" / fold_dirname(subject) / "checkpoint.pt"
+    path = fold_dir(run_dir, subject) / "checkpoint.pt"
     problem = _load_final(path, model)
     if problem is None:
         return

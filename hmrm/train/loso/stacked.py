@@ -34,7 +34,6 @@ import copy
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 

@@ -12,7 +12,7 @@ from .config import FOLD_THREADS, LOSOConfig
 from .data import LOSOData
 from .fold import Fold, Stopped
 from .report import write_outputs
-from .run_folder import fold_dirname
+from ..folds import fold_dir
 
 
 def train_in_workers(todo: list, n_workers: int, data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path,
@@ -115,7 +115,7 @@ def _worker_fold(index: int, subject: str, train_idx, test_idx, deadline: float 
     """Train one fold in a worker process; None when it stopped at the deadline (after a checkpoint)."""
     w = _WORKER
     fold = Fold(w["data"], index, subject, train_idx, test_idx, w["config"], w["env"],
-                 w["run_dir"] / "folds" / fold_dirname(subject))
+                 fold_dir(w["run_dir"], subject))
     w["in_fold"] = True
     try:
         return fold.run(False, None if deadline is None else lambda *_: time.time() > deadline)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..utils import atomic_path
+from .utils import atomic_path
 
 
 def save_checkpoint(path: str | Path, parts: dict, rng: bool = False, **fields) -> None:
