@@ -40,13 +40,13 @@ from .features import estimate_flow, load_aligned_pair, resize_flow
 from .flow import endpoint_error
 from .flow.stabilize import remove_head_motion
 from .markdown import format_interval, markdown_table
+from .model import MODELS
 from .resultfiles import write_results
 from .train.loso import LOSOData, recipe_config, run_loso
 from .train.stats import paired_difference, ratio_interval, run_predictions
 from .utils import atomic_write_text
 from .utils import cache_dir as default_cache
 
-MODELS = ("hmrm", "ststnet")
 
 
 def estimate_apex_difference(frames, onset: int = 0, offset: int | None = None, width: int = 128,

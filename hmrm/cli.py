@@ -689,11 +689,9 @@ def _beyond_options(p, experiment, flows) -> None:
 
 def _loso_defaults() -> dict:
     """The defaults of :class:`~hmrm.train.loso.LOSOConfig`, which ``hmrm loso`` shows and uses."""
-    from dataclasses import MISSING, fields
-
     from .train.loso import LOSOConfig
 
-    return {f.name: f.default for f in fields(LOSOConfig) if f.default is not MISSING}
+    return LOSOConfig.field_defaults()
 
 
 def _add_loso(sub) -> None:

@@ -37,7 +37,7 @@ from .face.regions import REGION_NAMES, region_boxes
 from .features import load_aligned_pair
 from .markdown import format_interval, markdown_table
 from .train.loso import LOSOConfig, build_fold_model, loso_splits
-from .train.loso.fold import input_scale
+from .train.loso.fold_parts import input_scale
 from .train.loso.run_folder import load_final_weights
 from .train.stats import CONFIDENCE, subject_interval
 from .viz.plots import plot_explanations

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -66,7 +66,7 @@ from hmrm.choices import choices_markdown
 from hmrm.data.synthme import load_frame, load_gt_flow, tiny_synthme
 from hmrm.face.regions import REGION_NAMES
 from hmrm.features import build_flow_inputs
-from hmrm.viz import draw_regions, flow_to_color, flow_wheel
+from hmrm.viz import add_flow_wheel, draw_regions, flow_to_color
 
 samples = tiny_synthme(SYNTHME_ROOT or None, seed=SEED)   # 2 subjects x 4 clips, built once into the cache
 print(samples.summary())
@@ -112,18 +112,10 @@ assert np.isclose(exact.x[0, 0].mean(), g[..., 0].mean() * SIZE / g.shape[1], at
 # (in input pixels) and strain (pixels of displacement per pixel, px/px) carry a colour bar.
 
 # %%
-def add_wheel(ax, size=48):
-    """The colour key of a flow picture, in its top-right corner (transparent outside the disc)."""
-    r = np.linspace(-1, 1, size)
-    disc = (r[None] ** 2 + r[:, None] ** 2 <= 1).astype(np.uint8) * 255
-    key = ax.inset_axes([0.78, 0.78, 0.22, 0.22])
-    key.imshow(np.dstack([flow_wheel(size), disc])); key.axis("off")
-
-
 def show_flow(ax, flow, title, max_mag=None):
     """One (H, W, 2) flow as colour, with its wheel; full colour = max_mag px (default: the largest speed)."""
     m = max_mag or float(np.sqrt((flow ** 2).sum(-1)).max())
-    ax.imshow(flow_to_color(flow, m)); add_wheel(ax)
+    ax.imshow(flow_to_color(flow, m)); add_flow_wheel(ax, round(float(m), 2), size=0.22, corner="upper right")
     ax.set_title(f"{title}\nfull colour = {m:.2f} px", fontsize=8); ax.axis("off")
 
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -63,7 +63,7 @@ from hmrm.face.regions import REGION_NAMES
 from hmrm.features import flow_input, region_boxes_for
 from hmrm.model import ABLATIONS, HMRM, build_model, class_weights, count_parameters, region_token_mask
 from hmrm.ssm import resolve_backend
-from hmrm.viz import flow_to_color, flow_wheel
+from hmrm.viz import add_flow_wheel, flow_to_color
 from hmrm.viz.overlays import REGION_COLOURS
 
 if THREADS:
@@ -76,15 +76,6 @@ print(samples.summary())
 # on this chapter's CPU (mamba_ssm's CUDA kernel cannot run there), and every model below gets it.
 SCAN = resolve_backend(BACKEND, torch.device("cpu"))
 print(f"selective-scan backend of this chapter: {SCAN!r}")
-
-
-def add_wheel(ax, size=48):
-    """The colour key of a flow picture in its top-right corner: the hue at each angle is motion in
-    that direction; white is no motion, full colour the speed named in the title."""
-    r = np.linspace(-1, 1, size)
-    disc = (r[None] ** 2 + r[:, None] ** 2 <= 1).astype(np.uint8) * 255
-    key = ax.inset_axes([0.78, 0.78, 0.22, 0.22])
-    key.imshow(np.dstack([flow_wheel(size), disc])); key.axis("off")
 
 # %% [markdown]
 # ## 1. The input: a flow map and four boxes
@@ -105,7 +96,7 @@ flow = x_np[:2].transpose(1, 2, 0)
 print(f"{sample.key}: {sample.label}; input {x_np.shape}, largest displacement {np.abs(flow).max():.2f} px")
 speed = np.sqrt((flow ** 2).sum(-1)).max()
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
-axes[0].imshow(flow_to_color(flow, speed)); add_wheel(axes[0])
+axes[0].imshow(flow_to_color(flow, speed)); add_flow_wheel(axes[0], round(float(speed), 2), size=0.22, corner="upper right")
 axes[0].set_title(f"flow (colour = direction)\nfull colour = {speed:.2f} px", fontsize=10)
 for ax, channel, name, unit in zip(axes[1:], x_np, ["u", "v", "optical strain"], ["px", "px", "px/px"]):
     lim = np.abs(channel).max()
@@ -130,7 +121,7 @@ plt.tight_layout(); plt.show()
 # %%
 fig, axes = plt.subplots(1, len(PATCH_SIZES), figsize=(4 * len(PATCH_SIZES), 4))
 for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
-    ax.imshow(flow_to_color(flow, speed)); add_wheel(ax)
+    ax.imshow(flow_to_color(flow, speed)); add_flow_wheel(ax, round(float(speed), 2), size=0.22, corner="upper right")
     for t in range(0, INPUT_SIZE + 1, p):
         ax.axhline(t - 0.5, color="k", lw=0.4); ax.axvline(t - 0.5, color="k", lw=0.4)
     g = INPUT_SIZE // p

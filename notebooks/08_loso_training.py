@@ -42,10 +42,11 @@ RUN_DIR = ""                    # "": a folder under the hmrm cache named after 
 # 1. see the folds: one per subject;
 # 2. read why the scores are pooled over folds, and why the number of epochs is fixed;
 # 3. meet the training recipe, and why its settings are chosen on other data than the data reported;
-# 4. run `hmrm.train.loso.run_loso` (resumable: run the cell again and finished folds are kept);
-# 5. read the metrics table, the confusion matrix and the training curves, with the honest score
+# 4. read the loop that trains one fold, all of it on one screen;
+# 5. run `hmrm.train.loso.run_loso` (resumable: run the cell again and finished folds are kept);
+# 6. read the metrics table, the confusion matrix and the training curves, with the honest score
 #    beside the optimistic "best epoch on test" one;
-# 6. read the score's 95 % interval over subjects, and check the run yourself.
+# 7. read the score's 95 % interval over subjects, and check the run yourself.
 
 # %%
 import json
@@ -55,6 +56,7 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 
 from hmrm.data.datasets import training_samples
+from hmrm.markdown import markdown_table
 from hmrm.train.loso import loso_splits, run_loso, run_name
 from hmrm.utils import cache_dir
 
@@ -143,20 +145,6 @@ print("run folder:", run_dir)
 print("every field, as config.json records it:", json.dumps(config.to_dict()))
 
 # %% [markdown]
-# Where the fields act: every optimiser step of a fold starts in `Fold.batch`
-# (`hmrm/train/loso/fold.py`), which sets the learning rate from the step counter (the schedule), takes
-# the next clips in the epoch's shuffled order, and applies MotionMix with partners drawn from the
-# fold's training clips only. The loss (with label smoothing), the AdamW step and the update of the
-# weight average follow it in `Fold._epoch`.
-
-# %%
-import inspect
-
-from hmrm.train.loso.fold import Fold
-
-print(inspect.getsource(Fold.batch))
-
-# %% [markdown]
 # **The paper says, this course chose.** The recipe is where this course departs most from the
 # paper, because the paper's recipe is for a network a hundred times the cost of this one on a GPU.
 # Each choice with its reason and what it measured (read now from the committed results,
@@ -166,7 +154,47 @@ print(inspect.getsource(Fold.batch))
 display(Markdown(choices_markdown("training")))
 
 # %% [markdown]
-# ## 4. Train and score
+# ## 4. One fold's loop
+#
+# Every engine (one fold after another here, worker processes, Ray tasks, stacked folds on a GPU)
+# trains a fold with the same pieces, and for a fold on its own they are put together by one
+# method, `Fold.run` (`hmrm/train/loso/fold.py`). It is the whole of training, on one screen:
+
+# %%
+import inspect
+
+from hmrm.train.loso.fold import Fold
+
+print(inspect.getsource(Fold.run))
+
+# %% [markdown]
+# Read it from the top:
+#
+# * `self.begin()` makes a fresh network, its AdamW, the loss scaler and the weight average, with
+#   the network's initial weights seeded from `(seed, fold)`; when the fold's folder holds the
+#   checkpoint of an unfinished run, it continues from there. What it returns is a `FoldState`
+#   (`hmrm/train/loso/fold_parts.py`): everything a checkpoint holds, and nothing else.
+# * Each epoch starts with its **draws**, an `EpochDraws`: the shuffled order of the training clips,
+#   the MotionMix of the epoch and the seed of its dropout masks, all from `(seed, fold, epoch)`.
+#   Nothing random carries over from one epoch to the next, which is why a resumed fold gives the
+#   same bits as one that never stopped.
+# * Each step takes a **batch** in that order (`Fold.batch`, below: it also sets the learning rate
+#   from the step counter and mixes the clips), and `Fold.train_step` does what every PyTorch loop
+#   does: forward, loss, backward, optimiser step (and the weight average's update).
+# * `end_epoch` keeps the books: the history, the diagnostic held-out curve (which nothing reads), a
+#   checkpoint every `checkpoint_every` epochs, and the stop hook that pauses a run.
+# * After the last epoch, `finish` predicts the held-out subject **once**, with the final network, and
+#   writes `result.json`. That prediction, pooled over the folds, is the score.
+#
+# The held-out subject appears in two places only, both in eval mode without gradients: the
+# diagnostic curve and the final prediction. Where the recipe's fields act:
+
+# %%
+print(inspect.getsource(Fold.batch))
+print(inspect.getsource(Fold.train_step))
+
+# %% [markdown]
+# ## 5. Train and score
 #
 # `run_loso` computes (and caches) the flow maps, then trains one fresh model per fold. Each fold
 # writes a checkpoint every few epochs and a `result.json` when it is done, so an interrupted run
@@ -179,7 +207,7 @@ metrics = result.metrics
 print(result.table())
 
 # %% [markdown]
-# ## 5. Honest and optimistic, side by side
+# ## 6. Honest and optimistic, side by side
 #
 # The first row is the result: the final epoch of every fold, pooled. The second is what selecting
 # the best epoch on each held-out subject would have reported; the gap printed under the table is
@@ -188,10 +216,10 @@ print(result.table())
 # %%
 h, b = metrics["honest"], metrics.get("best_epoch_on_test")
 rows = [("honest: final epoch, pooled", h)] + ([("best epoch on test (optimistic, NOT a result)", b)] if b else [])
-table = "| | UF1 | UAR | accuracy |\n|---|---|---|---|\n"
-table += "".join(f"| {name} | {m['uf1']:.3f} | {m['uar']:.3f} | {m['accuracy']:.3f} |\n" for name, m in rows)
+table = markdown_table(["", "UF1", "UAR", "accuracy"],
+                       [[name, f"{m['uf1']:.3f}", f"{m['uar']:.3f}", f"{m['accuracy']:.3f}"] for name, m in rows])
 if not metrics["complete"]:
-    table += f"\n**{metrics['partial_note']}**\n"
+    table += f"\n\n**{metrics['partial_note']}**\n"
 display(Markdown(table))
 if b:
     print(f"optimistic minus honest: UF1 {b['uf1'] - h['uf1']:+.3f}, UAR {b['uar'] - h['uar']:+.3f}")
@@ -207,7 +235,7 @@ for figure in ("confusion.png", "training.png"):
         display(Image(filename=str(run_dir / figure)))
 
 # %% [markdown]
-# ## 6. How sure is the score?
+# ## 7. How sure is the score?
 #
 # Had other people been recorded, the score would be different. How different? The clips of one
 # subject share a face, a head-motion style and an intensity, so they tend to be right or wrong
@@ -233,7 +261,7 @@ if ci:
     print(f"UAR {h['uar']:.3f}, 95% interval over {ci['n_subjects']} subjects [{ci['uar'][0]:.3f}, {ci['uar'][1]:.3f}]")
 
 # %% [markdown]
-# ## 7. Where the run lives
+# ## 8. Where the run lives
 #
 # Everything is in the run folder: `config.json` (settings, input fingerprint, device),
 # `folds/<subject>/` (checkpoint and result of each fold), `predictions.csv`, `metrics.json` and the

@@ -20,6 +20,11 @@ def all_pairs(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
     return (c / d ** 0.5).reshape(n, h, w, h, w)
 
 
+def corr_channels(levels: int, radius: int) -> int:
+    """The channels of a correlation lookup: a (2 radius + 1)^2 window at each of ``levels`` levels."""
+    return levels * (2 * radius + 1) ** 2
+
+
 class CorrPyramid:
     def __init__(self, f1: torch.Tensor, f2: torch.Tensor, levels: int = 3, radius: int = 3):
         n, _, h, w = f1.shape
@@ -32,7 +37,7 @@ class CorrPyramid:
 
     @property
     def channels(self) -> int:
-        return self.levels * (2 * self.radius + 1) ** 2
+        return corr_channels(self.levels, self.radius)
 
     def __call__(self, coords: torch.Tensor) -> torch.Tensor:
         """``coords`` (N, 2, H, W): target positions (x, y) in frame-2 feature pixels ->

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classic import classic_flow, to_grey
-from .corr import CorrPyramid
+from .corr import CorrPyramid, corr_channels
 from .encoders import Encoder
 from .refine import FlowRefiner
 from .update import Attention, UpdateBlock, convex_upsample, photometric_features
@@ -109,8 +109,7 @@ class GRUAOFE(nn.Module):
         if cfg.attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {cfg.attention!r}")
         self.attention = Attention(cfg.context, mode=cfg.attention, temperature=cfg.attention_temperature) if cfg.attention != "none" else None
-        corr_ch = cfg.levels * (2 * cfg.radius + 1) ** 2
-        self.update = UpdateBlock(corr_ch, cfg.hidden, cfg.context, 64, STRIDE, cfg.attention_gain, cfg.photometric,
+        self.update = UpdateBlock(corr_channels(cfg.levels, cfg.radius), cfg.hidden, cfg.context, 64, STRIDE, cfg.attention_gain, cfg.photometric,
                                   cfg.flow_scale, cfg.delta_scale)
         self.refiner = FlowRefiner(cfg.refine_hidden) if cfg.refine else None
 

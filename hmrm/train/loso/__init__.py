@@ -1,8 +1,9 @@
 """Leave-one-subject-out (LOSO) training and evaluation, resumable and honest by construction.
 
 One job per module: :mod:`.config` (what a run is), :mod:`.data` (its inputs and splits),
-:mod:`.run_folder` (the folder and its checks), :mod:`.fold` (one fold's training and prediction),
-:mod:`.workers` (folds side by side), :mod:`.stacked` (many folds as one batched network),
+:mod:`.run_folder` (the folder and its checks), :mod:`.fold` (one fold's loop, on one screen, and its
+steps), :mod:`.fold_parts` (what the loop is made of: seeds, the fold's tensors, an epoch's draws, the
+state a checkpoint holds, the result record), :mod:`.workers` (folds side by side), :mod:`.stacked` (many folds as one batched network),
 :mod:`.ray_engine` (folds as tasks on a Ray cluster), :mod:`.report` (pooled scores and tables),
 :mod:`.harness` (``run_loso``, which ties them together).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from ...augment import MotionMix
 from ...features import CHANNELS, DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
@@ -123,6 +123,12 @@ class LOSOConfig:
 
     def to_dict(self) -> dict:
         return _jsonable(asdict(self))
+
+    @classmethod
+    def field_defaults(cls) -> dict:
+        """Every field that has a default, with it: what ``hmrm loso`` shows and uses, and what a field
+        added after a run folder was made reads as there."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def _jsonable(obj):

@@ -14,7 +14,7 @@ from ...utils import folder_lock
 from ..folds import fold_dir, read_fold_result
 from .config import LOSOConfig, build_fold_model, resolve_environment
 from .data import LOSOData, loso_splits
-from .fold import Fold, Stopped
+from .fold import Fold, Stopped, make_fold
 from .ray_engine import ENGINES, check_ray_address, import_ray, train_on_ray
 from .report import LOSOResult, write_outputs
 from .run_folder import RUN_FORMAT, config_record, damaged_checkpoint, open_run_dir, sweep_partial_files
@@ -148,8 +148,7 @@ def _train_run(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path, pro
         with fold_threads() if env["device"] == "cpu" else contextlib.nullcontext():
             for index, subject, train_idx, test_idx in todo:
                 bar.set_postfix(subject=subject, refresh=True)
-                fold = Fold(data, index, subject, train_idx, test_idx, config, env,
-                             fold_dir(run_dir, subject))
+                fold = make_fold(data, config, env, run_dir, index, subject, train_idx, test_idx)
                 try:
                     results[subject] = fold.run(progress, halt)
                 except Stopped:
@@ -166,7 +165,7 @@ def _train_stacked(todo: list, data: LOSOData, config: LOSOConfig, env: dict, ru
                    progress: bool, halt, bar, stack: int | None) -> bool:
     """The folds of ``todo`` stacked ``stack`` at a time (:mod:`.stacked`); False if ``halt`` paused them."""
     def fold(index, subject, train_idx, test_idx) -> Fold:
-        return Fold(data, index, subject, train_idx, test_idx, config, env, fold_dir(run_dir, subject))
+        return make_fold(data, config, env, run_dir, index, subject, train_idx, test_idx)
 
     with fold_threads() if env["device"] == "cpu" else contextlib.nullcontext():
         size = group_size(stack, len(todo), fold(*todo[0]))

@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 from ...utils import atomic_write_text
-from ..folds import fold_dir
 from .config import FOLD_THREADS, LOSOConfig
 from .data import LOSOData
-from .fold import Fold, Stopped
+from .fold import Stopped, make_fold
 from .workers import cpu_cores, record_fold
 
 #: How the ray extra is installed (the message of a run asked for Ray where it is missing).
@@ -180,11 +179,11 @@ def _ray_fold(data: LOSOData, config: LOSOConfig, env: dict, run_dir: str, index
     import torch
 
     torch.set_num_threads(FOLD_THREADS)
-    folder = fold_dir(run_dir, subject)
+    fold = make_fold(data, config, env, run_dir, index, subject, train_idx, test_idx)
+    folder = fold.folder
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "running.json"
     atomic_write_text(marker, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}) + "\n")
-    fold = Fold(data, index, subject, train_idx, test_idx, config, env, folder)
     try:
         return fold.run(False, None if deadline is None else lambda *_: time.time() > deadline)
     except Stopped:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -48,17 +47,13 @@ def config_record(config, data, env: dict) -> dict:
             "data": data.describe(), "environment": env}
 
 
-def _field_defaults() -> dict:
-    return {f.name: f.default for f in fields(LOSOConfig) if f.default is not MISSING}
-
-
 def config_differences(old: dict, config: dict) -> list[str]:
     """How the configuration recorded in a run folder's ``config.json`` (``old``) differs from
     ``config`` (a :meth:`LOSOConfig.to_dict`), field by field; the fields that may change between
     sessions (device, workers ...) do not count."""
     diffs = []
     # a field added to LOSOConfig after a run was made reads as its default there
-    oc, nc = {**_field_defaults(), **old.get("config", {})}, config
+    oc, nc = {**LOSOConfig.field_defaults(), **old.get("config", {})}, config
     for k in sorted(set(oc) | set(nc)):
         if k in FREE_FIELDS:
             continue

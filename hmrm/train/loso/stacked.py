@@ -32,12 +32,16 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn as nn
+from torch.func import functional_call, grad_and_value, vmap
+from tqdm.auto import tqdm
 
-from .fold import Fold, Stopped
+from .fold import Fold
+from .fold_parts import EpochDraws, Stopped
 
 #: The selective-scan backend of the stacked network: plain tensor code that vmap can batch.
 STACKED_SCAN = "parallel"
@@ -48,24 +52,42 @@ MEMORY_SHARE = 0.7
 CPU_STACK = 2
 
 
-class _Masks:
-    """The dropout masks of the current stacked call, consumed in call order by :class:`GivenDropout`."""
+class MaskQueue:
+    """The dropout masks of one stacked call, consumed in call order by the :class:`GivenDropout`
+    modules of one stacked network (each network has its own queue)."""
 
-    queue: list = []
+    def __init__(self) -> None:
+        self.masks: list = []
 
 
 class GivenDropout(nn.Module):
-    """Stands in for ``nn.Dropout`` in the stacked network: multiplies by the next given mask
-    (already divided by 1 - p, as dropout does)."""
+    """Stands in for ``nn.Dropout`` in the stacked network: multiplies by the next mask of its
+    network's queue (already divided by 1 - p, as dropout does)."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(self, p: float, queue: MaskQueue) -> None:
         super().__init__()
-        self.p = p
+        self.p, self.queue = p, queue
 
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        return x * _Masks.queue.pop(0)
+        return x * self.queue.masks.pop(0)
+
+
+@dataclass
+class _Plan:
+    """One fold's part of a stacked epoch: its draws (None when it sits the epoch out), the generator
+    of its dropout masks, and its running loss and correct count over its ``n`` training clips."""
+
+    n: int
+    draws: EpochDraws | None = None
+    gen: torch.Generator | None = None
+    loss: float = 0.0
+    correct: int = 0
+
+    @property
+    def steps(self) -> int:
+        return self.draws.steps if self.draws is not None else 0
 
 
 def dropout_calls(model, x, boxes) -> list[tuple[float, tuple[int, ...]]]:
@@ -86,14 +108,14 @@ def dropout_calls(model, x, boxes) -> list[tuple[float, tuple[int, ...]]]:
     return [(p, shape) for p, shape in calls if p > 0]
 
 
-def _stacked_network(model):
-    """A copy of ``model`` whose dropouts take given masks and whose selective scans run the
-    vmap-able backend: the module ``functional_call`` runs with the stacked weights."""
+def _stacked_network(model, queue: MaskQueue):
+    """A copy of ``model`` whose dropouts take their masks from ``queue`` and whose selective scans run
+    the vmap-able backend: the module ``functional_call`` runs with the stacked weights."""
     base = copy.deepcopy(model)
     for module in list(base.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Dropout):
-                setattr(module, child_name, GivenDropout(child.p))
+                setattr(module, child_name, GivenDropout(child.p, queue))
         if hasattr(module, "backend") and isinstance(module.backend, str):
             module.backend = STACKED_SCAN
     return base.train()
@@ -110,28 +132,27 @@ class StackedFolds:
         if folds[0].amp_dtype is not None:
             raise ValueError("stacked folds train in float32: run without amp, or with the local engine")
         self.runs = [f.begin() for f in folds]
-        first = folds[0]
-        self.calls = dropout_calls(self.runs[0]["model"], first.xtr[:1] / first.scale_t, first.btr[:1])
-        self.base = _stacked_network(self.runs[0]["model"])
-        self.buffers = {k: torch.stack([dict(r["model"].named_buffers())[k] for r in self.runs])
-                        for k, _ in self.runs[0]["model"].named_buffers()}
+        first = folds[0].train
+        self.calls = dropout_calls(self.runs[0].model, first.x[:1] / first.scale_t, first.boxes[:1])
+        self.queue = MaskQueue()
+        self.base = _stacked_network(self.runs[0].model, self.queue)
+        self.buffers = {k: torch.stack([dict(r.model.named_buffers())[k] for r in self.runs])
+                        for k, _ in self.runs[0].model.named_buffers()}
         self._step = None
 
     def _grad_fn(self):
-        from torch.func import functional_call, grad_and_value, vmap
-
-        base, smoothing = self.base, self.config.label_smoothing
+        base, smoothing, queue = self.base, self.config.label_smoothing, self.queue
 
         def loss(params, buffers, x, boxes, y, cw, masks):
-            _Masks.queue = list(masks)
+            queue.masks = list(masks)
             out = functional_call(base, (params, buffers), (x, boxes))
             return base.loss(out, y, cw, label_smoothing=smoothing), out["logits"]
 
         return vmap(grad_and_value(loss, has_aux=True), randomness="error")
 
     def _params(self):
-        names = [n for n, _ in self.runs[0]["model"].named_parameters()]
-        per_fold = [dict(r["model"].named_parameters()) for r in self.runs]
+        names = [n for n, _ in self.runs[0].model.named_parameters()]
+        per_fold = [dict(r.model.named_parameters()) for r in self.runs]
         return {n: torch.stack([p[n].detach() for p in per_fold]) for n in names}
 
     def epoch(self, epoch: int, active: list[bool]) -> list[dict | None]:
@@ -142,59 +163,57 @@ class StackedFolds:
             self._step = self._grad_fn()
         plans = []
         for f, on in zip(self.folds, active):
-            plan = {"n": len(f.train_idx), "steps": 0, "loss": 0.0, "correct": 0}
+            plan = _Plan(len(f.train_idx))
             if on:  # the fold's own draws, as it makes them alone
-                plan.update(f.epoch_draws(epoch))
-                plan["gen"] = torch.Generator(dev).manual_seed(plan["torch_seed"])
+                plan.draws = f.epoch_draws(epoch)
+                plan.gen = torch.Generator(dev).manual_seed(plan.draws.torch_seed)
             plans.append(plan)
         spare = torch.Generator(dev).manual_seed(0)  # masks of folds sitting a step out: never used
-        for i in range(max(p["steps"] for p in plans)):
+        for i in range(max(p.steps for p in plans)):
             xs, bxs, ys, masks, live = [], [], [], [[] for _ in self.calls], []
             for f, plan, run in zip(self.folds, plans, self.runs):
-                on = i < plan["steps"]
+                on = i < plan.steps
                 live.append(on)
                 if on:
-                    xb, bb, yb = f.batch(plan, epoch, i, run["opt"])
+                    xb, bb, yb = f.batch(plan.draws, epoch, i, run.opt)
                 else:  # any samples: the fold's result is thrown away
-                    it = torch.arange(min(bs, plan["n"]), device=dev)
-                    xb, bb, yb = f.xtr[it], f.btr[it], f.ytr[it]
-                gen, b = (plan["gen"] if on else spare), len(yb)
+                    it = torch.arange(min(bs, plan.n), device=dev)
+                    xb, bb, yb = f.train.x[it], f.train.boxes[it], f.train.labels[it]
+                gen, b = (plan.gen if on else spare), len(yb)
                 for j, (p, shape) in enumerate(self.calls):  # the fold's masks, in its own draw order
                     m = torch.empty((b, *shape), device=dev).bernoulli_(1 - p, generator=gen).div_(1 - p)
                     masks[j].append(torch.cat([m, m.new_ones((bs - b, *shape))]) if b < bs else m)
                 pad = bs - b
-                x = xb / f.scale_t
+                x = xb / f.train.scale_t
                 xs.append(torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) if pad else x)
                 bxs.append(torch.cat([bb, bb[:1].expand(pad, *bb.shape[1:])]) if pad else bb)
                 ys.append(torch.cat([yb, yb.new_full((pad,), -100)]) if pad else yb)
-            cw = torch.stack([f.cw.to(dev) for f in self.folds])
+            cw = torch.stack([f.train.class_weights.to(dev) for f in self.folds])
             grads, (loss, logits) = self._step(self._params(), self.buffers, torch.stack(xs), torch.stack(bxs),
                                                torch.stack(ys), cw, [torch.stack(m) for m in masks])
             for k, (plan, run) in enumerate(zip(plans, self.runs)):
                 if not live[k]:
                     continue
-                for name, param in run["model"].named_parameters():
+                for name, param in run.model.named_parameters():
                     param.grad = grads[name][k]
-                run["opt"].step()
-                if run["ema"] is not None:
-                    run["ema"].update_parameters(run["model"])
-                b = min(bs, plan["n"] - i * bs)
-                plan["loss"] += float(loss[k].detach()) * b
-                plan["correct"] += int((logits[k, :b].detach().argmax(1) == ys[k][:b]).sum())
-        return [{"epoch": epoch, "loss": p["loss"] / p["n"], "train_accuracy": p["correct"] / p["n"]} if on else None
+                run.opt.step()
+                if run.ema is not None:
+                    run.ema.update_parameters(run.model)
+                b = min(bs, plan.n - i * bs)
+                plan.loss += float(loss[k].detach()) * b
+                plan.correct += int((logits[k, :b].detach().argmax(1) == ys[k][:b]).sum())
+        return [{"epoch": epoch, "loss": p.loss / p.n, "train_accuracy": p.correct / p.n} if on else None
                 for p, on in zip(plans, active)]
 
     def run(self, progress: bool = False, stop: Callable[[str, int], bool] | None = None,
             on_result: Callable[[dict], None] | None = None) -> list[dict] | None:
         """Train every fold to the last epoch and return their results (``on_result`` is called
         with each as it is written); None when ``stop`` paused them (after checkpoints)."""
-        from tqdm.auto import tqdm
-
         cfg = self.config
-        t0 = [time.perf_counter() - r["state"]["seconds"] for r in self.runs]
-        start = min(r["start"] for r in self.runs)
+        t0 = [time.perf_counter() - r.seconds for r in self.runs]
+        start = min(r.start for r in self.runs)
         for r in self.runs:
-            r["model"].train()
+            r.model.train()
         done = [False] * len(self.folds)
         results: list[dict | None] = [None] * len(self.folds)
         bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, unit="epoch", leave=False,
@@ -203,7 +222,7 @@ class StackedFolds:
         try:
             for e in bar:
                 epoch = e + 1
-                active = [not d and r["start"] < epoch for d, r in zip(done, self.runs)]
+                active = [not d and r.start < epoch for d, r in zip(done, self.runs)]
                 recs = self.epoch(epoch, active)
                 for k, (f, run, rec) in enumerate(zip(self.folds, self.runs, recs)):
                     if rec is None:
@@ -229,14 +248,14 @@ def fold_bytes(fold: Fold) -> float:
     """Device memory one more stacked fold needs, on CUDA: its weights four times over (weights,
     gradients, AdamW's two moments; five with a weight average) plus what one training step of one
     batch holds, measured on a copy of a fresh network (nothing of the fold changes)."""
-    model = fold.begin()["model"]
+    model, t = fold.begin().model, fold.train
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     torch.cuda.synchronize(fold.device)
     torch.cuda.reset_peak_memory_stats(fold.device)
     before = torch.cuda.memory_allocated(fold.device)
     it = torch.arange(min(fold.config.batch_size, len(fold.train_idx)), device=fold.device)
-    out = model(fold.xtr[it] / fold.scale_t, fold.btr[it])
-    model.loss(out, fold.ytr[it], fold.cw.to(fold.device)).backward()
+    out = model(t.x[it] / t.scale_t, t.boxes[it])
+    model.loss(out, t.labels[it], t.class_weights.to(fold.device)).backward()
     step = torch.cuda.max_memory_allocated(fold.device) - before
     return float(step + (5 if fold.config.ema else 4) * params)
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from ...utils import worker_pool
 from .config import FOLD_THREADS, LOSOConfig
 from .data import LOSOData
-from .fold import Fold, Stopped
+from .fold import Stopped, make_fold
 from .report import write_outputs
-from ..folds import fold_dir
 
 
 def train_in_workers(todo: list, n_workers: int, data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path,
@@ -87,6 +86,9 @@ def record_fold(results: dict, result: dict, run_dir: Path, data: LOSOData, conf
     bar.update(1)
 
 
+#: What a worker process trains with, set once by the pool's initializer (so the data cross to each
+#: process once, not with every fold): the one module-level state of the LOSO code, and it lives in
+#: worker processes only.
 _WORKER: dict = {}
 
 
@@ -114,8 +116,7 @@ def _worker_init(data: LOSOData, config: LOSOConfig, env: dict, run_dir: Path) -
 def _worker_fold(index: int, subject: str, train_idx, test_idx, deadline: float | None) -> dict | None:
     """Train one fold in a worker process; None when it stopped at the deadline (after a checkpoint)."""
     w = _WORKER
-    fold = Fold(w["data"], index, subject, train_idx, test_idx, w["config"], w["env"],
-                 fold_dir(w["run_dir"], subject))
+    fold = make_fold(w["data"], w["config"], w["env"], w["run_dir"], index, subject, train_idx, test_idx)
     w["in_fold"] = True
     try:
         return fold.run(False, None if deadline is None else lambda *_: time.time() > deadline)
