@@ -625,7 +625,7 @@ def _add_explain(sub) -> None:
 
 def _add_beyond(sub) -> None:
     from .beyond import APEX_ESTIMATORS, apex_experiment, head_motion_experiment, lowres_experiment
-    from .features import METHODS, UPSCALED
+    from .features import FLOW_METHODS, UPSCALED
 
     b = sub.add_parser("beyond", help="the paper's named limits, measured on SynthME (apex, head motion, low resolution)",
                        description="Experiments beyond the paper: each trains the demo's HMRM and STSTNet by LOSO on "
@@ -642,7 +642,7 @@ def _add_beyond(sub) -> None:
     a.add_argument("--out", type=Path, default=_default(apex_experiment, "out"), help="run folders and tables")
     a.add_argument("--estimators", nargs="+", choices=list(APEX_ESTIMATORS), default=list(APEX_ESTIMATORS),
                    help="apex estimators to compare, the reference first")
-    _beyond_options(a, apex_experiment, [m for m in METHODS if m != "gt"])
+    _beyond_options(a, apex_experiment, [m for m in FLOW_METHODS if m != "gt"])
     a.set_defaults(func=_cmd_beyond_apex)
     h = bsub.add_parser("head-motion", formatter_class=_Help, help="head-motion compensation: flow error and UF1",
                         description="On a SynthME whose head moves several times more than its face (build it with "
@@ -653,9 +653,9 @@ def _add_beyond(sub) -> None:
     h.add_argument("--synthme", type=Path, default=_default(head_motion_experiment, "root"),
                    help="a SynthME built with --preset head")
     h.add_argument("--out", type=Path, default=_default(head_motion_experiment, "out"), help="run folders and tables")
-    h.add_argument("--error-flows", nargs="+", choices=list(METHODS), default=list(_default(head_motion_experiment,
+    h.add_argument("--error-flows", nargs="+", choices=list(FLOW_METHODS), default=list(_default(head_motion_experiment,
                    "error_methods")), help="flow methods whose error is measured (gt: the exact flow, head included)")
-    _beyond_options(h, head_motion_experiment, list(METHODS))
+    _beyond_options(h, head_motion_experiment, list(FLOW_METHODS))
     h.set_defaults(func=_cmd_beyond_head)
     lo = bsub.add_parser("lowres", formatter_class=_Help, help="low-resolution faces: the UF1 drop and a remedy",
                          description="Flow accuracy against SynthME's exact flow, and LOSO of each model, on a "
@@ -668,7 +668,7 @@ def _add_beyond(sub) -> None:
     lo.add_argument("--out", type=Path, default=_default(lowres_experiment, "out"), help="run folders and tables")
     lo.add_argument("--remedy", default=_default(lowres_experiment, "remedy"), choices=list(UPSCALED),
                     help="flow on the low-resolution clips: estimated on frames enlarged 2x")
-    _beyond_options(lo, lowres_experiment, [m for m in METHODS if m != "gt"])
+    _beyond_options(lo, lowres_experiment, [m for m in FLOW_METHODS if m != "gt"])
     lo.set_defaults(func=_cmd_beyond_lowres)
 
 
@@ -721,7 +721,7 @@ def _add_loso(sub) -> None:
 def _loso_data_options(g, defaults: dict) -> None:
     from .data.classes import SCHEMES
     from .data.datasets import DATASET_NAMES
-    from .features import METHODS
+    from .features import FLOW_METHODS
     from .flow.stabilize import HEAD_MOTION
 
     g.add_argument("--dataset", default="synthme", choices=list(DATASET_NAMES), help="data set")
@@ -732,7 +732,7 @@ def _loso_data_options(g, defaults: dict) -> None:
     g.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
     g.add_argument("--prepared", type=Path, default=None,
                    help="licensed sets: the --out folder of `hmrm prepare` (aligned crops and apex estimates)")
-    g.add_argument("--flow", default=defaults["flow"], choices=list(METHODS),
+    g.add_argument("--flow", default=defaults["flow"], choices=list(FLOW_METHODS),
                    help="optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)")
     g.add_argument("--input-size", type=int, default=defaults["input_size"], help="side of the flow maps the network sees")
     g.add_argument("--head-motion", default=defaults["head_motion"], choices=list(HEAD_MOTION),

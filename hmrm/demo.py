@@ -72,18 +72,16 @@ README_END = "<!-- demo-results:end -->"
 
 DEMO_INPUT_SIZE = 64
 #: Each network's recipe: the winner of ``benchmarks/recipe_search.py`` on the development SynthME
-#: (seed 1), 16 random settings per network; the table of every setting tried is
-#: ``benchmarks/results/recipe_search.md``. Measured there (dev UF1, honest, 10-subject LOSO):
+#: (seed 1), the same number of random settings per network, within the demo's time budget per row;
+#: every setting tried, with its score and its time, is in ``benchmarks/results/recipe_search.md``.
+#: What the search showed:
 #:
-#: * HMRM, scored on GRU-AOFE flow: 0.7923 (the first demo's settings: 0.5636). The convolutional
-#:   stem decides most of it: the six best settings all use it, and no linear-patch setting
-#:   passes 0.66. The best setting of all (0.8325: width 64, depth 2, 60 epochs) trains a LOSO run
-#:   in 289 s on 2 cores, over the demo's budget of 150 s per HMRM row, so it is not eligible.
-#:   The winner mixes no MotionMix (p 0). The search varied MotionMix together with everything else,
-#:   never alone (its best setting of all used p 0.5), so it says nothing about MotionMix by itself;
-#:   ``benchmarks/choice_effects.py`` measures it paired on the demo's data.
-#: * STSTNet, scored on TV-L1 and GRU-AOFE flow (mean): 0.7922 (0.8007 / 0.7837; the first demo's
-#:   settings: 0.6957). Its published architecture is kept; the recipe adds 200 epochs, EMA, the
+#: * HMRM: the convolutional stem decides most of it (the best settings all use it, and no
+#:   linear-patch setting comes near them). The best setting of all trains a LOSO run over the demo's
+#:   time budget, so it is not eligible. The winner mixes no MotionMix (p 0). The search varied
+#:   MotionMix together with everything else, never alone, so it says nothing about MotionMix by
+#:   itself; ``benchmarks/choice_effects.py`` measures it paired on the demo's data.
+#: * STSTNet: its published architecture is kept; the recipe adds 200 epochs, EMA, the
 #:   class-weighted loss and no MotionMix.
 DEMO_RECIPES: dict[str, dict] = {
     "hmrm": {"lr": 2e-3, "schedule": "cosine", "weight_decay": 0.05, "label_smoothing": 0.1, "ema": 0.95,

@@ -110,7 +110,7 @@ def test_cache_computes_each_sample_once(fake, tmp_path, monkeypatch):
         calls.append(method)
         return real(a, b, method)
 
-    monkeypatch.setattr(feats, "estimate_flow", counting)
+    monkeypatch.setattr(feats.inputs, "estimate_flow", counting)
     first = build_flow_inputs(fake, "farneback", size=32, cache_dir=tmp_path / "c", progress=False)
     assert len(calls) == 3
     assert first.x.shape == (3, 3, 32, 32) and first.boxes.shape == (3, 4, 4)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from ...augment import MotionMix
-from ...features import CHANNELS, DEFAULT_CHANNELS, DEFAULT_SIZE, METHODS
+from ...features import CHANNELS, DEFAULT_CHANNELS, DEFAULT_SIZE, FLOW_METHODS
 from ...flow.stabilize import HEAD_MOTION
 from ...model import ABLATIONS, MODELS, build_model
 from ...options import OptionError, at_least, between, check_fields, check_kwargs, one_of, positive
@@ -38,7 +38,7 @@ class LOSOConfig:
     see :mod:`hmrm.train.recipe`.
     Augmentation: ``motionmix``, ``motionmix_p``, ``motionmix_options`` (other
     :class:`hmrm.augment.MotionMix` arguments); the ``no_motionmix`` ablation turns it off.
-    Inputs: ``flow`` (a method of :data:`hmrm.features.METHODS`), ``input_size``, ``channels``,
+    Inputs: ``flow`` (a method of :data:`hmrm.features.FLOW_METHODS`), ``input_size``, ``channels``,
     ``head_motion`` ("keep", or "remove": subtract the head's affine motion from every flow first;
     :mod:`hmrm.flow.stabilize`).
     Run: ``seed``, ``device`` ("auto", "cpu", "cuda", "cuda:1" ...), ``amp`` (mixed precision,
@@ -81,7 +81,7 @@ class LOSOConfig:
             "model": one_of(*MODELS), "ablation": one_of(*ABLATIONS), "epochs": at_least(1), "batch_size": at_least(1),
             "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
             "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
-            "motionmix_p": between(0, 1), "flow": one_of(*METHODS), "input_size": between(1, MAX_INPUT_SIZE),
+            "motionmix_p": between(0, 1), "flow": one_of(*FLOW_METHODS), "input_size": between(1, MAX_INPUT_SIZE),
             "channels": one_of(*CHANNELS), "head_motion": one_of(*HEAD_MOTION), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
         if not self.channels:
             raise OptionError("channels", f"must name at least one of {', '.join(CHANNELS)}")
