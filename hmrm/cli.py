@@ -285,8 +285,19 @@ def _cmd_beyond_lowres(args) -> int:
     return 0
 
 
-#: LOSOConfig fields whose command-line flag is not ``--`` + the field name with dashes
-_FLAG_OF = {"model_overrides": "--set", "motionmix": "--no-motionmix", "record_test_curve": "--no-test-curve"}
+def _config_flag(f) -> str:
+    """The ``hmrm loso`` flag of a :class:`~hmrm.train.loso.LOSOConfig` field: ``--`` + its name with dashes,
+    unless the field's metadata names another (``--set``, ``--no-motionmix`` ...)."""
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+
+
+def _config_fields() -> list:
+    """The :class:`~hmrm.train.loso.LOSOConfig` fields that ``hmrm loso`` sets with a flag (those with a help text)."""
+    from dataclasses import fields
+
+    from .train.loso import LOSOConfig
+
+    return [f for f in fields(LOSOConfig) if "help" in f.metadata]
 
 
 def flag_of(key: str) -> str:
@@ -295,7 +306,7 @@ def flag_of(key: str) -> str:
     head, _, sub = key.partition(".")
     if head == "model_overrides" and sub:
         return f"--set {sub}"
-    return _FLAG_OF.get(head, "--" + head.replace("_", "-"))
+    return next((_config_flag(f) for f in _config_fields() if f.name == head), "--" + head.replace("_", "-"))
 
 
 def _parse_sets(items) -> dict:
@@ -317,20 +328,24 @@ def _parse_sets(items) -> dict:
 
 
 def _loso_config(args):
-    """The :class:`~hmrm.train.loso.LOSOConfig` of ``hmrm loso``'s options; a refused value names its flag."""
+    """The :class:`~hmrm.train.loso.LOSOConfig` of ``hmrm loso``'s options, one per field (:func:`_config_flags`);
+    a refused value names its flag."""
     from .options import OptionError
     from .train.loso import LOSOConfig
     from .train.recipe import default_warmup
 
+    values = {}
     try:
-        warmup = default_warmup(args.epochs, args.schedule) if args.warmup_epochs is None else args.warmup_epochs
-        return LOSOConfig(
-            model=args.model, ablation=args.ablation, model_overrides=_parse_sets(args.set), epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
-            warmup_epochs=warmup, label_smoothing=args.label_smoothing, ema=args.ema,
-            motionmix=not args.no_motionmix, motionmix_p=args.motionmix_p, flow=args.flow, input_size=args.input_size,
-            head_motion=args.head_motion, seed=args.seed, device=args.device, amp=args.amp, checkpoint_every=args.checkpoint_every, folds=args.folds,
-            record_test_curve=not args.no_test_curve)
+        for f in _config_fields():
+            value = getattr(args, _config_flag(f).lstrip("-").replace("-", "_"))
+            if f.metadata.get("kind") == "set":
+                value = _parse_sets(value)
+            elif f.metadata.get("invert"):
+                value = not value
+            values[f.name] = value
+        if values["warmup_epochs"] is None:
+            values["warmup_epochs"] = default_warmup(values["epochs"], values["schedule"])
+        return LOSOConfig(**values)
     except OptionError as exc:
         raise exc.renamed(flag_of(exc.key)) from None
 
@@ -712,17 +727,40 @@ def _add_loso(sub) -> None:
         "Model options: --set d_model=64 --set depth=2 (any HMRMConfig field, or STSTNet argument).")
     defaults = _loso_defaults()
     _loso_data_options(lo.add_argument_group("data"), defaults)
-    _loso_model_options(lo.add_argument_group("model"), defaults)
+    _config_flags(lo.add_argument_group("model"), "model", defaults)
     _loso_training_options(lo.add_argument_group("training (fixed epochs; see hmrm.train.recipe)"), defaults)
     _loso_run_options(lo.add_argument_group("run folder and machine"), defaults)
     lo.set_defaults(func=_cmd_loso)
 
 
+def _config_flags(g, group: str, defaults: dict) -> None:
+    """One flag per :class:`~hmrm.train.loso.LOSOConfig` field of ``group``, in field order, made from the
+    field itself: its help text and group (the field's metadata), its type (the annotation), its
+    choices (:meth:`LOSOConfig.rules`) and its default."""
+    import typing
+
+    from .train.loso import LOSOConfig
+
+    hints, rules = typing.get_type_hints(LOSOConfig), LOSOConfig.rules()
+    for f in _config_fields():
+        meta = f.metadata
+        if meta["group"] != group:
+            continue
+        flag = _config_flag(f)
+        if meta.get("kind") == "set":
+            g.add_argument(flag, action="append", metavar="KEY=VALUE", help=meta["help"])
+        elif hints[f.name] is bool:
+            g.add_argument(flag, action="store_true", help=meta["help"])
+        else:
+            rule = rules.get(f.name)
+            kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+            how = {"choices": list(rule.choices)} if rule is not None and rule.choices is not None else {"type": kind}
+            g.add_argument(flag, default=meta.get("cli_default", defaults.get(f.name)), help=meta["help"], **how)
+
+
 def _loso_data_options(g, defaults: dict) -> None:
     from .data.classes import SCHEMES
     from .data.datasets import DATASET_NAMES
-    from .features import FLOW_METHODS
-    from .flow.stabilize import HEAD_MOTION
 
     g.add_argument("--dataset", default="synthme", choices=list(DATASET_NAMES), help="data set")
     g.add_argument("--data-root", type=Path, default=None,
@@ -732,61 +770,22 @@ def _loso_data_options(g, defaults: dict) -> None:
     g.add_argument("--lenient", action="store_true", help=LENIENT_HELP)
     g.add_argument("--prepared", type=Path, default=None,
                    help="licensed sets: the --out folder of `hmrm prepare` (aligned crops and apex estimates)")
-    g.add_argument("--flow", default=defaults["flow"], choices=list(FLOW_METHODS),
-                   help="optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)")
-    g.add_argument("--input-size", type=int, default=defaults["input_size"], help="side of the flow maps the network sees")
-    g.add_argument("--head-motion", default=defaults["head_motion"], choices=list(HEAD_MOTION),
-                   help="remove: subtract the head's affine motion (fitted on stable face pixels) from every flow")
-
-
-def _loso_model_options(g, defaults: dict) -> None:
-    from .model import ABLATIONS, MODELS
-
-    g.add_argument("--model", default=defaults["model"], choices=list(MODELS), help="network")
-    g.add_argument("--ablation", default=defaults["ablation"], choices=list(ABLATIONS),
-                   help="HMRM ablation of the paper's study (default: none, the full network)")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="model option, repeatable, e.g. --set d_model=32 --set depth=1 --set 'patch_sizes=(8,)'")
+    _config_flags(g, "data", defaults)
 
 
 def _loso_training_options(g, defaults: dict) -> None:
-    from .train.recipe import SCHEDULES
-
-    g.add_argument("--epochs", type=int, default=defaults["epochs"],
-                   help="epochs per fold, fixed (no early stopping; the paper trains 1000)")
-    g.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="training batch size")
-    g.add_argument("--lr", type=float, default=defaults["lr"], help="AdamW (peak) learning rate (default: the paper's)")
-    g.add_argument("--weight-decay", type=float, default=defaults["weight_decay"], help="AdamW weight decay")
-    g.add_argument("--schedule", default=defaults["schedule"], choices=list(SCHEDULES),
-                   help="learning-rate schedule: constant, or linear warm-up then cosine decay to zero")
-    g.add_argument("--warmup-epochs", type=int, default=None,
-                   help="epochs of linear warm-up (cosine schedule only; default: a tenth of the epochs)")
-    g.add_argument("--label-smoothing", type=float, default=defaults["label_smoothing"],
-                   help="label smoothing of the cross-entropy (0 = off)")
-    g.add_argument("--ema", type=float, default=defaults["ema"],
-                   help="decay per step of the weight average that predicts the held-out subject (0 = off, e.g. 0.99)")
-    g.add_argument("--no-motionmix", action="store_true", help="train without MotionMix")
-    g.add_argument("--motionmix-p", type=float, default=defaults["motionmix_p"], help="probability that a training sample is mixed")
-    g.add_argument("--seed", type=int, default=defaults["seed"],
-                   help="seed of weights, shuffles, MotionMix and dropout (default: 0)")
+    _config_flags(g, "training", defaults)
     g.add_argument("--seeds", type=_POSITIVE, default=None, metavar="N",
                    help="run N training seeds (--seed, --seed + 1, ...) into RUN_DIR/seed<S>/ and report each pooled "
                    "score with its interval and their mean and standard deviation")
 
 
 def _loso_run_options(g, defaults: dict) -> None:
-    g.add_argument("--device", default=defaults["device"], help="auto (CUDA when available), cpu, cuda or cuda:N")
-    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bfloat16 where supported); ignored on the CPU")
-    g.add_argument("--folds", type=int, default=defaults["folds"],
-                   help="train only the first N subjects' folds: a quick look, NOT a full LOSO (the output says so)")
+    _config_flags(g, "run", defaults)
     g.add_argument("--run-dir", type=Path, default=None,
                    help="run folder (default: runs/loso/<dataset>-<model>[-<ablation>]-<flow>-e<epochs>-seed<seed>)")
-    g.add_argument("--checkpoint-every", type=int, default=defaults["checkpoint_every"],
-                   help="write a resumable checkpoint every N epochs")
     g.add_argument("--max-minutes", type=_minutes, default=None, help="pause (with a checkpoint) after this many minutes")
     g.add_argument("--cache-dir", type=Path, default=None, help="flow input cache (default: $HMRM_CACHE/features)")
-    g.add_argument("--no-test-curve", action="store_true",
-                   help="do not predict the held-out subject after every epoch (then no best-epoch-on-test figure)")
     _machine_options(g, "processes that train folds side by side on a CPU, one thread each (default: one per core; "
                      "the results are the same bits whatever the number); with --engine ray and no --address, the "
                      "CPUs of the Ray instance started here")

@@ -26,6 +26,16 @@ FOLD_THREADS = 1
 MAX_INPUT_SIZE = 1024
 
 
+def _flag(group: str, help: str, default=MISSING, *, factory=MISSING, **cli):
+    """A :class:`LOSOConfig` field that ``hmrm loso`` sets with a flag: its group of the ``--help``, its help
+    text, its default (or ``factory``), and how the flag differs from ``--<field>`` (``flag``, ``invert``
+    for a ``--no-...`` switch, ``kind="set"`` for ``--set KEY=VALUE``, ``cli_default``)."""
+    meta = {"group": group, "help": help, **cli}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class LOSOConfig:
     """Everything that defines a LOSO run.
@@ -45,44 +55,63 @@ class LOSOConfig:
     CUDA only; ignored on the CPU), ``checkpoint_every`` (epochs), ``folds`` (train only the first N
     subjects' folds: a quick look, not a full LOSO), ``record_test_curve`` (predict the held-out
     subject after every epoch for the labelled best-epoch-on-test figure; never used in training).
+
+    Each field made with :func:`_flag` is a flag of ``hmrm loso``, generated from the field: its help
+    text and group, its type, its choices (:meth:`rules`) and its default, so a new field with a help
+    text appears on the command line without being typed twice.
     """
 
-    model: str = "hmrm"
-    ablation: str | None = None
-    model_overrides: dict = field(default_factory=dict)
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    schedule: str = "constant"
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    ema: float = 0.0
-    motionmix: bool = True
-    motionmix_p: float = 0.5
+    model: str = _flag("model", "network", "hmrm")
+    ablation: str | None = _flag("model", "HMRM ablation of the paper's study (default: none, the full network)", None)
+    model_overrides: dict = _flag("model", "model option, repeatable, e.g. --set d_model=32 --set depth=1 --set "
+                                  "'patch_sizes=(8,)'", factory=dict, flag="--set", kind="set")
+    epochs: int = _flag("training", "epochs per fold, fixed (no early stopping; the paper trains 1000)", 100)
+    batch_size: int = _flag("training", "training batch size", 32)
+    lr: float = _flag("training", "AdamW (peak) learning rate (default: the paper's)", 5e-4)
+    weight_decay: float = _flag("training", "AdamW weight decay", 0.01)
+    schedule: str = _flag("training", "learning-rate schedule: constant, or linear warm-up then cosine decay to zero",
+                          "constant")
+    warmup_epochs: int = _flag("training", "epochs of linear warm-up (cosine schedule only; default: a tenth of the "
+                               "epochs)", 0, cli_default=None)
+    label_smoothing: float = _flag("training", "label smoothing of the cross-entropy (0 = off)", 0.0)
+    ema: float = _flag("training", "decay per step of the weight average that predicts the held-out subject (0 = off, "
+                       "e.g. 0.99)", 0.0)
+    motionmix: bool = _flag("training", "train without MotionMix", True, flag="--no-motionmix", invert=True)
+    motionmix_p: float = _flag("training", "probability that a training sample is mixed", 0.5)
     motionmix_options: dict = field(default_factory=dict)
-    flow: str = "dis_tuned"
-    input_size: int = DEFAULT_SIZE
+    flow: str = _flag("data", "optical flow onset->apex (gt: SynthME's exact flow; gru_aofe: the shipped network)",
+                      "dis_tuned")
+    input_size: int = _flag("data", "side of the flow maps the network sees", DEFAULT_SIZE)
     channels: tuple[str, ...] = DEFAULT_CHANNELS
-    head_motion: str = "keep"
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    checkpoint_every: int = 5
-    folds: int | None = None
-    record_test_curve: bool = True
+    head_motion: str = _flag("data", "remove: subtract the head's affine motion (fitted on stable face pixels) from "
+                             "every flow", "keep")
+    seed: int = _flag("training", "seed of weights, shuffles, MotionMix and dropout (default: 0)", 0)
+    device: str = _flag("run", "auto (CUDA when available), cpu, cuda or cuda:N", "auto")
+    amp: bool = _flag("run", "mixed precision on CUDA (bfloat16 where supported); ignored on the CPU", False)
+    checkpoint_every: int = _flag("run", "write a resumable checkpoint every N epochs", 5)
+    folds: int | None = _flag("run", "train only the first N subjects' folds: a quick look, NOT a full LOSO (the output "
+                              "says so)", None)
+    record_test_curve: bool = _flag("run", "do not predict the held-out subject after every epoch (then no "
+                                    "best-epoch-on-test figure)", True, flag="--no-test-curve", invert=True)
+
+    @classmethod
+    def rules(cls) -> dict:
+        """The accepted values of each field beyond its type (:mod:`hmrm.options`); the command line reads
+        its choices from here."""
+        return {
+            "model": one_of(*MODELS), "ablation": one_of(*ABLATIONS), "epochs": at_least(1), "batch_size": at_least(1),
+            "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
+            "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
+            "motionmix_p": between(0, 1), "flow": one_of(*FLOW_METHODS), "input_size": between(1, MAX_INPUT_SIZE),
+            "channels": one_of(*CHANNELS), "head_motion": one_of(*HEAD_MOTION), "seed": at_least(0),
+            "checkpoint_every": at_least(1), "folds": at_least(1)}
 
     def __post_init__(self) -> None:
         if isinstance(self.model, str):
             self.model = self.model.lower()
         if isinstance(self.channels, list):
             self.channels = tuple(self.channels)
-        check_fields(self, {
-            "model": one_of(*MODELS), "ablation": one_of(*ABLATIONS), "epochs": at_least(1), "batch_size": at_least(1),
-            "lr": positive(), "weight_decay": at_least(0), "schedule": one_of(*SCHEDULES), "warmup_epochs": at_least(0),
-            "label_smoothing": between(0, 1, high_open=True), "ema": between(0, 1, high_open=True),
-            "motionmix_p": between(0, 1), "flow": one_of(*FLOW_METHODS), "input_size": between(1, MAX_INPUT_SIZE),
-            "channels": one_of(*CHANNELS), "head_motion": one_of(*HEAD_MOTION), "seed": at_least(0), "checkpoint_every": at_least(1), "folds": at_least(1)})
+        check_fields(self, self.rules())
         if not self.channels:
             raise OptionError("channels", f"must name at least one of {', '.join(CHANNELS)}")
         if self.ablation is not None and self.model != "hmrm":
