@@ -115,7 +115,7 @@ assert np.isclose(exact.x[0, 0].mean(), g[..., 0].mean() * SIZE / g.shape[1], at
 def show_flow(ax, flow, title, max_mag=None):
     """One (H, W, 2) flow as colour, with its wheel; full colour = max_mag px (default: the largest speed)."""
     m = max_mag or float(np.sqrt((flow ** 2).sum(-1)).max())
-    ax.imshow(flow_to_color(flow, m)); add_flow_wheel(ax, round(float(m), 2), size=0.22, corner="upper right")
+    ax.imshow(flow_to_color(flow, m)); add_flow_wheel(ax, round(float(m), 2), size=0.22)
     ax.set_title(f"{title}\nfull colour = {m:.2f} px", fontsize=8); ax.axis("off")
 
 

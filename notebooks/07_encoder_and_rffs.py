@@ -97,7 +97,7 @@ print(f"{sample.key}: {sample.label}; input {x_np.shape}, largest displacement {
 speed = np.sqrt((flow ** 2).sum(-1)).max()
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
 axes[0].imshow(flow_to_color(flow, speed)); add_flow_wheel(axes[0], round(float(speed), 2), size=0.22, corner="upper right")
-axes[0].set_title(f"flow (colour = direction)\nfull colour = {speed:.2f} px", fontsize=10)
+axes[0].set_title(f"flow (colour = direction)\nfull colour = {speed:.2f} px", fontsize=10, pad=10)
 for ax, channel, name, unit in zip(axes[1:], x_np, ["u", "v", "optical strain"], ["px", "px", "px/px"]):
     lim = np.abs(channel).max()
     im = ax.imshow(channel, cmap="RdBu_r" if name != "optical strain" else "magma",
@@ -121,7 +121,7 @@ plt.tight_layout(); plt.show()
 # %%
 fig, axes = plt.subplots(1, len(PATCH_SIZES), figsize=(4 * len(PATCH_SIZES), 4))
 for ax, p in zip(np.atleast_1d(axes), PATCH_SIZES):
-    ax.imshow(flow_to_color(flow, speed)); add_flow_wheel(ax, round(float(speed), 2), size=0.22, corner="upper right")
+    ax.imshow(flow_to_color(flow, speed)); add_flow_wheel(ax, round(float(speed), 2), size=0.22)
     for t in range(0, INPUT_SIZE + 1, p):
         ax.axhline(t - 0.5, color="k", lw=0.4); ax.axvline(t - 0.5, color="k", lw=0.4)
     g = INPUT_SIZE // p

@@ -336,3 +336,12 @@ def test_several_seeds_into_one_folder(tmp_path):
     assert "mean" in format_seeds(summary) and "(sd)" in format_seeds(summary)
     with pytest.raises(ValueError, match="distinct"):
         run_loso_seeds(_data(), _config(), tmp_path, seeds=[3, 3])
+
+
+def test_loso_config_field_defaults_and_rules_are_what_the_fields_say():
+    from hmrm.train.loso import LOSOConfig
+
+    d = LOSOConfig.field_defaults()
+    assert d["epochs"] == LOSOConfig().epochs and "model_overrides" not in d  # a default_factory field has no default
+    rules = LOSOConfig.rules()
+    assert rules["flow"].choices and "gt" in rules["flow"].choices and not rules["epochs"].accepts(0)
