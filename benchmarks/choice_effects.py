@@ -43,7 +43,7 @@ def main() -> None:
 
     from hmrm.data.synthme import load_synthme
     from hmrm.demo import DEMO_INPUT_SIZE, describe_recipe, recipe
-    from hmrm.train.loso import LOSOData, run_loso
+    from hmrm.train.loso import LOSOData, RunOptions, run_loso
     from hmrm.train.loso import recipe_config
     from hmrm.markdown import format_interval
     from hmrm.train.stats import paired_difference, run_predictions
@@ -60,7 +60,7 @@ def main() -> None:
         for name, change in VARIANTS.items():
             run_dir = args.out / f"seed{seed}" / name.split(" (")[0].replace(" ", "_").replace(".", "")
             res = run_loso(data, recipe_config("hmrm", {**recipe("hmrm"), **change}, FLOW, DEMO_INPUT_SIZE), run_dir,
-                           progress=False, figures=False, workers=args.workers)
+                           RunOptions(progress=False, figures=False, workers=args.workers))
             dirs[name] = run_dir
             h = res.metrics["honest"]
             print(f"seed {seed} {name}: UF1 {h['uf1']:.4f} UAR {h['uar']:.4f}", flush=True)

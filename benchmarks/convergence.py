@@ -39,7 +39,7 @@ def main() -> None:
 
     from hmrm.data.synthme import load_synthme
     from hmrm.demo import DEMO_INPUT_SIZE, describe_recipe, recipe
-    from hmrm.train.loso import LOSOData, run_loso
+    from hmrm.train.loso import LOSOData, RunOptions, run_loso
     from hmrm.train.loso import recipe_config
     from hmrm.markdown import format_interval
 
@@ -57,7 +57,7 @@ def main() -> None:
                 epochs = base * k
                 run_dir = args.out / f"{model}_{flow}_e{epochs}"
                 res = run_loso(inputs[flow], recipe_config(model, recipe(model, epochs), flow, DEMO_INPUT_SIZE), run_dir,
-                               progress=False, figures=False, workers=args.workers)
+                               RunOptions(progress=False, figures=False, workers=args.workers))
                 h = res.metrics["honest"]
                 rows.append({"model": model, "flow": flow, "epochs": epochs, "uf1": h["uf1"], "uar": h["uar"],
                              "interval": h["interval"], "run_dir": run_dir, "metrics": res.metrics})

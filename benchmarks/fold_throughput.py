@@ -34,7 +34,7 @@ import torch
 from hmrm.demo import DEMO_RECIPES
 from hmrm.markdown import markdown_table
 from hmrm.resultfiles import write_results
-from hmrm.train.loso import LOSOConfig, LOSOData, cpu_cores, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, RunOptions, cpu_cores, run_loso
 from hmrm.train.loso import recipe_config
 
 
@@ -53,7 +53,7 @@ def random_data(subjects: int, per_subject: int = 16, size: int = 64, seed: int 
 def timed_run(data: LOSOData, config, **kw) -> tuple[float, dict, str]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        res = run_loso(data, config, Path(tmp) / "run", progress=False, figures=False, **kw)
+        res = run_loso(data, config, Path(tmp) / "run", RunOptions(progress=False, figures=False, **kw))
         seconds = time.perf_counter() - t0
         assert res.finished
         return seconds, res.metrics["honest"], (Path(tmp) / "run" / "predictions.csv").read_text()

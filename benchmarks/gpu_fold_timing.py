@@ -56,7 +56,7 @@ def time_folds(device: str = "cuda", epochs: int = 5, folds: int = 2, samples: i
                overrides: dict | None = None, input_size: int = 112, amp: bool = False,
                target_epochs: int = 1000) -> dict:
     """Train the first ``folds`` folds for ``epochs`` epochs; return the timings and extrapolations."""
-    from hmrm.train.loso import LOSOConfig, run_loso
+    from hmrm.train.loso import LOSOConfig, RunOptions, run_loso
 
     if epochs < 3:
         raise ValueError("--epochs must be at least 3 (the first epoch is a warm-up, the last is not marked)")
@@ -70,7 +70,7 @@ def time_folds(device: str = "cuda", epochs: int = 5, folds: int = 2, samples: i
         return False
 
     with tempfile.TemporaryDirectory() as tmp:
-        res = run_loso(data, config, Path(tmp) / "run", progress=False, stop=stop, figures=False)
+        res = run_loso(data, config, Path(tmp) / "run", RunOptions(progress=False, stop=stop, figures=False))
         fold_seconds = {}
         for d in sorted((Path(tmp) / "run" / "folds").iterdir()):
             r = json.loads((d / "result.json").read_text())

@@ -118,7 +118,7 @@ def main() -> None:
     args = p.parse_args()
 
     from hmrm.data.synthme import load_synthme
-    from hmrm.train.loso import LOSOData, run_loso
+    from hmrm.train.loso import LOSOData, RunOptions, run_loso
     from hmrm.train.loso import recipe_config
 
     ensure_dev_set(args.root)
@@ -136,8 +136,8 @@ def main() -> None:
                     inputs[flow] = LOSOData.from_samples(samples, flow, INPUT_SIZE, workers=2)
                 run_dir = args.out / model / f"trial{i:02d}" / flow
                 recipe = {**HMRM_FIXED, **trial} if model == "hmrm" else trial
-                res = run_loso(inputs[flow], recipe_config(model, recipe, flow, INPUT_SIZE), run_dir, progress=False,
-                               figures=False, workers=args.workers)
+                res = run_loso(inputs[flow], recipe_config(model, recipe, flow, INPUT_SIZE), run_dir, RunOptions(progress=False,
+                               figures=False, workers=args.workers))
                 scores[flow] = res.metrics["honest"]["uf1"]
                 seconds[flow] = row_seconds(run_dir)
                 print(f"{model} trial {i:2d} {flow:8s} UF1 {scores[flow]:.4f} ({seconds[flow]:.0f} s on 2 cores) "

@@ -90,7 +90,7 @@ def loso_rate(model_name: str, options: dict, loso: dict, size: int, epochs: int
     PyTorch's default threads."""
     import inspect
 
-    from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
+    from hmrm.train.loso import LOSOConfig, LOSOData, RunOptions, run_loso
 
     rng = np.random.default_rng(0)
     n = 160
@@ -103,7 +103,7 @@ def loso_rate(model_name: str, options: dict, loso: dict, size: int, epochs: int
     kwargs = {"workers": workers} if "workers" in inspect.signature(run_loso).parameters else {}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        res = run_loso(data, cfg, Path(tmp) / "run", progress=False, figures=False, **kwargs)
+        res = run_loso(data, cfg, Path(tmp) / "run", RunOptions(progress=False, figures=False, **kwargs))
         seconds = time.perf_counter() - t
     assert res.metrics["complete"]
     return 10 * 144 * epochs / seconds

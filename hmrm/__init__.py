@@ -39,6 +39,7 @@ the most specific layer that names it or a package above it::
     hmrm.efficiency       parameters, operations and speed
     hmrm.viz.widgets      the flow explorer in a notebook
     hmrm.doctor           what this machine can run
+    hmrm.commands         the sub-commands of ``hmrm``: their options and what each runs
     hmrm.cli              the ``hmrm`` command
 """
 __version__ = "0.1.0"

@@ -42,7 +42,7 @@ from .flow.stabilize import remove_head_motion
 from .markdown import format_interval, markdown_table
 from .model import MODELS
 from .resultfiles import write_results
-from .train.loso import LOSOData, recipe_config, run_loso
+from .train.loso import LOSOData, RunOptions, recipe_config, run_loso
 from .train.stats import paired_difference, ratio_interval, run_predictions
 from .utils import atomic_write_text
 from .utils import cache_dir as default_cache
@@ -127,7 +127,7 @@ def variant_runs(variants: dict[str, dict], out: str | Path, flow: str, models: 
         for model in models:
             t0 = time.perf_counter()
             cfg = recipe_config(model, recipe(model, epochs), vflow, input_size, seed=seed, head_motion=head)
-            m = run_loso(data, cfg, out / name / model, progress=progress, figures=False, workers=workers).metrics
+            m = run_loso(data, cfg, out / name / model, RunOptions(progress=progress, figures=False, workers=workers)).metrics
             h = m["honest"]
             row = {"model": model, "variant": name, "uf1": h["uf1"], "uar": h["uar"],
                    "uf1_interval": h["interval"]["uf1"], "uar_interval": h["interval"]["uar"], "run": str(out / name / model)}

@@ -60,7 +60,7 @@ from .model import ABLATIONS
 from .model.encoder import STEM_NAMES
 from .resultfiles import write_results
 from .train.folds import finished_folds
-from .train.loso import LOSOData, recipe_config, run_loso
+from .train.loso import LOSOData, RunOptions, recipe_config, run_loso
 from .train.loso.harness import require_subjects
 from .train.results import ablation_table, results_table, to_markdown
 from .train.stats import paired_difference, run_predictions
@@ -232,8 +232,8 @@ def run_demo(root: str | Path = "data/synthme", out: str | Path = "runs/demo", f
     for i, r in enumerate(rows, 1):
         log(f"[{i}/{len(rows)}] {r.label} ({ROLE_NOTES[r.role]}) -> {out / r.key}")
         t0 = time.perf_counter()
-        res = run_loso(inputs[r.flow], config(r.model, r.flow), out / r.key, progress=progress, figures=True,
-                       workers=workers)
+        res = run_loso(inputs[r.flow], config(r.model, r.flow), out / r.key, RunOptions(progress=progress, figures=True,
+                       workers=workers))
         results.append(_row_result(r, res.metrics, out / r.key))
         log(f"      UF1 {results[-1]['uf1']:.4f}  UAR {results[-1]['uar']:.4f}  ({time.perf_counter() - t0:.0f} s)")
     diffs = []
@@ -295,8 +295,8 @@ def _run_ablations(rows, inputs, out: Path, config, input_size: int, epochs: int
     where = {name: out / "ablations" / main.flow / name for name in names}
     for i, name in enumerate(names, 1):
         log(f"[ablation {i}/{len(names)}] HMRM ({name}) on {FLOW_NAMES[main.flow]} -> {where[name]}")
-        res = run_loso(inputs[main.flow], config("hmrm", main.flow, ablation=name), where[name], progress=progress,
-                       figures=True, workers=workers)
+        res = run_loso(inputs[main.flow], config("hmrm", main.flow, ablation=name), where[name], RunOptions(progress=progress,
+                       figures=True, workers=workers))
         log(f"      UF1 {res.metrics['honest']['uf1']:.4f}  UAR {res.metrics['honest']['uar']:.4f}")
     table = ablation_table(results_table([out / main.key, *where.values()],
                                          relative_to=out.parent if out.is_absolute() else None))

@@ -57,7 +57,7 @@ from IPython.display import Image, Markdown, display
 
 from hmrm.data.datasets import training_samples
 from hmrm.markdown import markdown_table
-from hmrm.train.loso import loso_splits, run_loso, run_name
+from hmrm.train.loso import RunOptions, loso_splits, run_loso, run_name
 from hmrm.utils import cache_dir
 
 samples = training_samples("synthme", SYNTHME_ROOT or None, seed=SEED, subjects=SUBJECTS)  # as hmrm loso and hmrm reproduce load
@@ -199,10 +199,11 @@ print(inspect.getsource(Fold.train_step))
 # `run_loso` computes (and caches) the flow maps, then trains one fresh model per fold. Each fold
 # writes a checkpoint every few epochs and a `result.json` when it is done, so an interrupted run
 # continues where it stopped when this cell runs again; a run folder made with other settings is
-# refused.
+# refused. What the run computes is all in `config`; how it is carried out (progress bars, figures,
+# worker processes, a time limit, another engine) is a `RunOptions`, which never changes a score.
 
 # %%
-result = run_loso(samples, config, run_dir, progress=False)
+result = run_loso(samples, config, run_dir, RunOptions(progress=False))
 metrics = result.metrics
 print(result.table())
 

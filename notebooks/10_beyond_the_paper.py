@@ -67,7 +67,7 @@ from IPython.display import Image, Markdown, display
 
 from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train.loso import LOSOData, run_loso, run_name
+from hmrm.train.loso import LOSOData, RunOptions, run_loso, run_name
 from hmrm.train.loso import recipe_config
 from hmrm.evidence import interval_verdicts
 from hmrm.resultfiles import read_results
@@ -77,7 +77,7 @@ samples = training_samples("synthme", SYNTHME_ROOT or None, seed=SEED, subjects=
 config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow=FLOW_METHOD, input_size=INPUT_SIZE,
                        seed=SEED)
 run_dir = cache_dir("loso_runs") / run_name(f"synthme_tiny{len(samples.subjects)}", config)
-result = run_loso(samples, config, run_dir, progress=False)
+result = run_loso(samples, config, run_dir, RunOptions(progress=False))
 print(f"SynthME: {samples.summary()}")
 print(f"run folder: {run_dir}")
 print(result.table().split("\n\n")[0])

@@ -66,12 +66,12 @@ def test_explain_run_rebuilds_every_fold_as_scored(tiny_synthme, tmp_path, capsy
     """The explanations use each fold's final weights and input scale: they predict what the run predicted."""
     from hmrm.cli import main
     from hmrm.data.synthme import load_synthme
-    from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
+    from hmrm.train.loso import LOSOConfig, LOSOData, RunOptions, run_loso
 
     samples = load_synthme(tiny_synthme)
     cfg = LOSOConfig(model_overrides={"d_model": 16, "depth": 1, "n_heads": 2}, epochs=2, batch_size=4, flow="gt",
                      input_size=32)
-    run_loso(samples, cfg, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    run_loso(samples, cfg, tmp_path / "run", RunOptions(progress=False, cache_dir=tmp_path / "cache"))
     data = LOSOData.from_samples(samples, "gt", 32, cache_dir=tmp_path / "cache", progress=False)
     e = explain_run(tmp_path / "run", data, samples, progress=False)
     stored = {}

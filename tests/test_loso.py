@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hmrm.options import OptionError
-from hmrm.train.loso import LOSOConfig, LOSOData, RunMismatchError, fold_dirname, loso_splits, read_run, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, RunMismatchError, RunOptions, fold_dirname, loso_splits
+from hmrm.train.loso import read_run, run_loso
 
 SIZE = 32
 TINY = {"d_model": 16, "depth": 1, "n_heads": 2}
@@ -41,7 +42,7 @@ def _config(**kw):
 
 
 def _run(data, cfg, run_dir, **kw):
-    return run_loso(data, cfg, run_dir, progress=False, figures=False, **kw)
+    return run_loso(data, cfg, run_dir, RunOptions(progress=False, figures=False, **kw))
 
 
 def _weights(run_dir, subject):
@@ -212,7 +213,7 @@ def test_tiny_synthme_end_to_end(tiny_synthme, tmp_path, capsys):
 
     samples = load_synthme(tiny_synthme)
     cfg = LOSOConfig(model_overrides=TINY, epochs=2, batch_size=4, flow="gt", input_size=SIZE)
-    res = run_loso(samples, cfg, tmp_path / "api", progress=False, cache_dir=tmp_path / "cache")
+    res = run_loso(samples, cfg, tmp_path / "api", RunOptions(progress=False, cache_dir=tmp_path / "cache"))
     m = res.metrics
     assert res.complete and m["folds_done"] == 2 and m["honest"]["n"] == len(samples)
     assert np.sum(m["honest"]["confusion"]) == len(samples)
@@ -323,8 +324,8 @@ def test_interval_over_subjects_is_reported(reference):
 def test_several_seeds_into_one_folder(tmp_path):
     from hmrm.train.seeds import format_seeds, run_loso_seeds
 
-    summary = run_loso_seeds(_data(), _config(epochs=1, folds=None), tmp_path, seeds=[0, 1], figures=False,
-                             progress=False)
+    summary = run_loso_seeds(_data(), _config(epochs=1, folds=None), tmp_path, seeds=[0, 1],
+                             options=RunOptions(progress=False, figures=False))
     assert [r["seed"] for r in summary["seeds"]] == [0, 1]
     scores = [r["uf1"] for r in summary["seeds"]]
     assert summary["mean"]["uf1"] == pytest.approx(np.mean(scores))

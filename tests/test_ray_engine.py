@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from hmrm.train.loso import run_loso
+from hmrm.train.loso import RunOptions, run_loso
 from hmrm.train.loso import EngineError, fold_dirname
 from hmrm.train.loso import ray_engine
 
@@ -24,7 +24,7 @@ SUBJECTS = ("syn/s0", "syn/s1", "syn/s2", "syn/s3")
 
 
 def _run(run_dir, engine="local", **kw):
-    return run_loso(_data(), _slow_config(), run_dir, progress=False, figures=False, engine=engine, **kw)
+    return run_loso(_data(), _slow_config(), run_dir, RunOptions(progress=False, figures=False, engine=engine, **kw))
 
 
 def _slow_config():
@@ -36,7 +36,7 @@ def _slow_config():
 def local(tmp_path_factory):
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("local")
-    return run_dir, run_loso(_data(), _slow_config(), run_dir, progress=False, figures=False)
+    return run_dir, run_loso(_data(), _slow_config(), run_dir, RunOptions(progress=False, figures=False))
 
 
 def _same_run(run_dir, local):
@@ -127,7 +127,7 @@ def test_engine_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="address is for engine='ray'"):
         _run(tmp_path, "local", address="10.0.0.1:6379")
     with pytest.raises(ValueError, match="stop hook"):
-        run_loso(_data(), _slow_config(), tmp_path, progress=False, engine="ray", stop=lambda *a: False)
+        run_loso(_data(), _slow_config(), tmp_path, RunOptions(progress=False, engine="ray", stop=lambda *a: False))
 
 
 def test_reproduce_on_ray_gives_the_local_table(tmp_path, capsys):

@@ -25,7 +25,7 @@ import torch
 from hmrm.cli import describe_os_error, main
 from hmrm.data.records import DataError
 from hmrm.data.synthme import load_synthme
-from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, RunOptions, run_loso
 from hmrm.utils import FolderBusyError, atomic_write_text, folder_lock, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,12 +289,12 @@ def test_a_second_process_on_a_run_folder_is_refused_naming_the_holder(tmp_path)
     holder = _hold(run)
     try:
         with pytest.raises(FolderBusyError, match=f"run folder {run} is in use by another process \\(PID {holder.pid} "):
-            run_loso(_tiny_data(), config, run, progress=False, figures=False)
+            run_loso(_tiny_data(), config, run, RunOptions(progress=False, figures=False))
         assert not (run / "config.json").exists()
     finally:
         holder.kill()  # SIGKILL: no clean-up runs, the operating system releases the lock
         holder.wait()
-    assert run_loso(_tiny_data(), config, run, progress=False, figures=False).finished
+    assert run_loso(_tiny_data(), config, run, RunOptions(progress=False, figures=False)).finished
 
 
 def test_the_lock_leaves_no_trace_in_the_folder_bytes(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmrm.train.loso import LOSOConfig, LOSOData, run_loso
+from hmrm.train.loso import LOSOConfig, LOSOData, RunOptions, run_loso
 from hmrm.train import results as R
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def real_run(tmp_path_factory):
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("real") / "run"
     cfg = LOSOConfig(model="ststnet", epochs=2, batch_size=4, flow="gt", input_size=24, device="cpu")
-    res = run_loso(_tiny_data(), cfg, run, progress=False, figures=False)
+    res = run_loso(_tiny_data(), cfg, run, RunOptions(progress=False, figures=False))
     assert res.complete
     return run
 

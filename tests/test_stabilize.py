@@ -73,7 +73,7 @@ def test_synthme_stores_the_expression_only_flow(tiny_synthme):
 def test_the_switch_reaches_the_inputs_the_config_and_the_run_folder(tiny_synthme, tmp_path):
     from hmrm.data.synthme import load_synthme
     from hmrm.options import OptionError
-    from hmrm.train.loso import LOSOConfig, LOSOData, run_loso, run_name
+    from hmrm.train.loso import LOSOConfig, LOSOData, RunOptions, run_loso, run_name
 
     with pytest.raises(OptionError, match="head_motion"):
         LOSOConfig(head_motion="stabilise")
@@ -85,13 +85,13 @@ def test_the_switch_reaches_the_inputs_the_config_and_the_run_folder(tiny_synthm
     cfg = LOSOConfig(model="ststnet", epochs=1, batch_size=4, flow="gt", input_size=32, head_motion="remove")
     assert "headremoved" in run_name("synthme", cfg)
     with pytest.raises(ValueError, match="head_motion"):
-        run_loso(keep, cfg, tmp_path / "r", progress=False)
-    run_loso(removed, cfg, tmp_path / "r", progress=False, figures=False)
+        run_loso(keep, cfg, tmp_path / "r", RunOptions(progress=False))
+    run_loso(removed, cfg, tmp_path / "r", RunOptions(progress=False, figures=False))
     # a run folder written before the field existed reads it as its default ("keep")
     old = tmp_path / "old"
     cfg_keep = LOSOConfig(model="ststnet", epochs=1, batch_size=4, flow="gt", input_size=32)
-    run_loso(keep, cfg_keep, old, progress=False, figures=False)
+    run_loso(keep, cfg_keep, old, RunOptions(progress=False, figures=False))
     record = json.loads((old / "config.json").read_text())
     del record["config"]["head_motion"]
     (old / "config.json").write_text(json.dumps(record))
-    assert run_loso(keep, cfg_keep, old, progress=False, figures=False).complete
+    assert run_loso(keep, cfg_keep, old, RunOptions(progress=False, figures=False)).complete

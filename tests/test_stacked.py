@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmrm.train.loso import LOSOData, run_loso
+from hmrm.train.loso import LOSOData, RunOptions, run_loso
 from hmrm.train.loso import fold_dirname
 
 from test_loso import SIZE, _config, _weights, one_thread  # noqa: F401  (autouse: one thread, exact CPU results)
@@ -42,7 +42,7 @@ def _ragged(counts=(3, 9, 6, 5), seed=0):
 
 def _run(run_dir, engine="local", **kw):
     cfg = _config(epochs=6, batch_size=4, checkpoint_every=2, **kw.pop("config", {}))
-    return run_loso(_ragged(), cfg, run_dir, progress=False, figures=False, engine=engine, **kw)
+    return run_loso(_ragged(), cfg, run_dir, RunOptions(progress=False, figures=False, engine=engine, **kw))
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def _close_runs(a_dir, b_dir, a_metrics, b_metrics):
 
 def test_stacked_folds_match_one_at_a_time(tmp_path, local):
     local_dir, ref = local
-    res = run_loso(_ragged(), _config(epochs=6, batch_size=4, checkpoint_every=2), tmp_path, progress=False,
-                   figures=False, engine="stacked")
+    res = run_loso(_ragged(), _config(epochs=6, batch_size=4, checkpoint_every=2), tmp_path, RunOptions(progress=False,
+                   figures=False, engine="stacked"))
     assert res.finished
     _close_runs(local_dir, tmp_path, ref.metrics, res.metrics)
 
@@ -88,15 +88,15 @@ def test_groups_smaller_than_the_run_and_a_resume_across_engines(tmp_path, local
         return epoch == 3
 
     cfg = _config(epochs=6, batch_size=4, checkpoint_every=2)
-    paused = run_loso(_ragged(), cfg, tmp_path, progress=False, figures=False, engine="stacked", stack=3,
-                      stop=stop_at_epoch_3)
+    paused = run_loso(_ragged(), cfg, tmp_path, RunOptions(progress=False, figures=False, engine="stacked", stack=3,
+                      stop=stop_at_epoch_3))
     assert not paused.finished
     assert {s for s, e in calls if e == 3} == {"syn/s0", "syn/s1", "syn/s2"}  # three stacked, then paused
     for s in ("syn/s0", "syn/s1", "syn/s2"):
         ckpt = torch.load(tmp_path / "folds" / fold_dirname(s) / "checkpoint.pt", weights_only=True)
         assert ckpt["epoch"] == 3 and not ckpt["final"]
     # the local engine continues the stacked checkpoints (and trains the fourth fold)
-    res = run_loso(_ragged(), cfg, tmp_path, progress=False, figures=False)
+    res = run_loso(_ragged(), cfg, tmp_path, RunOptions(progress=False, figures=False))
     assert res.finished
     assert json.loads((tmp_path / "folds" / fold_dirname("syn/s0") / "result.json").read_text())["resumed_from_epoch"] == 3
     _close_runs(local_dir, tmp_path, ref.metrics, res.metrics)
@@ -138,6 +138,6 @@ def test_stacked_on_cuda_matches_one_at_a_time(tmp_path):
     subject, train_idx, test_idx = loso_splits(data.groups)[0]
     fold = Fold(data, 0, subject, train_idx, test_idx, cfg, resolve_environment(cfg), tmp_path / "probe")
     assert fold_bytes(fold) > 0 and 1 <= group_size(None, 4, fold) <= 4
-    a = run_loso(data, cfg, tmp_path / "one", progress=False, figures=False)
-    b = run_loso(data, cfg, tmp_path / "stacked", progress=False, figures=False, engine="stacked")
+    a = run_loso(data, cfg, tmp_path / "one", RunOptions(progress=False, figures=False))
+    b = run_loso(data, cfg, tmp_path / "stacked", RunOptions(progress=False, figures=False, engine="stacked"))
     assert a.metrics["honest"]["confusion"] == b.metrics["honest"]["confusion"]

@@ -1,5 +1,5 @@
 """Data: the sample record, class schemes, the face bank and SynthME."""
-from .classes import SCHEMES, ClassScheme, get_scheme, normalise_emotion
+from .classes import SCHEMES
 from .records import DataError, Sample, SampleSet
 
-__all__ = ["SCHEMES", "ClassScheme", "DataError", "Sample", "SampleSet", "get_scheme", "normalise_emotion"]
+__all__ = ["SCHEMES", "DataError", "Sample", "SampleSet"]

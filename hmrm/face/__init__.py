@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import DEFAULT_SIZE, AlignedFace, align_face, alignment_matrix, eye_template, similarity_from_points, transform_points
-from .detect import FaceBox, FaceNotFoundError, detect_face, detect_faces
-from .landmarks import eye_centres, landmarks68, model_path
+from .align import DEFAULT_SIZE, AlignedFace, align_face, eye_template, similarity_from_points, transform_points
+from .detect import FaceNotFoundError, detect_face, detect_faces
+from .landmarks import eye_centres, landmarks68
 from .regions import REGION_NAMES, face_mask, region_boxes, region_masks
 
 __all__ = [
-    "AlignedFace", "FaceBox", "FaceNotFoundError", "REGION_NAMES", "DEFAULT_SIZE",
-    "align_face", "alignment_matrix", "detect_face", "detect_faces", "eye_centres", "eye_template",
-    "face_mask", "landmarks68", "load_image", "model_path", "process_image", "region_boxes",
-    "region_masks", "similarity_from_points", "transform_points",
+    "FaceNotFoundError", "REGION_NAMES", "DEFAULT_SIZE", "align_face", "detect_face", "detect_faces", "eye_centres",
+    "eye_template", "face_mask", "landmarks68", "load_image", "process_image", "region_boxes", "region_masks",
+    "similarity_from_points", "transform_points",
 ]
 
 

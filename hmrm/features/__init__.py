@@ -52,11 +52,12 @@ stopped and never leaves half a file. Every entry is computed with one thread
 than on one, and a cache must not depend on which process of how many filled it.
 """
 
-from .cache import FEATURES_VERSION, FlowCache, FlowInputs, build_flow_inputs
+from .cache import FlowCache, build_flow_inputs
 from .inputs import (CHANNELS, DEFAULT_CHANNELS, DEFAULT_SIZE, FLOW_METHODS, UPSCALED, estimate_flow, flow_channels,
-                     flow_input, region_boxes_for, resize_flow)
-from .pairs import AlignedPair, load_aligned_pair, source_files
+    flow_input, region_boxes_for, resize_flow)
+from .pairs import load_aligned_pair
 
-__all__ = ["CHANNELS", "DEFAULT_CHANNELS", "DEFAULT_SIZE", "FEATURES_VERSION", "FLOW_METHODS", "UPSCALED", "AlignedPair",
-           "FlowCache", "FlowInputs", "build_flow_inputs", "estimate_flow", "flow_channels", "flow_input",
-           "load_aligned_pair", "region_boxes_for", "resize_flow", "source_files"]
+__all__ = [
+    "CHANNELS", "DEFAULT_CHANNELS", "DEFAULT_SIZE", "FLOW_METHODS", "UPSCALED", "FlowCache", "build_flow_inputs",
+    "estimate_flow", "flow_channels", "flow_input", "load_aligned_pair", "region_boxes_for", "resize_flow",
+]

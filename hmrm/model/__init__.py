@@ -17,9 +17,9 @@ from torch import nn
 
 from ..options import at_least, check_kwargs
 from .baselines import STSTNet
-from .encoder import GrainedMambaEncoder, MambaLayer, PatchEmbed, grain_name
+from .encoder import GrainedMambaEncoder, PatchEmbed
 from .hmrm import HMRM, HMRMConfig, count_parameters
-from .loss import class_weights, default_scale_weights, multiscale_loss, plain_loss
+from .loss import class_weights, multiscale_loss
 from .rffs import RFFS, pool_regions, region_token_mask
 
 #: ablation name -> HMRMConfig overrides. "no_motionmix" builds the same network as "full": MotionMix
@@ -55,7 +55,6 @@ def build_model(name: str = "hmrm", **cfg) -> nn.Module:
 
 
 __all__ = [
-    "ABLATIONS", "HMRM", "HMRMConfig", "MODELS", "RFFS", "GrainedMambaEncoder", "MambaLayer", "PatchEmbed",
-    "STSTNet", "build_model", "class_weights", "count_parameters", "default_scale_weights",
-    "grain_name", "multiscale_loss", "plain_loss", "pool_regions", "region_token_mask",
+    "ABLATIONS", "HMRM", "HMRMConfig", "MODELS", "RFFS", "GrainedMambaEncoder", "PatchEmbed", "STSTNet",
+    "build_model", "class_weights", "count_parameters", "multiscale_loss", "pool_regions", "region_token_mask",
 ]

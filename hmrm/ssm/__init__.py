@@ -6,29 +6,11 @@
 * :mod:`hmrm.ssm.mamba` - the Mamba block and its bidirectional variant used by HMRM's encoder.
 """
 from .fused import fused_scan
-from .mamba import BiMamba, Mamba, SelectiveSSM
-from .scan import (
-    BACKENDS,
-    BackendInfo,
-    available_backends,
-    linear_scan_,
-    parallel_scan,
-    resolve_backend,
-    selective_scan,
-    sequential_scan,
-)
+from .mamba import BiMamba, Mamba
+from .scan import (BACKENDS, available_backends, linear_scan_, parallel_scan, resolve_backend, selective_scan,
+    sequential_scan)
 
 __all__ = [
-    "BACKENDS",
-    "BackendInfo",
-    "BiMamba",
-    "Mamba",
-    "SelectiveSSM",
-    "available_backends",
-    "fused_scan",
-    "linear_scan_",
-    "parallel_scan",
-    "resolve_backend",
-    "selective_scan",
-    "sequential_scan",
+    "BACKENDS", "BiMamba", "Mamba", "available_backends", "fused_scan", "linear_scan_", "parallel_scan",
+    "resolve_backend", "selective_scan", "sequential_scan",
 ]

@@ -19,26 +19,26 @@ from typing import Sequence
 import numpy as np
 
 from ..utils import atomic_write_text
-from .loso import LOSOData, run_loso
+from .loso import LOSOData, RunOptions, run_loso
 
 
-def run_loso_seeds(samples_or_inputs, config, run_dir: str | Path, seeds: Sequence[int], cache_dir=None,
-                   prepared=None, progress: bool = True, **kwargs) -> dict:
-    """Run ``config`` once per seed into ``run_dir/seed<S>/`` (each resumable, see
-    :func:`hmrm.train.loso.run_loso`; ``kwargs`` go there) and write ``run_dir/seeds.json``.
+def run_loso_seeds(samples_or_inputs, config, run_dir: str | Path, seeds: Sequence[int],
+                   options: RunOptions | None = None) -> dict:
+    """Run ``config`` once per seed into ``run_dir/seed<S>/`` (each resumable, with ``options``; see
+    :func:`hmrm.train.loso.run_loso`) and write ``run_dir/seeds.json``.
     Returns its content: ``{"seeds": [{seed, uf1, uar, interval, complete, run_dir}], "mean": {uf1,
     uar}, "sd": {uf1, uar}}`` (sample standard deviation; None for one seed)."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
-    run_dir = Path(run_dir)
+    run_dir, options = Path(run_dir), options or RunOptions()
     data = samples_or_inputs
     if not isinstance(data, LOSOData):  # build the inputs once for every seed
-        data = LOSOData.from_samples(data, config.flow, config.input_size, config.channels, cache_dir=cache_dir,
-                                     prepared=prepared, progress=progress)
+        data = LOSOData.from_samples(data, config.flow, config.input_size, config.channels,
+                                     cache_dir=options.cache_dir, prepared=options.prepared, progress=options.progress)
     rows = []
     for seed in seeds:
-        res = run_loso(data, replace(config, seed=seed), run_dir / f"seed{seed}", progress=progress, **kwargs)
+        res = run_loso(data, replace(config, seed=seed), run_dir / f"seed{seed}", options)
         h = res.metrics.get("honest") or {}
         rows.append({"seed": seed, "uf1": h.get("uf1"), "uar": h.get("uar"), "interval": h.get("interval"),
                      "complete": res.complete, "run_dir": str(run_dir / f"seed{seed}")})

@@ -60,7 +60,7 @@ from pathlib import Path
 import torch
 from IPython.display import Image, display
 
-from hmrm.train.loso import run_loso
+from hmrm.train.loso import RunOptions, run_loso
 from hmrm.data.datasets import training_samples
 from hmrm.train.loso import run_name
 from hmrm.train.reproduce import config_from_parameters
@@ -76,8 +76,8 @@ print(json.dumps(config.to_dict(), indent=1))
 print("run folder:", run_dir)
 
 # %%
-result = run_loso(samples, config, run_dir, prepared=PREPARED, workers=WORKERS, engine=ENGINE, address=RAY_ADDRESS,
-                  stack=STACK, progress=False)  # papermill shows no live bar
+result = run_loso(samples, config, run_dir, RunOptions(prepared=PREPARED, workers=WORKERS, engine=ENGINE, address=RAY_ADDRESS,
+                  stack=STACK, progress=False))  # papermill shows no live bar
 print(result.table())
 
 # %%

@@ -37,7 +37,7 @@ import numpy as np
 
 from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train.loso import run_loso, run_name
+from hmrm.train.loso import RunOptions, run_loso, run_name
 from hmrm.train.metrics import uar, uf1
 from hmrm.train.loso import recipe_config
 from hmrm.utils import cache_dir
@@ -49,7 +49,7 @@ def chapter_run(subjects: int):
     config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow=FLOW_METHOD,
                            input_size=INPUT_SIZE, seed=SEED)
     run_dir = cache_dir("loso_runs") / run_name(f"synthme_tiny{subjects}", config)
-    return run_loso(samples, config, run_dir, progress=False)
+    return run_loso(samples, config, run_dir, RunOptions(progress=False))
 
 
 result = chapter_run(SUBJECTS)

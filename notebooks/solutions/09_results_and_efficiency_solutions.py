@@ -114,13 +114,13 @@ assert (gaps["gap"].median() >= 0), "on a typical row the optimistic figure is n
 # %%
 from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
-from hmrm.train.loso import run_loso, run_name
+from hmrm.train.loso import RunOptions, run_loso, run_name
 from hmrm.train.loso import recipe_config
 
 samples = training_samples("synthme", seed=SEED, subjects=SUBJECTS)
 config = recipe_config("hmrm", {**DEMO_RECIPES["hmrm"], "epochs": EPOCHS}, flow="gt", input_size=64, seed=SEED)
 run = cache_dir("loso_runs") / run_name(f"synthme_tiny{SUBJECTS}", config)
-chapter08 = run_loso(samples, config, run, progress=False)        # reused when chapter 08 made it
+chapter08 = run_loso(samples, config, run, RunOptions(progress=False))        # reused when chapter 08 made it
 preds = pd.read_csv(run / "predictions.csv")
 classes = [c[2:] for c in preds.columns if c.startswith("p_")]
 per_subject = []

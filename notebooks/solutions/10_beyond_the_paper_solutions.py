@@ -38,7 +38,7 @@ from hmrm.data.datasets import training_samples
 from hmrm.demo import DEMO_RECIPES
 from hmrm.explain import explain_run
 from hmrm.face.regions import REGION_NAMES
-from hmrm.train.loso import LOSOData, run_loso, run_name
+from hmrm.train.loso import LOSOData, RunOptions, run_loso, run_name
 from hmrm.train.calibration import calibrate, calibration_table, read_run_probs
 from hmrm.train.loso import recipe_config
 from hmrm.train.results import REPO
@@ -53,7 +53,7 @@ def tiny_run(**recipe_changes):
                            input_size=INPUT_SIZE, seed=SEED)
     name = run_name(f"synthme_tiny{len(samples.subjects)}", config)
     suffix = "".join(f"-{k}{v}" for k, v in recipe_changes.items())
-    return Path(run_loso(samples, config, cache_dir("loso_runs") / (name + suffix), progress=False).run_dir)
+    return Path(run_loso(samples, config, cache_dir("loso_runs") / (name + suffix), RunOptions(progress=False)).run_dir)
 
 
 # %% [markdown]

@@ -28,17 +28,16 @@ made ready), :mod:`.specs` (what each clip will be), :mod:`.render` (one clip an
 """
 from __future__ import annotations
 
-from .build import ANNOTATION_COLUMNS, build_synthme, class_counts_of
-from .config import (EMOTION_AUS, GENERATOR_VERSION, NEGATIVE, PRESETS, SYNTHME_FLAGS, SynthConfig, rebuild_command,
-                     synthme_command)
-from .faces import BankFace, RenderFace, prepare_bank_faces
+from .build import build_synthme
+from .config import PRESETS, SYNTHME_FLAGS, SynthConfig, rebuild_command
+from .faces import RenderFace, prepare_bank_faces
 from .load import load_frame, load_gt_flow, load_synthme, tiny_synthme
-from .render import ClipMotion, blink_profile, render_clip, resample_photo, sample_field, temporal_profile
-from .specs import ClipSpec, class_counts, make_specs, people_of, subject_id
+from .render import ClipMotion, render_clip, resample_photo, sample_field, temporal_profile
+from .specs import ClipSpec, class_counts, make_specs, subject_id
 
 __all__ = [
-    "ANNOTATION_COLUMNS", "BankFace", "ClipMotion", "ClipSpec", "EMOTION_AUS", "GENERATOR_VERSION", "NEGATIVE", "PRESETS",
-    "RenderFace", "SYNTHME_FLAGS", "SynthConfig", "blink_profile", "build_synthme", "class_counts", "class_counts_of",
-    "load_frame", "load_gt_flow", "load_synthme", "make_specs", "people_of", "prepare_bank_faces", "rebuild_command",
-    "render_clip", "resample_photo", "sample_field", "subject_id", "synthme_command", "temporal_profile", "tiny_synthme",
+    "ClipMotion", "ClipSpec", "PRESETS", "RenderFace", "SYNTHME_FLAGS", "SynthConfig", "build_synthme",
+    "class_counts", "load_frame", "load_gt_flow", "load_synthme", "make_specs", "prepare_bank_faces",
+    "rebuild_command", "render_clip", "resample_photo", "sample_field", "subject_id", "temporal_profile",
+    "tiny_synthme",
 ]

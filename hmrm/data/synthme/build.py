@@ -141,23 +141,7 @@ def _build_locked(out: Path, config: SynthConfig, faces: list, identity: dict, m
     from tqdm.auto import tqdm
 
     manifest_path = out / "manifest.json"
-    if manifest_path.is_file():
-        old = read_manifest(out)
-        if {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
-            differences = setting_differences(old, json.loads(json.dumps(identity)))
-            again = rebuild_command(out)
-            if again == synthme_command(out, config, max_subjects):
-                # no option of hmrm synthme makes the difference (other bank photos, another generator)
-                hint = (f"No option of `hmrm synthme` reproduces that build here: the difference is in what this "
-                        "machine has, not in the command. Delete the folder and run the command again to build it "
-                        "anew, or choose another --out folder"
-                        + (" (a build with fewer bank photos than its record: fetch the face bank with `hmrm facebank` "
-                           "where PyPI can be reached)" if any("bank photos" in d for d in differences) else "") + ".")
-            else:
-                hint = (f"To finish or reuse that build: {again}. To build these settings, choose another --out "
-                        "folder, or delete this one.")
-            raise DataError(f"{out} already holds a SynthME build made with other settings ({manifest_path}): "
-                            + "; ".join(differences) + ". " + hint)
+    _refuse_other_build(out, config, identity, max_subjects)
     out.mkdir(parents=True, exist_ok=True)
     identity["max_subjects"] = max_subjects  # recorded for the rebuild hints, not part of the identity
     atomic_write_text(manifest_path, json.dumps({**identity, "complete": False}, indent=1))
@@ -178,6 +162,43 @@ def _build_locked(out: Path, config: SynthConfig, faces: list, identity: dict, m
             bar.update()
     bar.close()
 
+    rows = _write_tables(out, specs, faces)
+    emotions: dict[str, int] = {}
+    for r in rows:
+        emotions[r["emotion"]] = emotions.get(r["emotion"], 0) + 1
+    manifest = {
+        **identity, "complete": True, "n_subjects": len(people_of(faces)), "n_samples": len(rows),
+        "emotions": emotions, "composite3": class_counts_of(rows, "composite3"),
+    }
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _refuse_other_build(out: Path, config: SynthConfig, identity: dict, max_subjects) -> None:
+    """Refuse ``out`` when it holds a build of other settings: say what differs and how to go on."""
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        return
+    old = read_manifest(out)
+    if {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
+        differences = setting_differences(old, json.loads(json.dumps(identity)))
+        again = rebuild_command(out)
+        if again == synthme_command(out, config, max_subjects):
+            # no option of hmrm synthme makes the difference (other bank photos, another generator)
+            hint = (f"No option of `hmrm synthme` reproduces that build here: the difference is in what this "
+                    "machine has, not in the command. Delete the folder and run the command again to build it "
+                    "anew, or choose another --out folder"
+                    + (" (a build with fewer bank photos than its record: fetch the face bank with `hmrm facebank` "
+                       "where PyPI can be reached)" if any("bank photos" in d for d in differences) else "") + ".")
+        else:
+            hint = (f"To finish or reuse that build: {again}. To build these settings, choose another --out "
+                    "folder, or delete this one.")
+        raise DataError(f"{out} already holds a SynthME build made with other settings ({manifest_path}): "
+                        + "; ".join(differences) + ". " + hint)
+
+
+def _write_tables(out: Path, specs: list, faces: list) -> list[dict]:
+    """``annotations.csv`` (one row per clip, returned) and ``subjects.csv`` (one row per person) of a finished build."""
     rows = [json.loads((_clip_dir(out, s) / "clip.json").read_text()) for s in specs]
     with atomic_path(out / "annotations.csv") as part:
         with open(part, "w", newline="") as f:
@@ -191,15 +212,7 @@ def _build_locked(out: Path, config: SynthConfig, faces: list, identity: dict, m
             w.writerow(["subject", "person", "photos", "source"])
             for i, (person, pf) in enumerate(people.items()):
                 w.writerow([subject_id(i), person, "+".join(p.photo_id for p in pf), " | ".join(dict.fromkeys(p.credit for p in pf))])
-    emotions: dict[str, int] = {}
-    for r in rows:
-        emotions[r["emotion"]] = emotions.get(r["emotion"], 0) + 1
-    manifest = {
-        **identity, "complete": True, "n_subjects": len(people), "n_samples": len(rows),
-        "emotions": emotions, "composite3": class_counts_of(rows, "composite3"),
-    }
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
-    return manifest
+    return rows
 
 
 def class_counts_of(rows: list[dict], scheme: str) -> dict[str, int]:

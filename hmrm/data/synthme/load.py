@@ -65,16 +65,7 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
                 skipped.append((f"synthme/{row['subject']}/{row['sample']}",
                                 f"{len(absent)} missing frame(s), first {absent[0]}"))
                 continue
-            try:
-                samples.append(Sample(
-                    dataset="synthme", subject=row["subject"], sample_id=row["sample"], frames=tuple(frames),
-                    onset=nums[0] - 1, apex=nums[1] - 1, offset=nums[2] - 1, emotion=row["emotion"], label=label,
-                    label_index=sch.index(label), aus=row.get("aus", ""),
-                    meta={"gt_flow": gt_path(root, row["subject"], row["sample"]), "frame_numbers": nums,
-                          **{k: row[k] for k in ("peak_px", "head_px", "blink", "photo") if k in row}},
-                ))
-            except ValueError as exc:
-                raise DataError(f"{ann}, line {line}: {exc}") from None
+            samples.append(_sample(root, row, frames, nums, label, sch, f"{ann}, line {line}"))
     if skipped:
         warnings.warn(
             f"{len(skipped)} SynthME sample(s) skipped for missing frames: "
@@ -84,6 +75,21 @@ def load_synthme(root: str | Path, scheme: str = "composite3", lenient: bool = F
         )
     warn_unreadable(unreadable, f"SynthME {ann}")
     return SampleSet(samples, skipped, dropped, sch, unreadable=unreadable)
+
+
+def _sample(root: Path, row: dict, frames: list, nums: list[int], label: str, sch, where: str) -> Sample:
+    """The :class:`~hmrm.data.records.Sample` of an annotation row whose frames are all there; a value the
+    record refuses is an error naming ``where`` (the file and line)."""
+    try:
+        return Sample(
+            dataset="synthme", subject=row["subject"], sample_id=row["sample"], frames=tuple(frames),
+            onset=nums[0] - 1, apex=nums[1] - 1, offset=nums[2] - 1, emotion=row["emotion"], label=label,
+            label_index=sch.index(label), aus=row.get("aus", ""),
+            meta={"gt_flow": gt_path(root, row["subject"], row["sample"]), "frame_numbers": nums,
+                  **{k: row[k] for k in ("peak_px", "head_px", "blink", "photo") if k in row}},
+        )
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
 
 
 def _frame_numbers(row: dict, where: str, rebuild: str) -> tuple[list[int], int]:

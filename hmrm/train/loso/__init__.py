@@ -5,7 +5,7 @@ One job per module: :mod:`.config` (what a run is), :mod:`.data` (its inputs and
 steps), :mod:`.fold_parts` (what the loop is made of: seeds, the fold's tensors, an epoch's draws, the
 state a checkpoint holds, the result record), :mod:`.workers` (folds side by side), :mod:`.stacked` (many folds as one batched network),
 :mod:`.ray_engine` (folds as tasks on a Ray cluster), :mod:`.report` (pooled scores and tables),
-:mod:`.harness` (``run_loso``, which ties them together).
+:mod:`.harness` (``run_loso``, which ties them together, and ``RunOptions``, how a run is carried out).
 
 ::
 
@@ -71,14 +71,14 @@ refused with a message saying what differs.
 from ..folds import fold_dirname
 from .config import FOLD_THREADS, LOSOConfig, build_fold_model, recipe_config, resolve_environment
 from .data import LOSOData, loso_splits
-from .harness import run_loso
-from .report import BEST_EPOCH_NOTE, LOSOResult, aggregate, format_metrics, read_run
-from .run_folder import FREE_FIELDS, RUN_FORMAT, RunMismatchError, run_name
+from .harness import RunOptions, run_loso
+from .report import aggregate, read_run
+from .run_folder import RunMismatchError, run_name
 from .ray_engine import ENGINES, EngineError
-from .workers import cpu_cores, fold_workers
+from .workers import cpu_cores
 
 __all__ = [
-    "BEST_EPOCH_NOTE", "ENGINES", "EngineError", "FOLD_THREADS", "FREE_FIELDS", "LOSOConfig", "LOSOData", "LOSOResult", "RUN_FORMAT",
-    "RunMismatchError", "aggregate", "build_fold_model", "cpu_cores", "fold_dirname", "fold_workers", "format_metrics",
-    "loso_splits", "read_run", "recipe_config", "resolve_environment", "run_loso", "run_name",
+    "ENGINES", "EngineError", "FOLD_THREADS", "LOSOConfig", "LOSOData", "RunMismatchError", "RunOptions", "aggregate",
+    "build_fold_model", "cpu_cores", "fold_dirname", "loso_splits", "read_run", "recipe_config",
+    "resolve_environment", "run_loso", "run_name",
 ]

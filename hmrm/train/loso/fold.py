@@ -29,7 +29,7 @@ from .data import LOSOData
 from .fold_parts import EpochDraws, FoldState, FoldTensors, Stopped, fold_result, new_state, resume_state, save_state
 from .run_folder import RUN_FORMAT
 
-__all__ = ["Fold", "Stopped", "make_fold"]
+__all__ = ["Fold", "make_fold"]
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from ...utils import atomic_write_text
 from .config import FOLD_THREADS, LOSOConfig
 from .data import LOSOData
-from .fold import Stopped, make_fold
+from .fold import make_fold
+from .fold_parts import Stopped
 from .workers import cpu_cores, record_fold
 
 #: How the ray extra is installed (the message of a run asked for Ray where it is missing).

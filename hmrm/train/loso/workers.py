@@ -10,7 +10,8 @@ from pathlib import Path
 from ...utils import worker_pool
 from .config import FOLD_THREADS, LOSOConfig
 from .data import LOSOData
-from .fold import Stopped, make_fold
+from .fold import make_fold
+from .fold_parts import Stopped
 from .report import write_outputs
 
 
