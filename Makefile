@@ -1,5 +1,6 @@
 # The two commands a user types on a fresh machine: `make demo` and `make test`.
-# Both create the virtual environment first if it is missing (or older than pyproject.toml).
+# Both create the virtual environment first if it is missing (or older than pyproject.toml or
+# constraints.txt, the exact versions of the packages whose numbers reach a committed figure).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,11 +22,11 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray]'
 	# facenet-pytorch pins torch<2.3, numpy<2 and Pillow<10.3 in its metadata but works with
 	# current releases: install it without its pins (never run `pip check` here).
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
@@ -49,7 +50,7 @@ test: $(STAMP)
 # The flow explorer in JupyterLab in headless Chromium (Debian's chromium package, driven by Playwright;
 # no browser download). Skipped by `make test` where Chromium or Playwright is missing.
 test-browser: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,browser]' || echo "could not install playwright: the browser test will be skipped"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,browser]' || echo "could not install playwright: the browser test will be skipped"
 	$(PY) -m pytest tests/browser -p no:cacheprovider -rs
 
 test-fast: $(STAMP)
