@@ -148,6 +148,16 @@ def test_resume_equals_uninterrupted(tmp_path, reference):
     assert again.metrics == ref.metrics and read_run(tmp_path).metrics == ref.metrics
 
 
+def test_max_minutes_pauses_after_an_epoch_and_the_same_call_finishes(tmp_path, reference):
+    ref_dir, ref = reference
+    assert RunOptions(max_minutes=2).deadline(lambda: 10.0) == 130.0 and RunOptions().deadline(lambda: 10.0) is None
+    res = _run(_data(), _config(), tmp_path, max_minutes=1e-9)  # runs out during the first epoch
+    assert not res.finished and not list(tmp_path.glob("folds/*/result.json"))
+    assert (tmp_path / "folds" / "syn-s0" / "checkpoint.pt").is_file()
+    res = _run(_data(), _config(), tmp_path)
+    assert res.finished and (tmp_path / "predictions.csv").read_text() == (ref_dir / "predictions.csv").read_text()
+
+
 def test_other_configuration_or_data_is_refused(reference, tmp_path):
     run_dir, _ = reference
     with pytest.raises(RunMismatchError) as e:

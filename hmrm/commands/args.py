@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 
 DEFAULT_SYNTHME = Path("data/synthme")
-
-
 LENIENT_HELP = ("skip annotation rows that cannot be read as written (an empty or unknown emotion) with a warning, and "
                 "count them in the summary, instead of stopping at the first")
 

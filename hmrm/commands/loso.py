@@ -24,19 +24,14 @@ def add_loso(sub) -> None:
         "Licensed sets: run `hmrm prepare --dataset casme2 --root /data/CASME2 --out data/prepared` first, then "
         "hmrm loso --dataset casme2 --data-root /data/CASME2 --prepared data/prepared. "
         "Model options: --set d_model=64 --set depth=2 (any HMRMConfig field, or STSTNet argument).")
-    defaults = _loso_defaults()
+    from ..train.loso import LOSOConfig
+
+    defaults = LOSOConfig.field_defaults()  # the command line shows and uses the configuration's own
     _loso_data_options(lo.add_argument_group("data"), defaults)
     _config_flags(lo.add_argument_group("model"), "model", defaults)
     _loso_training_options(lo.add_argument_group("training (fixed epochs; see hmrm.train.recipe)"), defaults)
     _loso_run_options(lo.add_argument_group("run folder and machine"), defaults)
     lo.set_defaults(func=_cmd_loso)
-
-
-def _loso_defaults() -> dict:
-    """The defaults of :class:`~hmrm.train.loso.LOSOConfig`, which ``hmrm loso`` shows and uses."""
-    from ..train.loso import LOSOConfig
-
-    return LOSOConfig.field_defaults()
 
 
 def _config_flag(f) -> str:
@@ -194,8 +189,8 @@ def _cmd_loso(args) -> int:
 
     try:
         if args.seeds:
-            return _loso_seeds(samples, config, run_dir, args)
-        res = run_loso(samples, config, run_dir, run_options(args))
+            return _loso_seeds(samples, config, run_dir, seeds, args)
+        res = run_loso(samples, config, run_dir, _run_options(args))
     except OptionError as exc:  # an option that does not fit the data (--folds beyond the subjects)
         raise exc.renamed(flag_of(exc.key)) from None
     except (ValueError, EngineError) as exc:  # options that do not build a network or do not fit; Ray missing or failing
@@ -215,7 +210,7 @@ def _cmd_loso(args) -> int:
     return 0
 
 
-def run_options(args):
+def _run_options(args):
     """The :class:`~hmrm.train.loso.RunOptions` of ``hmrm loso``'s run-folder and machine flags."""
     from ..train.loso import RunOptions
 
@@ -224,11 +219,11 @@ def run_options(args):
                       address=args.address, stack=args.stack)
 
 
-def _loso_seeds(samples, config, run_dir: Path, args) -> int:
+def _loso_seeds(samples, config, run_dir: Path, seeds: range, args) -> int:
     """``hmrm loso --seeds N``: the same configuration trained with N seeds into RUN_DIR/seed<S>/."""
     from ..train.seeds import format_seeds, run_loso_seeds
 
-    summary = run_loso_seeds(samples, config, run_dir, range(args.seed, args.seed + args.seeds), run_options(args))
+    summary = run_loso_seeds(samples, config, run_dir, seeds, _run_options(args))
     print(format_seeds(summary))
     print(f"\nrun folders: {run_dir}/seed<S>/; summary: {run_dir}/seeds.json")
     return 0
