@@ -42,4 +42,38 @@ the most specific layer that names it or a package above it::
     hmrm.commands         the sub-commands of ``hmrm``: their options and what each runs
     hmrm.cli              the ``hmrm`` command
 """
+import os as _os
+
 __version__ = "0.1.0"
+
+#: What each library that picks its SIMD kernels when it loads is held to on a processor with AVX-512:
+#: AVX2 (x86-64-v3). The libraries' AVX-512 kernels round differently in the last bits, and those bits
+#: reach the committed tables (SynthME's pixels, then the flow, then the scores): with AVX-512 left on,
+#: the demo's main row moves by 0.005 UF1 between two machines that run the same versions. Set before
+#: any of them loads (this module imports nothing else); a variable already set wins, and
+#: ``HMRM_NATIVE_SIMD=1`` leaves every library its native kernels.
+SIMD_HOLD = {
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",          # NumPy's dispatched loops
+    "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON,AVX512_KNL,AVX512_KNM,AVX512_CNL,AVX512_CLX,AVX512_ICL",
+    "OPENCV_IPP": "avx2",                                                  # OpenCV's bundled IPP
+    "OPENBLAS_CORETYPE": "Haswell",                                        # NumPy's and SciPy's BLAS
+    "MKL_CBWR": "AVX2",                                                    # PyTorch's BLAS
+    "ONEDNN_MAX_CPU_ISA": "AVX2",                                          # PyTorch's convolutions
+    "ATEN_CPU_CAPABILITY": "avx2",                                         # PyTorch's own kernels
+    "NUMBA_CPU_NAME": "haswell",                                           # SynthME's compiled loops
+}
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+    except OSError:  # not Linux: the libraries keep their own choice
+        return False
+
+
+#: Whether this process holds the libraries to AVX2 (a processor with AVX-512 and no HMRM_NATIVE_SIMD).
+SIMD_HELD = not _os.environ.get("HMRM_NATIVE_SIMD") and _has_avx512()
+if SIMD_HELD:
+    for _name, _value in SIMD_HOLD.items():
+        _os.environ.setdefault(_name, _value)

@@ -133,6 +133,20 @@ def _flow_weights():
     return f"GRU-AOFE weights ok (sha256 {info['sha256'][:12]}..., {info['steps']} training steps)"
 
 
+def _simd():
+    import os
+
+    from . import SIMD_HELD, SIMD_HOLD
+
+    if SIMD_HELD:
+        unheld = [name for name, value in SIMD_HOLD.items() if os.environ.get(name) != value]
+        told = f"; set by you: {', '.join(unheld)}" if unheld else ""
+        return f"AVX-512 present: NumPy, OpenCV, BLAS, torch and Numba held to AVX2 (HMRM_NATIVE_SIMD=1: native){told}"
+    if os.environ.get("HMRM_NATIVE_SIMD"):
+        return "native kernels (HMRM_NATIVE_SIMD is set): the committed tables' last bits may differ here"
+    return "no AVX-512 on this processor: nothing to hold"
+
+
 def run_doctor() -> int:
     from . import __version__
 
@@ -144,6 +158,7 @@ def run_doctor() -> int:
         warnings.simplefilter("ignore")
         ok &= _check("torch", _torch)
         ok &= _check("torchvision", _torchvision)
+        _check("SIMD kernels", _simd, required=False)
         _check("CUDA", _cuda, required=False)
         _check("mamba-ssm kernel", _mamba, required=False)
         _check("fused CPU scan", _fused_scan, required=False)

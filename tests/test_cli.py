@@ -20,7 +20,7 @@ def test_synthme_help_explains_every_option():
 def test_doctor_reports_each_component(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    for name in ("torch", "CUDA", "mamba-ssm kernel", "fused CPU scan", "dlib model", "MTCNN weights", "face bank",
+    for name in ("torch", "SIMD kernels", "CUDA", "mamba-ssm kernel", "fused CPU scan", "dlib model", "MTCNN weights", "face bank",
                  "GRU-AOFE weights"):
         assert name in out
     assert "FAIL" not in out

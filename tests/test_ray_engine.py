@@ -39,6 +39,17 @@ def local(tmp_path_factory):
     return run_dir, run_loso(_data(), _slow_config(), run_dir, RunOptions(progress=False, figures=False))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_ray_instance():
+    """One local Ray instance of 2 CPUs for the module's runs: run_loso trains on a Ray that is already
+    running and leaves it running (it stops only one it started itself), so the runs share its start and
+    its workers' imports."""
+    started = ray_engine._start(ray, None, 2)
+    yield
+    if started:
+        ray.shutdown()
+
+
 def _same_run(run_dir, local):
     local_dir, ref = local
     metrics = json.loads((run_dir / "metrics.json").read_text())
