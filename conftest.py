@@ -86,7 +86,10 @@ class ChapterFigures(pytest.Item):
             pytest.skip("the chapter's kernel is not running (an earlier cell failed or timed out)")
         if self.stage == "watch":
             _execute(notebook.kernel, WATCH)
+            notebook.hmrm_watched = True
             return
+        if not getattr(notebook, "hmrm_watched", False):
+            pytest.skip("the watch before the chapter's first cell did not run (deselected?)")
         printed = _execute(notebook.kernel, REPORT)
         report = next(json.loads(line.split(" ", 1)[1]) for line in printed.splitlines()
                       if line.startswith("HMRM-FIGURES"))

@@ -51,10 +51,10 @@ __version__ = "0.1.0"
 #: reach the committed tables (SynthME's pixels, then the flow, then the scores): with AVX-512 left on,
 #: the demo's main row moves by 0.005 UF1 between two machines that run the same versions. Set before
 #: any of them loads (this module imports nothing else); a variable already set wins, and
-#: ``HMRM_NATIVE_SIMD=1`` leaves every library its native kernels.
+#: ``HMRM_NATIVE_SIMD=1`` leaves every library its native kernels. OpenCV's own AVX-512 loops are left
+#: on: with them, the demo's SynthME and table came out as on a machine without AVX-512.
 SIMD_HOLD = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",          # NumPy's dispatched loops
-    "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON,AVX512_KNL,AVX512_KNM,AVX512_CNL,AVX512_CLX,AVX512_ICL",
     "OPENCV_IPP": "avx2",                                                  # OpenCV's bundled IPP
     "OPENBLAS_CORETYPE": "Haswell",                                        # NumPy's and SciPy's BLAS
     "MKL_CBWR": "AVX2",                                                    # PyTorch's BLAS

@@ -141,7 +141,8 @@ def _simd():
     if SIMD_HELD:
         unheld = [name for name, value in SIMD_HOLD.items() if os.environ.get(name) != value]
         told = f"; set by you: {', '.join(unheld)}" if unheld else ""
-        return f"AVX-512 present: NumPy, OpenCV, BLAS, torch and Numba held to AVX2 (HMRM_NATIVE_SIMD=1: native){told}"
+        return (f"AVX-512 present: NumPy, OpenCV's IPP, BLAS, torch and Numba held to AVX2 "
+                f"(HMRM_NATIVE_SIMD=1: native){told}")
     if os.environ.get("HMRM_NATIVE_SIMD"):
         return "native kernels (HMRM_NATIVE_SIMD is set): the committed tables' last bits may differ here"
     return "no AVX-512 on this processor: nothing to hold"
