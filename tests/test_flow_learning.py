@@ -175,3 +175,22 @@ def test_the_gru_loss_counts_only_where_the_warm_start_is_close():
     assert float(masked) == pytest.approx(0.1 * 2 / (2 * 15))  # the one small error, over the 15 kept pixels
     assert float(everything) == pytest.approx((0.1 * 2 + 3.0 * 2) / (2 * 16))
     assert float(no_warm) == pytest.approx(float(everything))
+
+
+def test_the_do_no_harm_term_weighs_an_error_most_where_the_warm_start_was_right():
+    """``harm_weight``: the same 0.1 px error costs the GRU more at a pixel where the warm start was
+    exact than at one where it was off by 0.4 px; with weight 0 (the shipped recipe) the loss is as before."""
+    target = torch.zeros(1, 2, 1, 2)
+    valid = torch.ones(1, 1, 2, dtype=torch.bool)
+    init = torch.zeros(1, 2, 1, 2)
+    init[:, 0, 0, 1] = 0.4                          # right at the first pixel, 0.4 px off at the second
+    at_right, at_wrong = torch.zeros(1, 2, 1, 2), torch.zeros(1, 2, 1, 2)
+    at_right[:, 0, 0, 0] = 0.1
+    at_wrong[:, 0, 0, 1] = 0.1
+    plain = [flow_loss([p], target, valid, init=init, max_warm_error=0.5) for p in (at_right, at_wrong)]
+    harmed = [flow_loss([p], target, valid, init=init, max_warm_error=0.5, harm_weight=1.0)
+              for p in (at_right, at_wrong)]
+    assert float(plain[0]) == pytest.approx(float(plain[1]))
+    assert float(harmed[0] - plain[0]) == pytest.approx(0.1 / 0.05 / 2)
+    assert float(harmed[1] - plain[1]) == pytest.approx(0.1 / 0.45 / 2)
+    assert float(flow_loss([at_right], target, valid, init=init, harm_weight=0.0)) == pytest.approx(float(plain[0]))

@@ -202,7 +202,7 @@ class GRUAOFE(nn.Module):
 
 def flow_loss(preds: list[torch.Tensor], target: torch.Tensor, valid: torch.Tensor, gamma: float = 0.8,
               refined: bool = False, refine_max_error: float = 1.0, init: torch.Tensor | None = None,
-              max_warm_error: float = 0.0) -> torch.Tensor:
+              max_warm_error: float = 0.0, harm_weight: float = 0.0, harm_eps: float = 0.05) -> torch.Tensor:
     """The pretraining loss: :func:`sequence_loss` over the GRU iterations, plus, when the last entry
     of ``preds`` is the refinement stage's output (``refined``), its mean end-point error on the valid
     pixels where the GRU's flow is already within ``refine_max_error`` px. The refinement stage only
@@ -212,13 +212,27 @@ def flow_loss(preds: list[torch.Tensor], target: torch.Tensor, valid: torch.Tens
     With a warm start ``init`` and ``max_warm_error`` > 0, the GRU's sequence loss counts only the valid
     pixels where the warm start is within ``max_warm_error`` px of the truth: the micro-motion regime
     the GRU is for. Where DIS fails by pixels (lost texture, occlusion) those errors are larger than all
-    the micro-motion corrections together and would set the update's scale."""
+    the micro-motion corrections together and would set the update's scale.
+
+    ``harm_weight`` > 0 (with a warm start) adds the "do no harm" term: ``harm_weight`` times the mean,
+    over the same pixels, of the GRU's last end-point error divided by the warm start's own error plus
+    ``harm_eps`` px. An error costs most where the warm start is already right, which is where the
+    shipped GRU makes tuned DIS worse (its well-textured subjects); exploratory fine-tunes on a
+    development SynthME moved those subjects toward DIS as the weight grew. Off in the shipped recipe."""
     if init is not None and max_warm_error > 0:
         with torch.no_grad():
             valid = valid & (torch.linalg.vector_norm(init - target, dim=1) < max_warm_error)
+    gru = preds[:-1] if refined else preds
+    harm = 0.0
+    if harm_weight > 0 and init is not None:
+        with torch.no_grad():
+            scale = 1.0 / (torch.linalg.vector_norm(init - target, dim=1) + harm_eps)
+        v = valid.float()
+        err = torch.linalg.vector_norm(gru[-1] - target, dim=1)
+        harm = harm_weight * (err * scale * v).sum() / v.sum().clamp(min=1)
     if not refined:
-        return sequence_loss(preds, target, valid, gamma)
-    loss = sequence_loss(preds[:-1], target, valid, gamma)
+        return sequence_loss(preds, target, valid, gamma) + harm
+    loss = sequence_loss(preds[:-1], target, valid, gamma) + harm
     with torch.no_grad():
         keep = (valid & (torch.linalg.vector_norm(preds[-2] - target, dim=1) < refine_max_error)).float()
     epe = torch.linalg.vector_norm(preds[-1] - target, dim=1)

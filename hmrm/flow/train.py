@@ -42,7 +42,7 @@ def _sections() -> dict:
                  "face_share": (float, Rule(low=0, high=1), False), "layered_share": (float, Rule(low=0, high=1), False)},
         "train": {"steps": (int, at_least(1), True), "batch": (int, at_least(1), True), "lr": (float, positive(), True),
                   "refine_lr": (float, positive(), False), "refine_max_error": (float, positive(), False),
-                  "max_warm_error": (float, at_least(0), False),
+                  "max_warm_error": (float, at_least(0), False), "harm_weight": (float, at_least(0), False),
                   "weight_decay": (float, at_least(0), True), "gamma": (float, Rule(low=0, high=1, low_open=True), True),
                   "clip": (float, positive(), True), "save_every": (int, at_least(1), True),
                   "seed": (int, at_least(0), False), "frozen_gru": (str, None, False)},
@@ -192,7 +192,7 @@ def train_step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, f
     refined = model.refiner is not None
     preds = model(f1, f2, init)
     loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0), init,
-                     tr.get("max_warm_error", 0.0))
+                     tr.get("max_warm_error", 0.0), tr.get("harm_weight", 0.0))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])
