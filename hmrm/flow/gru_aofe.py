@@ -230,11 +230,11 @@ def flow_loss(preds: list[torch.Tensor], target: torch.Tensor, valid: torch.Tens
         v = valid.float()
         err = torch.linalg.vector_norm(gru[-1] - target, dim=1)
         harm = harm_weight * (err * scale * v).sum() / v.sum().clamp(min=1)
+    loss = sequence_loss(gru, target, valid, gamma) + harm
     if not refined:
-        return sequence_loss(preds, target, valid, gamma) + harm
-    loss = sequence_loss(preds[:-1], target, valid, gamma) + harm
+        return loss
     with torch.no_grad():
-        keep = (valid & (torch.linalg.vector_norm(preds[-2] - target, dim=1) < refine_max_error)).float()
+        keep = (valid & (torch.linalg.vector_norm(gru[-1] - target, dim=1) < refine_max_error)).float()
     epe = torch.linalg.vector_norm(preds[-1] - target, dim=1)
     return loss + (epe * keep).sum() / keep.sum().clamp(min=1)
 
