@@ -6,7 +6,8 @@ For each method: end-point error (EPE) over the face (mean of per-pair means, an
 percentile over all face pixels), EPE on the *expression* pixels (face pixels whose ground-truth
 motion, after removing its best-fitting affine part, i.e. the head motion, is at least 0.1 px),
 angular error, and CPU time per pair (after one untimed warm-up call per method). Frames are 256 px
-aligned faces, the crop size GRU-AOFE uses. A second table gives the face EPE per subject.
+aligned faces, the crop size GRU-AOFE uses. A second table gives the face EPE per subject, a third the
+error by the size of the true motion (does a method shorten the larger motions?).
 Writes a markdown table (``--table``) and a bar chart (``--figure``).
 
 Besides the estimators, two kinds of reference rows say where GRU-AOFE's gain comes from:
@@ -53,6 +54,9 @@ PAIRED = (("gru_aofe", "dis_tuned", "full GRU-AOFE minus tuned DIS"),
           ("gru_aofe", "refine_dis", "full GRU-AOFE minus refinement alone on DIS"),
           ("gru_aofe", "gru_only", "full GRU-AOFE minus the GRU alone (the refinement stage after it)"))
 METHODS = ("zero",) + CLASSIC_METHODS + tuple(BLUR) + LEARNED
+#: The error-by-motion-size table: its bins (px of true motion) and the methods it shows
+SIZE_BINS = (0.0, 0.3, 0.7, 1.2, 2.5, np.inf)
+SIZE_METHODS = ("dis_tuned", "gru_only", "gru_aofe")
 
 
 def _blurred(flow: np.ndarray, sigma: float) -> np.ndarray:
@@ -103,6 +107,8 @@ def main() -> None:
             print(f"skipping {', '.join(LEARNED)}: {exc}")
             methods = [m for m in methods if m not in LEARNED]
     stats = {m: {"epe": [], "epe_move": [], "ae": [], "t": [], "all": []} for m in methods}
+    # per size of the true motion: pixels, summed EPE and summed error along the true motion's direction
+    by_size = {m: np.zeros((len(SIZE_BINS) - 1, 3)) for m in methods if m in SIZE_METHODS}
     iterations: list[list[float]] = []  # per pair: face EPE of the warm start and after each GRU iteration
     from tqdm.auto import tqdm
 
@@ -163,6 +169,12 @@ def main() -> None:
             st["ae"].append(angular_error(f, gt, face))
             st["t"].append(dt)
             st["all"].append(err[face])
+            if m in by_size:
+                size = np.linalg.norm(gt, axis=-1)
+                along = ((f - gt) * gt).sum(-1) / np.maximum(size, 1e-6)
+                for k, (lo, hi) in enumerate(zip(SIZE_BINS[:-1], SIZE_BINS[1:])):
+                    sel = face & (size >= lo) & (size < hi)
+                    by_size[m][k] += sel.sum(), err[sel].sum(), along[sel].sum()
         if "gru" in cache:
             iterations.append([float(np.linalg.norm(f - gt, axis=-1)[face].mean())
                                for f in cache["gru"][:model.config.iters + 1]])
@@ -226,6 +238,19 @@ def main() -> None:
         table.append(cells)
     lines += ["", "Face EPE mean per subject" + (" (last column: pairs where GRU-AOFE beats tuned DIS)" if both else ""), "",
               markdown_table(["subject", *shown] + (["GRU-AOFE better"] if both else []), table)]
+    if by_size:
+        rows = []
+        for k, (lo, hi) in enumerate(zip(SIZE_BINS[:-1], SIZE_BINS[1:])):
+            counts = next(iter(by_size.values()))[:, 0]  # the same pixels for every method
+            n = counts[k]
+            cells = [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}", f"{n / max(counts.sum(), 1):.1%}"]
+            for m in by_size:
+                cells += [f"{by_size[m][k, 1] / max(n, 1):.4f}", f"{by_size[m][k, 2] / max(n, 1):+.4f}"]
+            rows.append(cells)
+        lines += ["", "Face EPE by the size of the true motion, over all face pixels of all pairs, with the mean error along "
+                  "the true motion's direction (negative: the estimate is too short)", "",
+                  markdown_table(["true motion (px)", "share of face pixels"]
+                                 + [h for m in by_size for h in (f"{m} EPE", f"{m} along")], rows)]
     text = "\n".join(lines)
     print(text)
     if args.table:

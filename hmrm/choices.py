@@ -237,10 +237,13 @@ PARTS: dict[str, tuple[Choice, ...]] = {
     ),
     "gru_aofe": (
         Choice("pretraining data", "FlyingChairs and FlyingThings", "pairs generated on the fly: face-domain pairs "
-               "(`hmrm.flow.facepairs`: face-bank photos and non-face textures under local deformation, head motion and "
-               "a camera) for the GRU, textured layers under affine motion (`hmrm.flow.synthetic`) for the refinement "
+               "(`hmrm.flow.facepairs`: face-bank photos and non-face textures under local deformations peaking at up "
+               "to 4 px, head motion and a camera) for the GRU, its last 300 steps weighing an error most where tuned "
+               "DIS is already right; textured layers under affine motion (`hmrm.flow.synthetic`) for the refinement "
                "stage, trained second on the frozen GRU",
-               "fits a CPU, needs no download, and never uses SynthME's motion, clips or seeds", _measured_pretraining),
+               "fits a CPU, needs no download, and never uses SynthME's motion, clips or seeds; with peaks up to 1.5 px "
+               "the GRU learned that skin never moves far and shortened the larger motions DIS had right (chapter 03, "
+               "section 5)", _measured_pretraining),
         Choice("warm start", SILENT, "the GRU starts from tuned DIS, not from zero flow", "so that the network "
                "only has to learn what DIS gets wrong, within a CPU-sized pretraining",
                lambda: _measured_parts("GRU-AOFE without refinement minus tuned DIS", "the GRU (refinement off) minus "

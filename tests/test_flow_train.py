@@ -68,6 +68,7 @@ def test_config_errors(tmp_path):
                               ("attention: cosine", "attention: softmax", "model.attention: must be one of"),
                               ("attention_temperature: 10.0", "attention_temperature: -1.0",
                                "model.attention_temperature: must be a number > 0"),
+                              ("bump_max_px: 4.0", "bump_max_px: 0.0", "data.bump_max_px: must be a number > 0"),
                               ("clip: 1.0", "clipp: 1.0", "train.clipp: unknown key")]:
         (tmp_path / "bad.yaml").write_text(shipped.replace(old, new))
         with pytest.raises(ValueError, match=re.escape(f"bad.yaml: {message}")):
@@ -109,10 +110,15 @@ def test_step_batches_match_the_pair_stream():
     assert cfg["data"]["generator"] == "faces"  # the shipped recipe trains on face-domain pairs
     f1, f2, flow, valid, init = StepBatches(cfg)[3]
     data = cfg["data"]
-    ref = FacePairDataset(FacePairConfig(size=32, face_share=data["face_share"]), seed=data["seed"],
-                          layered_share=data["layered_share"]).batch(3 * 2, 2)
+    wide = FacePairConfig(size=32, face_share=data["face_share"], bump_px=(FacePairConfig.bump_px[0], data["bump_max_px"]))
+    ref = FacePairDataset(wide, seed=data["seed"], layered_share=data["layered_share"]).batch(3 * 2, 2)
     assert torch.equal(f1, ref[0]) and torch.equal(flow, ref[2]) and torch.equal(valid, ref[3])
     assert init.shape == flow.shape
+    # the recipe's wider deformations reach the pairs: without the key, the generator's default range
+    del data["bump_max_px"]
+    narrow = FacePairDataset(FacePairConfig(size=32, face_share=data["face_share"]), seed=data["seed"],
+                             layered_share=data["layered_share"]).batch(3 * 2, 2)
+    assert torch.equal(StepBatches(cfg)[3][2], narrow[2]) and not torch.equal(narrow[2], ref[2])
     del data["generator"], data["face_share"], data["layered_share"]  # a config from before: layered pairs
     f1, f2, flow, valid, init = StepBatches(cfg)[3]
     ref = PairDataset(PairConfig(size=32), seed=data["seed"]).batch(3 * 2, 2)
@@ -192,3 +198,22 @@ def test_a_second_stage_trains_only_a_fresh_refinement_stage_on_a_frozen_gru(tmp
 
     with pytest.raises(ValueError, match="needs model.refine: true"):
         check_config(other)
+
+
+def test_the_do_no_harm_term_counts_from_its_step():
+    """train.harm_from_step: before it the loss is the plain one, from it on the "do no harm" term adds
+    (an untrained GRU's corrections are guesses, and a term that costs them from step 0 held it at DIS)."""
+    from hmrm.flow.train import StepBatches, model_and_optimiser, train_step
+
+    cpu = torch.device("cpu")
+    cfg = _tiny_cfg()
+    cfg["train"].update(harm_weight=0.5, harm_from_step=3)
+    batch = StepBatches(cfg)[0]
+
+    def first_loss(step: int) -> float:
+        model, opt, sched = model_and_optimiser(cfg, cpu)  # seeded: the same model each time
+        return train_step(model, opt, sched, batch, cfg["train"], cpu, step)[0]
+
+    before, after = first_loss(2), first_loss(3)
+    cfg["train"]["harm_weight"] = 0.0
+    assert before == first_loss(3) and after > before

@@ -15,7 +15,9 @@ multi-scale noise, as in :mod:`.synthetic`) with random pseudo-landmarks.
 
 * ``d`` is a sum of ``bumps`` smooth local deformations (Gaussian bumps of width ``bump_sigma_px`` and
   peak ``bump_px``, both log-uniform, random direction); a share ``landmark_share`` of them is centred
-  near a landmark (brows, eyes, nose, mouth: where facial muscles move skin), the rest anywhere;
+  near a landmark (brows, eyes, nose, mouth: where facial muscles move skin), the rest anywhere. The
+  shipped recipe widens the peaks to 0.03-4 px (``data.bump_max_px`` of ``configs/flow_pretrain.yaml``):
+  trained on peaks up to the default 1.5 px, GRU-AOFE shortened the larger expression motions;
 * ``A`` is head motion: a similarity (translation, rotation ``head_rotation_deg``, scale
   ``head_scale``) plus a small shear; its translation is sub-pixel (``head_small_px``) for a share
   ``head_small_share`` of pairs and larger (``head_large_px``) otherwise.

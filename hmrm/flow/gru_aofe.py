@@ -41,6 +41,15 @@ parts' and keeps uniform rows; ``attention="cosine"`` (normalised queries and ke
 temperature, gain starting at 1) learns. ``photometric=True`` adds full-resolution Lucas-Kanade
 measurements of the current flow's error (:func:`.update.photometric_features`).
 
+Why the GRU then made tuned DIS worse on the best-textured faces (measured on the development SynthME,
+seed 1, never on the reported seeds): (1) trained on local deformations whose peaks reached 1.5 px, it
+had learned that facial motion is small and shortened the larger expression motions that DIS had right:
+on the pixels of the worst subject that move 1.2-2.5 px, the error along the true motion was -0.032 px
+for DIS and -0.043 px after the GRU; (2) its corrections had a floor of about 0.03 px everywhere, more than
+DIS's own error on the quarter of the face where DIS is best. The recipe draws deformations up to 4 px
+(``data.bump_max_px``) and, once the GRU has learned, weighs an error by how right DIS already was
+(``train.harm_weight``, :func:`flow_loss`).
+
 The shipped weights are trained in two stages (``configs/flow_pretrain.yaml``, then
 ``configs/flow_pretrain_refine.yaml``; ``hmrm/flow/weights/gru_aofe.json`` records both): the GRU,
 its attention and the encoders on face-domain pairs (:mod:`.facepairs`) with the refinement stage
@@ -217,8 +226,10 @@ def flow_loss(preds: list[torch.Tensor], target: torch.Tensor, valid: torch.Tens
     ``harm_weight`` > 0 (with a warm start) adds the "do no harm" term: ``harm_weight`` times the mean,
     over the same pixels, of the GRU's last end-point error divided by the warm start's own error plus
     ``harm_eps`` px. An error costs most where the warm start is already right, which is where the
-    shipped GRU makes tuned DIS worse (its well-textured subjects); exploratory fine-tunes on a
-    development SynthME moved those subjects toward DIS as the weight grew. Off in the shipped recipe."""
+    earlier GRU made tuned DIS worse (its well-textured subjects): without it the GRU's corrections
+    have a floor of about 0.03 px everywhere, larger than DIS's own error on a quarter of those
+    pixels. The shipped recipe uses 0.5 over its last 300 steps (``configs/flow_pretrain.yaml``,
+    ``train.harm_from_step``): from the first step the term held the untrained GRU at its warm start."""
     if init is not None and max_warm_error > 0:
         with torch.no_grad():
             valid = valid & (torch.linalg.vector_norm(init - target, dim=1) < max_warm_error)

@@ -39,10 +39,12 @@ def _sections() -> dict:
     return {
         "data": {"size": (int, at_least(16), True), "seed": (int, at_least(0), True),
                  "generator": (str, one_of("layers", "faces"), False),
-                 "face_share": (float, Rule(low=0, high=1), False), "layered_share": (float, Rule(low=0, high=1), False)},
+                 "face_share": (float, Rule(low=0, high=1), False), "layered_share": (float, Rule(low=0, high=1), False),
+                 "bump_max_px": (float, positive(), False)},
         "train": {"steps": (int, at_least(1), True), "batch": (int, at_least(1), True), "lr": (float, positive(), True),
                   "refine_lr": (float, positive(), False), "refine_max_error": (float, positive(), False),
                   "max_warm_error": (float, at_least(0), False), "harm_weight": (float, at_least(0), False),
+                  "harm_from_step": (int, at_least(0), False),
                   "weight_decay": (float, at_least(0), True), "gamma": (float, Rule(low=0, high=1, low_open=True), True),
                   "clip": (float, positive(), True), "save_every": (int, at_least(1), True),
                   "seed": (int, at_least(0), False), "frozen_gru": (str, None, False)},
@@ -109,11 +111,14 @@ def warm_starts(f1: torch.Tensor, f2: torch.Tensor, method: str | None) -> torch
 def pair_dataset(data: dict):
     """The pretraining pairs a config's ``data:`` section asks for: ``generator: layers`` (the default,
     :mod:`hmrm.flow.synthetic`'s layered pairs) or ``faces`` (:mod:`hmrm.flow.facepairs`, with
-    ``face_share`` and ``layered_share``)."""
+    ``face_share``, ``layered_share`` and ``bump_max_px``)."""
     if data.get("generator", "layers") == "layers":
         return PairDataset(PairConfig(size=data["size"]), seed=data["seed"])
 
-    cfg = FacePairConfig(size=data["size"], **({"face_share": data["face_share"]} if "face_share" in data else {}))
+    extra = {"face_share": data["face_share"]} if "face_share" in data else {}
+    if "bump_max_px" in data:  # the largest peak displacement of a local deformation (the smallest stays)
+        extra["bump_px"] = (FacePairConfig.bump_px[0], data["bump_max_px"])
+    cfg = FacePairConfig(size=data["size"], **extra)
     return FacePairDataset(cfg, seed=data["seed"], layered_share=data.get("layered_share", 0.25))
 
 
@@ -183,16 +188,20 @@ def _load_frozen_gru(model: GRUAOFE, folder: str) -> None:
             p.requires_grad_(False)
 
 
-def train_step(model, opt, sched, batch, tr: dict, dev) -> tuple[float, float, float, float]:
-    """One optimiser step on ``batch``; the loss and the end-point errors of the output, of the GRU
-    before the refinement stage, and of the warm start (NaN without one)."""
+def train_step(model, opt, sched, batch, tr: dict, dev, step: int = 0) -> tuple[float, float, float, float]:
+    """One optimiser step on ``batch`` (the run's step number ``step``, counted from 0); the loss and the
+    end-point errors of the output, of the GRU before the refinement stage, and of the warm start (NaN
+    without one). The "do no harm" term (``train.harm_weight``) counts from step ``train.harm_from_step``
+    on: from the first step it holds an untrained GRU at its warm start, whose every correction is
+    still a guess (from scratch the GRU never left tuned DIS), so it refines a GRU that has learned."""
     f1, f2, flow, valid, init = batch
     f1, f2, flow, valid = (t.to(dev, non_blocking=True) for t in (f1, f2, flow, valid))
     init = init.to(dev, non_blocking=True) if init.numel() else None
     refined = model.refiner is not None
     preds = model(f1, f2, init)
+    harm = tr.get("harm_weight", 0.0) if step >= tr.get("harm_from_step", 0) else 0.0
     loss = flow_loss(preds, flow, valid, tr["gamma"], refined, tr.get("refine_max_error", 1.0), init,
-                     tr.get("max_warm_error", 0.0), tr.get("harm_weight", 0.0))
+                     tr.get("max_warm_error", 0.0), harm)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), tr["clip"])
@@ -254,7 +263,7 @@ def _train(cfg: dict, out: Path, max_minutes: float | None, progress: bool, comm
 
     model.train()
     for batch in loader:
-        running.append(train_step(model, opt, sched, batch, tr, dev))
+        running.append(train_step(model, opt, sched, batch, tr, dev, step))
         step += 1
         bar.update()
         bar.set_postfix(loss=f"{running[-1][0]:.3f}", epe=f"{running[-1][1]:.3f}", warm=f"{running[-1][3]:.3f}")
