@@ -157,6 +157,7 @@ def main() -> None:
         g = load_gt_flow(s)
         gt, face = g["flow"], g["face_mask"]
         move = face & (np.linalg.norm(gt - _affine_part(gt, face), axis=-1) >= 0.1)
+        size = np.linalg.norm(gt, axis=-1)  # the true motion's length, for the by-size table
         cache.clear()
         for m in order:
             t0 = time.perf_counter()
@@ -170,7 +171,6 @@ def main() -> None:
             st["t"].append(dt)
             st["all"].append(err[face])
             if m in by_size:
-                size = np.linalg.norm(gt, axis=-1)
                 along = ((f - gt) * gt).sum(-1) / np.maximum(size, 1e-6)
                 for k, (lo, hi) in enumerate(zip(SIZE_BINS[:-1], SIZE_BINS[1:])):
                     sel = face & (size >= lo) & (size < hi)
@@ -240,8 +240,8 @@ def main() -> None:
               markdown_table(["subject", *shown] + (["GRU-AOFE better"] if both else []), table)]
     if by_size:
         rows = []
+        counts = next(iter(by_size.values()))[:, 0]  # the same pixels for every method
         for k, (lo, hi) in enumerate(zip(SIZE_BINS[:-1], SIZE_BINS[1:])):
-            counts = next(iter(by_size.values()))[:, 0]  # the same pixels for every method
             n = counts[k]
             cells = [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}", f"{n / max(counts.sum(), 1):.1%}"]
             for m in by_size:

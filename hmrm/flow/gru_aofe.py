@@ -44,9 +44,10 @@ measurements of the current flow's error (:func:`.update.photometric_features`).
 Why the GRU then made tuned DIS worse on the best-textured faces (measured on the development SynthME,
 seed 1, never on the reported seeds): (1) trained on local deformations whose peaks reached 1.5 px, it
 had learned that facial motion is small and shortened the larger expression motions that DIS had right:
-on the pixels of the worst subject that move 1.2-2.5 px, the error along the true motion was -0.032 px
-for DIS and -0.043 px after the GRU; (2) its corrections had a floor of about 0.03 px everywhere, more than
-DIS's own error on the quarter of the face where DIS is best. The recipe draws deformations up to 4 px
+on the face pixels that move 1.2-2.5 px, the error along the true motion was -0.0224 px for DIS and
+-0.0689 px after the GRU (``benchmarks/results/flow_parts/dev1_narrow.md``, the error-by-size table of
+``benchmarks/flow_bench.py``); (2) its corrections had a floor of a few hundredths of a pixel everywhere,
+more than DIS's own error where DIS is best. The recipe draws deformations up to 4 px
 (``data.bump_max_px``) and, once the GRU has learned, weighs an error by how right DIS already was
 (``train.harm_weight``, :func:`flow_loss`).
 
